@@ -1,0 +1,89 @@
+"""piccolo_admin for coordinators, built once and mounted at /admin/.
+
+It signs in through the app's own sign-in page and session (the same ``id`` cookie and
+session table), so there is one set of credentials. Changes made here go through the same
+account rules as the rest of the app, and the audit log cannot be edited.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from piccolo_admin.endpoints import TableConfig, create_admin
+from piccolo_api.crud.hooks import Hook, HookType
+from piccolo_api.crud.validators import Validators
+from starlette.exceptions import HTTPException
+
+from lending import codes, errors
+from lending.audit.tables import AuditEvent
+from lending.clock import now
+from lending.members import services as members
+from lending.members.tables import Account, Session
+from lending.referrals.tables import Organisation
+
+
+def _reject(exc: errors.DomainError) -> HTTPException:
+    problems = "; ".join(f"{field}: {text}" for field, text in exc.errors.items())
+    return HTTPException(status_code=exc.status, detail=f"{exc.detail} {problems}".strip())
+
+
+async def _before_add_account(row: Account) -> Account:
+    try:
+        derived = await members.admin_account_fields(role=row.role, email=row.email,
+                                                     organisation_id=row.organisation, name=row.name)
+    except errors.DomainError as exc:
+        raise _reject(exc) from exc
+    for key, value in derived.items():
+        setattr(row, key, value)
+    row.card_code = codes.new_code()
+    row.username = row.card_code
+    row.active = True
+    row.created_at = now()
+    return row
+
+
+async def _before_change_account(row_id: Any, values: dict[str, Any]) -> dict[str, Any]:
+    current = await Account.select(Account.role, Account.email, Account.organisation, Account.name).where(
+        Account.id == row_id).first().run()
+    if current is None:
+        raise HTTPException(status_code=404, detail="There is no such account.")
+    merged = {**current, **{key: value for key, value in values.items() if key in current}}
+    try:
+        derived = await members.admin_account_fields(role=merged["role"], email=merged["email"],
+                                                     organisation_id=merged["organisation"], name=merged["name"])
+    except errors.DomainError as exc:
+        raise _reject(exc) from exc
+    # The card code and username are the member's identity on cards and in the admin.
+    values = {key: value for key, value in values.items() if key not in {"card_code", "username"}}
+    return {**values, **derived}
+
+
+def _read_only(*_: Any, **__: Any) -> None:
+    raise HTTPException(status_code=405, detail="The audit log cannot be changed.")
+
+
+def build_admin(*, production: bool):
+    account = TableConfig(
+        Account,
+        visible_columns=[Account.id, Account.name, Account.email, Account.role, Account.card_code,
+                         Account.organisation, Account.active],
+        exclude_visible_filters=[Account.password],
+        hooks=[Hook(HookType.pre_save, _before_add_account), Hook(HookType.pre_patch, _before_change_account)],
+        menu_group="People",
+    )
+    organisation = TableConfig(Organisation, menu_group="Referrals")
+    audit = TableConfig(
+        AuditEvent,
+        validators=Validators(post_single=[_read_only], patch_single=[_read_only], put_single=[_read_only],
+                              delete_single=[_read_only], delete_all=[_read_only]),
+        order_by=None,
+        menu_group="Records",
+    )
+    return create_admin(
+        tables=[account, organisation, audit],
+        auth_table=Account,
+        session_table=Session,
+        site_name="lending",
+        production=production,
+        auto_include_related=False,
+    )

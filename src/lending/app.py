@@ -1,0 +1,95 @@
+"""``create_app(settings)``: the only place everything is wired together."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar, Router, asgi
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.static_files import create_static_files_router
+from litestar.types import Receive, Scope, Send
+
+from lending import __version__, db, errors
+from lending.i18n import lazy_gettext as _l
+from lending.loans import controllers as loans
+from lending.members import controllers as members
+from lending.members.rules import Role, may_act_as
+from lending.referrals import controllers as referrals
+from lending.settings import Settings
+from lending.venues import controllers as venues
+from lending.web import auth, csrf
+from lending.web import controllers as web
+from lending.web.errors import HANDLERS
+from lending.web.paths import static_dir
+from lending.web.templating import template_config
+
+log = logging.getLogger("lending")
+
+
+def _admin_handler(settings: Settings):
+    from admin import build_admin
+
+    admin_app = build_admin(production=settings.secure_cookies)
+
+    @asgi("/admin/", is_mount=True, copy_scope=True, include_in_schema=False, name="admin",
+          opt={"exclude_from_csrf": True})
+    async def admin(scope: Scope, receive: Receive, send: Send) -> None:
+        """Coordinators only; everyone signs in through /login, never the admin's own form."""
+        user = scope.get("user")
+        if user is None and scope["method"] == "GET" and not scope["path"].startswith(("/api/", "/public/")):
+            # A person opening the admin: send them through the app's sign-in, then back here.
+            await send({"type": "http.response.start", "status": 303,
+                        "headers": [(b"location", b"/login?next=%2Fadmin%2F"), (b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        if user is None:
+            raise errors.NotSignedIn(_l("Sign in to see this page."), code="not_signed_in")
+        if not may_act_as(user.role, Role.coordinator):
+            raise errors.NotAllowed(_l("Only coordinators can use the admin."), code="wrong_role")
+        await admin_app(scope, receive, send)
+
+    return admin
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or Settings.from_env()
+    db.configure(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await db.start()
+        try:
+            yield
+        finally:
+            await db.stop()
+
+    api = Router(path="/api/v1", route_handlers=[*members.API_ROUTES])
+    app = Litestar(
+        route_handlers=[
+            *web.ROUTES, *members.ROUTES, *loans.ROUTES, *referrals.ROUTES, *venues.ROUTES, api,
+            _admin_handler(settings),
+            create_static_files_router(path="/static", directories=[static_dir()], name="static",
+                                       include_in_schema=False),
+        ],
+        middleware=[
+            auth.RequestContextMiddleware(secret=settings.secret_key, secure=settings.secure_cookies),
+            csrf.middleware(secret=settings.secret_key, secure=settings.secure_cookies),
+        ],
+        exception_handlers=HANDLERS,
+        template_config=template_config(),
+        openapi_config=OpenAPIConfig(title="lending", version=__version__, path="/schema",
+                                     render_plugins=[SwaggerRenderPlugin()]),
+        lifespan=[lifespan],
+        debug=False,
+        state=None,
+    )
+    app.state.settings = settings
+    return app
+
+
+def create_app_from_env() -> Litestar:
+    """The factory the server calls in each worker process."""
+    return create_app(Settings.from_env())

@@ -1,0 +1,160 @@
+"""The database: an engine chosen from DATABASE_URL, one transaction helper, migrations.
+
+Piccolo binds every table to an engine. ``configure`` builds the engine from a URL and binds
+all of our tables (and Piccolo's migration table) to it, so the server, the CLI and the tests
+can each pick their database explicitly instead of through import-time globals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import os
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from piccolo.engine.base import Engine
+from piccolo.engine.postgres import PostgresEngine
+from piccolo.engine.sqlite import SQLiteEngine, TransactionType
+
+from lending.settings import sqlite_path
+
+os.environ.setdefault("PICCOLO_CONF", "lending.piccolo_conf")
+
+SQLITE_BUSY_TIMEOUT_SECONDS = 30
+
+_engine: Engine | None = None
+_engine_url: str | None = None
+_started = False
+
+
+def normalise_postgres_url(url: str) -> str:
+    """asyncpg accepts only postgresql:// (or postgres://); SQLAlchemy-style
+    ``postgresql+asyncpg://`` URLs are common in deployment files, so accept them too."""
+    scheme, rest = url.split("://", 1)
+    if scheme.startswith("postgresql+") or scheme == "postgres":
+        scheme = "postgresql"
+    return f"{scheme}://{rest}"
+
+
+def make_engine(database_url: str) -> Engine:
+    if database_url.startswith("sqlite://"):
+        path = sqlite_path(database_url)
+        return SQLiteEngine(path=str(path), timeout=SQLITE_BUSY_TIMEOUT_SECONDS)
+    return PostgresEngine(config={"dsn": normalise_postgres_url(database_url)})
+
+
+def all_tables() -> list:
+    from piccolo.apps.migrations.tables import Migration
+
+    from lending.piccolo_app import APP_CONFIG
+
+    return [*APP_CONFIG.table_classes, Migration]
+
+
+def configure(database_url: str) -> Engine:
+    """Bind every table (ours and Piccolo's migration table) to an engine for this URL;
+    calling it again with the same URL keeps the engine (and its pool)."""
+    global _engine, _engine_url, _started
+    if _engine is not None and _engine_url == database_url:
+        return _engine
+    if database_url.startswith("sqlite://"):
+        sqlite_path(database_url).parent.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(database_url)
+    for table in all_tables():
+        table._meta.db = engine
+    from lending import piccolo_conf
+
+    piccolo_conf.DB = engine
+    _engine, _engine_url, _started = engine, database_url, False
+    return engine
+
+
+def engine() -> Engine:
+    if _engine is None:
+        raise RuntimeError("lending.db.configure() has not been called")
+    return _engine
+
+
+def is_postgres() -> bool:
+    return isinstance(engine(), PostgresEngine)
+
+
+async def start() -> None:
+    """Once per process: WAL on SQLite (it persists in the file), a pool on PostgreSQL."""
+    global _started
+    if _started:
+        return
+    _started = True
+    current = engine()
+    if isinstance(current, SQLiteEngine):
+        await current.run_ddl("PRAGMA journal_mode=WAL")
+    elif isinstance(current, PostgresEngine):
+        await current.start_connection_pool(min_size=1, max_size=10)
+
+
+async def stop() -> None:
+    global _started
+    current = _engine
+    if not _started:
+        return
+    _started = False
+    if isinstance(current, PostgresEngine):
+        await current.close_connection_pool()
+
+
+@contextlib.asynccontextmanager
+async def transaction(*, write: bool = False) -> AsyncIterator[object]:
+    """One transaction on either engine. ``write=True`` takes SQLite's write lock at the
+    start (BEGIN IMMEDIATE), so a read-then-write cannot interleave with another writer;
+    on PostgreSQL, services lock the rows they change."""
+    current = engine()
+    if isinstance(current, SQLiteEngine):
+        kind = TransactionType.immediate if write else TransactionType.deferred
+        context = current.transaction(transaction_type=kind)
+    else:
+        context = current.transaction()
+    async with context as txn:
+        yield txn
+
+
+def contains(column, text: str):
+    """Case-insensitive 'column contains text' on either engine (SQLite's LIKE already
+    ignores case for ASCII; PostgreSQL needs ILIKE)."""
+    pattern = f"%{text}%"
+    return column.ilike(pattern) if is_postgres() else column.like(pattern)
+
+
+def is_unique_violation(exc: BaseException) -> bool:
+    if isinstance(exc, sqlite3.IntegrityError):
+        return "UNIQUE constraint failed" in str(exc)
+    try:
+        import asyncpg
+    except ImportError:  # pragma: no cover - asyncpg is a dependency
+        return False
+    return isinstance(exc, asyncpg.exceptions.UniqueViolationError)
+
+
+async def ping(timeout: float = 2.0) -> bool:
+    try:
+        await asyncio.wait_for(engine().run_ddl("SELECT 1"), timeout=timeout)
+    except Exception:
+        return False
+    return True
+
+
+async def migrate(*, quiet: bool = True) -> None:
+    """Apply pending migrations of our one Piccolo app; raise if one fails."""
+    from piccolo.apps.migrations.commands.forwards import run_forwards
+
+    stream = io.StringIO() if quiet else None
+    with contextlib.redirect_stdout(stream) if stream else contextlib.nullcontext():
+        result = await run_forwards(app_name="lending")
+    if not result.success:
+        raise RuntimeError(f"migration failed: {result.message}")
+
+
+def migrations_folder() -> Path:
+    return Path(__file__).parent / "piccolo_migrations"

@@ -1,0 +1,102 @@
+"""Translations (English and Welsh) for every layer, without any web framework.
+
+The language of the current request or command lives in a context variable; ``gettext``
+reads it at call time and ``lazy_gettext`` when the text is finally shown, so services can
+raise errors whose message appears in the reader's language. Catalogues are the ``.po``
+files under ``lending/locale``, compiled in memory at first use.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import io
+from functools import cache
+from pathlib import Path
+
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import NullTranslations, Translations
+
+LANGUAGES = {"en": "English", "cy": "Cymraeg"}
+DEFAULT_LANGUAGE = "en"
+LOCALE_DIR = Path(__file__).parent / "locale"
+
+_current = contextvars.ContextVar("lending_language", default=DEFAULT_LANGUAGE)
+
+
+def catalogue_path(language: str) -> Path:
+    return LOCALE_DIR / language / "LC_MESSAGES" / "messages.po"
+
+
+@cache
+def translations(language: str) -> NullTranslations:
+    path = catalogue_path(language)
+    if language == DEFAULT_LANGUAGE or not path.exists():
+        return NullTranslations()
+    with path.open("rb") as handle:
+        catalog = read_po(handle, locale=language)
+    buffer = io.BytesIO()
+    write_mo(buffer, catalog)
+    buffer.seek(0)
+    return Translations(buffer)
+
+
+def set_language(language: str) -> contextvars.Token:
+    return _current.set(language if language in LANGUAGES else DEFAULT_LANGUAGE)
+
+
+def reset_language(token: contextvars.Token) -> None:
+    _current.reset(token)
+
+
+def current_language() -> str:
+    return _current.get()
+
+
+def gettext(message: str, **variables: object) -> str:
+    text = translations(_current.get()).ugettext(message)
+    return text % variables if variables else text
+
+
+def ngettext(singular: str, plural: str, n: int, **variables: object) -> str:
+    text = translations(_current.get()).ungettext(singular, plural, n)
+    return text % {"num": n, **variables}
+
+
+class LazyText(str):
+    """A message translated when it is shown, in the language of whoever reads it."""
+
+    __slots__ = ("message", "variables")
+
+    def __new__(cls, message: str, **variables: object) -> LazyText:
+        instance = super().__new__(cls, message)
+        instance.message = message
+        instance.variables = variables
+        return instance
+
+    def __str__(self) -> str:
+        return gettext(self.message, **self.variables)
+
+    def __html__(self) -> str:
+        from markupsafe import escape
+
+        return str(escape(str(self)))
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
+def lazy_gettext(message: str, **variables: object) -> LazyText:
+    return LazyText(message, **variables)
+
+
+def negotiate(*, chosen: str | None, account_language: str | None, accept_language: str | None) -> str:
+    """The switch a person used wins, then their account's choice, then their browser's."""
+    for candidate in (chosen, account_language):
+        if candidate in LANGUAGES:
+            return candidate
+    for part in (accept_language or "").split(","):
+        tag = part.split(";", 1)[0].strip().lower()
+        if tag[:2] in LANGUAGES:
+            return tag[:2]
+    return DEFAULT_LANGUAGE

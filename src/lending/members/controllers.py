@@ -1,0 +1,123 @@
+"""People: your own account, registering members at the desk, the coordinator's people
+page, and the members API."""
+
+from __future__ import annotations
+
+from litestar import Request, Response, Router, get, post
+from litestar.params import FromQuery, JSONBody
+from litestar.response import Redirect, Template
+
+from lending import errors
+from lending.i18n import gettext as _
+from lending.members import rules
+from lending.members import services as members
+from lending.members.rules import Role
+from lending.members.schemas import MeOut, MemberIn, MemberList, MemberOut, member_out
+from lending.referrals import services as referrals
+from lending.web import flash
+from lending.web.auth import current_user, requires, signed_in
+from lending.web.forms import form_data
+
+
+# --- your account ----------------------------------------------------------------------------
+
+@get("/account", name="members:account", guards=[signed_in], include_in_schema=False)
+async def account_page(request: Request) -> Template:
+    return Template(template_name="members/account.html", context={"account": current_user(request)})
+
+
+# --- the desk: registering members --------------------------------------------------------------
+
+@get("/new", name="members:register", include_in_schema=False)
+async def register_page(request: Request) -> Template:
+    return Template(template_name="members/register.html", context={"values": {}, "errors": {}, "error": None})
+
+
+@post("/", name="members:register_submit", include_in_schema=False)
+async def register_submit(request: Request) -> Response:
+    data = await form_data(request)
+    try:
+        member = await members.register_member(
+            name=data.get("name", ""), email=data.get("email") or None, phone=data.get("phone") or None,
+            language=data.get("language", "en"), actor_id=current_user(request).id,
+        )
+    except (errors.InvalidInput, errors.Conflict) as exc:
+        return Template(template_name="members/register.html",
+                        context={"values": data, "errors": exc.errors, "error": str(exc.detail)},
+                        status_code=exc.status)
+    flash.add(request.scope, _("%(name)s is registered. Their card number is %(code)s.",
+                               name=member.name, code=member.card_code))
+    return Redirect(path=f"/desk?q={member.card_code}", status_code=303)
+
+
+desk_members = Router(path="/desk/members", guards=[requires(Role.volunteer)],
+                      route_handlers=[register_page, register_submit])
+
+
+# --- the coordinator's people page -------------------------------------------------------------
+
+async def _people_context(values: dict, problems: dict, error: str | None) -> dict:
+    organisations = await referrals.list_organisations()
+    return {
+        "people": await members.list_accounts(),
+        "role_options": [(role.value, rules.ROLE_LABELS[role]) for role in Role],
+        "organisation_options": [("", _("None")), *((o.id, o.name) for o in organisations)],
+        "values": values,
+        "errors": problems,
+        "error": error,
+    }
+
+
+@get("/", name="members:people", include_in_schema=False)
+async def people_page(request: Request) -> Template:
+    return Template(template_name="members/people.html", context=await _people_context({"role": "volunteer"}, {}, None))
+
+
+@post("/", name="members:people_create", include_in_schema=False)
+async def people_create(request: Request) -> Response:
+    data = await form_data(request)
+    try:
+        person = await members.create_account(
+            name=data.get("name", ""), email=data.get("email") or None, role=data.get("role", ""),
+            password=data.get("password") or None, phone=data.get("phone") or None,
+            language=data.get("language", "en"), organisation=data.get("organisation") or None,
+            actor_id=current_user(request).id,
+        )
+    except (errors.InvalidInput, errors.Conflict) as exc:
+        data.pop("password", None)
+        return Template(template_name="members/people.html",
+                        context=await _people_context(data, exc.errors, str(exc.detail)), status_code=exc.status)
+    flash.add(request.scope, _("Account created for %(name)s (%(role)s).", name=person.name,
+                               role=str(rules.ROLE_LABELS[Role(person.role)])))
+    return Redirect(path="/manage/people", status_code=303)
+
+
+manage_people = Router(path="/manage/people", guards=[requires(Role.coordinator)],
+                       route_handlers=[people_page, people_create])
+
+
+# --- JSON API ----------------------------------------------------------------------------------
+
+@post("/members", name="api:members_create", guards=[requires(Role.volunteer)], tags=["members"],
+      summary="Register a member at the counter")
+async def api_create_member(request: Request, data: JSONBody[MemberIn]) -> Response[MemberOut]:
+    member = await members.register_member(name=data.name, email=data.email, phone=data.phone,
+                                           language=data.language, actor_id=current_user(request).id)
+    return Response(content=member_out(member), status_code=201)
+
+
+@get("/members", name="api:members_search", guards=[requires(Role.volunteer)], tags=["members"],
+     summary="Find members by name, email or card code")
+async def api_search_members(q: FromQuery[str] = "") -> MemberList:
+    return MemberList(members=[member_out(m) for m in await members.find_members(query=q)])
+
+
+@get("/me", name="api:me", guards=[signed_in], tags=["members"], summary="The signed-in account")
+async def api_me(request: Request) -> MeOut:
+    user = current_user(request)
+    return MeOut(id=user.id, name=user.name, email=user.email, role=user.role, language=user.language,
+                 card_code=user.card_code, organisation=user.organisation_name)
+
+
+API_ROUTES = [api_create_member, api_search_members, api_me]
+ROUTES = [account_page, desk_members, manage_people]
