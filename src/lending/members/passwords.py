@@ -20,13 +20,14 @@ def _hash(password: str) -> str:
 
 def _verify(password: str, stored: str) -> bool:
     try:
-        _, iterations, salt, _ = Account.split_stored_password(stored)
-    except Exception:
+        _, iterations_text, salt, _ = Account.split_stored_password(stored)
+        iterations = int(iterations_text)
+    except ValueError:
         # No usable hash (a member registered at the counter without a password):
         # spend the same effort, then refuse.
         Account.hash_password(password)
         return False
-    candidate = Account.hash_password(password, salt, int(iterations))
+    candidate = Account.hash_password(password, salt, iterations)
     return hmac.compare_digest(candidate, stored)
 
 

@@ -89,10 +89,9 @@ def http_error(request: Request, exc: HTTPException) -> Response:
     if isinstance(exc, PermissionDeniedException) and "CSRF" in str(exc.detail):
         return _respond(request, 403, "csrf_failed",
                         _("This form has expired or was not sent from this site. Go back, reload the page and try again."))
+    if status == 400 and "malformed" in str(exc.detail).lower():
+        return _respond(request, 400, "malformed_json", _("The request body is not valid JSON."))
     if isinstance(exc, ValidationException):
-        message = str(exc.detail)
-        if "malformed" in message.lower() or "json" in message.lower() and "decode" in message.lower():
-            return _respond(request, 400, "malformed_json", _("The request body is not valid JSON."))
         problems = [
             {"field": item.get("key"), "message": item.get("message")}
             for item in (exc.extra or []) if isinstance(item, dict)
