@@ -8,6 +8,7 @@ import asyncio
 import getpass
 import os
 import sys
+import warnings
 from collections.abc import Awaitable, Callable
 
 from lending import db, errors, i18n
@@ -195,6 +196,9 @@ def _one_line(exc: errors.DomainError) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Piccolo prints multi-line warnings (e.g. when the database is unreachable); the
+    # command says what went wrong in its own one line instead.
+    warnings.filterwarnings("ignore", module="piccolo")
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)

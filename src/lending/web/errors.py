@@ -15,23 +15,24 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from lending import errors
 from lending.i18n import gettext as _
+from lending.i18n import lazy_gettext as _l
 
 log = logging.getLogger("lending")
 
 _MACHINE_PREFIXES = ("/api/", "/webhooks/", "/health", "/schema")
 
 _TITLES = {
-    400: "This request could not be understood",
-    401: "Sign in to continue",
-    403: "You cannot see this page",
-    404: "Page not found",
-    405: "This address does not accept that request",
-    409: "That has changed in the meantime",
-    413: "That upload is too large",
-    422: "Check what you entered",
-    429: "Too many attempts",
-    500: "Sorry, something went wrong on our side",
-    503: "The library is unavailable for a moment",
+    400: _l("This request could not be understood"),
+    401: _l("Sign in to continue"),
+    403: _l("You cannot see this page"),
+    404: _l("Page not found"),
+    405: _l("This address does not accept that request"),
+    409: _l("That has changed in the meantime"),
+    413: _l("That upload is too large"),
+    422: _l("Check what you entered"),
+    429: _l("Too many attempts"),
+    500: _l("Sorry, something went wrong on our side"),
+    503: _l("The library is unavailable for a moment"),
 }
 
 _HTTP_CODES = {
@@ -49,7 +50,7 @@ def wants_json(request: Request) -> bool:
 
 
 def _page(request: Request, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    title = _(_TITLES.get(status, _TITLES[400] if status < 500 else _TITLES[500]))
+    title = str(_TITLES.get(status, _TITLES[400] if status < 500 else _TITLES[500]))
     return Template(
         template_name="errors/error.html",
         context={"status": status, "title": title, "message": message},
@@ -100,7 +101,7 @@ def http_error(request: Request, exc: HTTPException) -> Response:
                         {"errors": problems} if problems else None)
     if status >= 500:
         return server_error(request, exc)
-    detail = exc.detail if isinstance(exc.detail, str) and exc.detail else _(_TITLES.get(status, _TITLES[400]))
+    detail = exc.detail if isinstance(exc.detail, str) and exc.detail else str(_TITLES.get(status, _TITLES[400]))
     return _respond(request, status, _HTTP_CODES.get(status, "bad_request"), detail, headers=exc.headers)
 
 
