@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from litestar import Litestar, Router, asgi
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 from litestar.types import Receive, Scope, Send
@@ -80,8 +81,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         exception_handlers=HANDLERS,
         template_config=template_config(),
-        openapi_config=OpenAPIConfig(title="lending", version=__version__, path="/schema",
-                                     render_plugins=[SwaggerRenderPlugin()]),
+        openapi_config=OpenAPIConfig(
+            title="lending", version=__version__, path="/schema", render_plugins=[SwaggerRenderPlugin()],
+            description="A library of things. Authenticate with the browser session (send the CSRF token in "
+                        "X-CSRFToken) or with 'Authorization: Bearer <token>' from `lending token create`. "
+                        'Errors are {"code", "detail"}.',
+            components=Components(security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}),
+            security=[{"bearer": []}],
+        ),
         lifespan=[lifespan],
         debug=False,
         state=None,
