@@ -153,9 +153,9 @@ def _email_taken(email: str) -> errors.Conflict:
 
 async def _organisation_id(organisation: str | int) -> int | None:
     if isinstance(organisation, int) or str(organisation).isdigit():
-        found = {o.id for o in await referrals.list_organisations()}
-        return int(organisation) if int(organisation) in found else None
-    found = await referrals.find_organisation(name=str(organisation))
+        found = await referrals.get_organisation(organisation_id=int(organisation))
+    else:
+        found = await referrals.find_organisation(name=str(organisation))
     return found.id if found else None
 
 

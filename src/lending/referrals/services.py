@@ -36,6 +36,11 @@ async def list_organisations() -> list[OrganisationView]:
     return [_view(row) for row in rows]
 
 
+async def get_organisation(*, organisation_id: int) -> OrganisationView | None:
+    row = await Organisation.select().where(Organisation.id == organisation_id).first().run()
+    return _view(row) if row else None
+
+
 async def find_organisation(*, name: str) -> OrganisationView | None:
     row = await Organisation.select().where(Lower(Organisation.name) == " ".join(name.split()).lower()).first().run()
     return _view(row) if row else None
