@@ -24,8 +24,8 @@ test: $(BIN)/lending
 
 ## messages: refresh the translation catalogues from the code and templates
 messages: $(BIN)/lending
-	$(BIN)/pybabel extract -F babel.cfg --no-location --sort-output -k _l -k lazy_gettext -o src/lending/locale/messages.pot .
-	$(BIN)/pybabel update --no-fuzzy-matching -i src/lending/locale/messages.pot -d src/lending/locale -l cy
+	$(BIN)/pybabel extract -F babel.cfg --no-location --sort-output -k _l -k lazy_gettext -k lazy_ngettext:1,2 -o src/lending/locale/messages.pot .
+	$(BIN)/pybabel update --no-fuzzy-matching --ignore-obsolete -i src/lending/locale/messages.pot -d src/lending/locale -l cy
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache

@@ -90,6 +90,25 @@ def lazy_gettext(message: str, **variables: object) -> LazyText:
     return LazyText(message, **variables)
 
 
+class LazyPlural(LazyText):
+    """A plural message (``%(num)d`` is the count) translated when it is shown."""
+
+    __slots__ = ("plural", "count")
+
+    def __new__(cls, singular: str, plural: str, count: int, **variables: object) -> LazyPlural:
+        instance = super().__new__(cls, singular, **variables)
+        instance.plural = plural
+        instance.count = count
+        return instance
+
+    def __str__(self) -> str:
+        return ngettext(self.message, self.plural, self.count, **self.variables)
+
+
+def lazy_ngettext(singular: str, plural: str, count: int, **variables: object) -> LazyPlural:
+    return LazyPlural(singular, plural, count, **variables)
+
+
 def negotiate(*, chosen: str | None, account_language: str | None, accept_language: str | None) -> str:
     """The switch a person used wins, then their account's choice, then their browser's."""
     for candidate in (chosen, account_language):

@@ -156,3 +156,12 @@ async def test_admin_edits_follow_the_account_rules(client, people):
     assert (await Account.select(Account.role).where(Account.id == member.id).first().run())["role"] == "coordinator"
     response = await client.delete("/admin/api/tables/audit_event/1/", headers=headers)
     assert response.status_code == 405
+
+
+async def test_error_pages_are_in_the_readers_language_even_off_route(client):
+    page = await client.get("/no-such-page", headers={"Accept-Language": "cy", "Accept": "text/html"})
+    assert page.status_code == 404 and '<html lang="cy">' in page.text
+    assert "Page not found" not in page.text
+    client.cookies.set("lang", "cy")
+    response = await client.delete("/api/v1/me")
+    assert response.status_code == 405 and response.json()["detail"] != "Method Not Allowed"

@@ -6,6 +6,16 @@ from datetime import datetime
 
 from lending import clock
 from lending.audit.tables import AuditEvent
+from lending.i18n import lazy_gettext as _l
+
+# What each recorded action means, for people reading the log.
+ACTION_LABELS = {
+    "account.create": _l("Created an account"),
+    "account.sign_in": _l("Signed in"),
+    "api_token.create": _l("Created an API token"),
+    "api_token.revoke": _l("Revoked API tokens"),
+    "organisation.create": _l("Added a referring organisation"),
+}
 
 
 async def record(*, action: str, actor_id: int | None, subject: str = "", detail: str = "",
@@ -16,7 +26,7 @@ async def record(*, action: str, actor_id: int | None, subject: str = "", detail
 
 
 async def recent(*, limit: int = 100) -> list[dict]:
-    return await (
+    rows = await (
         AuditEvent.select(
             AuditEvent.at, AuditEvent.action, AuditEvent.subject, AuditEvent.detail,
             AuditEvent.actor.name.as_alias("actor_name"),
@@ -25,3 +35,4 @@ async def recent(*, limit: int = 100) -> list[dict]:
         .limit(limit)
         .run()
     )
+    return [{**row, "label": ACTION_LABELS.get(row["action"], row["action"])} for row in rows]

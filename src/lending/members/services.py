@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from lending import clock, codes, db, errors
 from lending.audit import services as audit
 from lending.i18n import lazy_gettext as _l
+from lending.i18n import lazy_ngettext
 from lending.members import passwords, rules
 from lending.members.rules import Role
 from lending.members.tables import Account, ApiToken, LoginAttempt, Session
@@ -221,8 +222,9 @@ async def sign_in(*, email: str, password: str, address: str, now: datetime | No
             oldest = by_email[0] if len(by_email) >= SIGN_IN_LIMIT.per_email else by_address[0]
             wait = rules.retry_after_seconds(oldest_failure=oldest, now=now, limit=SIGN_IN_LIMIT)
             raise errors.TooManyAttempts(
-                _l("Too many failed sign-in attempts. Wait %(minutes)s minutes, then try again.",
-                   minutes=max(1, (wait + 59) // 60)),
+                lazy_ngettext("Too many failed sign-in attempts. Wait %(num)d minute, then try again.",
+                              "Too many failed sign-in attempts. Wait %(num)d minutes, then try again.",
+                              max(1, (wait + 59) // 60)),
                 retry_after=wait,
             )
         await LoginAttempt.insert(LoginAttempt(key=email_key, attempted_at=now),

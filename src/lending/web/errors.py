@@ -5,17 +5,19 @@ need one. Nothing a client sends may end as a 500."""
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, PermissionDeniedException, ValidationException
-from litestar.response import Redirect, Template
+from litestar.enums import MediaType
+from litestar.response import Redirect
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from lending import errors
-from lending.i18n import gettext as _
+from lending import errors, i18n
 from lending.i18n import lazy_gettext as _l
+from lending.web import auth
 
 log = logging.getLogger("lending")
 
@@ -49,66 +51,89 @@ def wants_json(request: Request) -> bool:
     return "application/json" in accept and "text/html" not in accept
 
 
-def _page(request: Request, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+def _language(request: Request) -> str:
+    """The reader's language. Requests that matched no route (a 404, a 405) never passed
+    through the request middleware, so it is worked out here the same way."""
+    chosen = request.scope.get("state", {}).get("language")
+    if chosen:
+        return chosen
+    return i18n.negotiate(chosen=request.cookies.get(auth.LANGUAGE_COOKIE), account_language=None,
+                          accept_language=request.headers.get("accept-language"))
+
+
+def _page(request: Request, status: int, message: str, headers: dict[str, str] | None) -> Response:
+    # Rendered here, not lazily, so the page is in the reader's language even when the error
+    # arose outside the middleware that sets it.
     title = str(_TITLES.get(status, _TITLES[400] if status < 500 else _TITLES[500]))
-    return Template(
-        template_name="errors/error.html",
-        context={"status": status, "title": title, "message": message},
-        status_code=status,
-        headers=headers,
-        media_type="text/html",
-    )
+    html = request.app.template_engine.get_template("errors/error.html").render(
+        request=request, status=status, title=title, message=message)
+    return Response(content=html, status_code=status, headers=headers, media_type=MediaType.HTML)
 
 
-def _respond(request: Request, status: int, code: str, detail: str, extra: dict[str, Any] | None = None,
+def _respond(request: Request, status: int, code: str, detail: object, extra: dict[str, Any] | None = None,
              headers: dict[str, str] | None = None) -> Response:
-    if wants_json(request):
-        body: dict[str, Any] = {"code": code, "detail": detail}
-        if extra:
-            body.update(extra)
-        return Response(content=body, status_code=status, headers=headers, media_type="application/json")
-    if status == 401:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return Redirect(path=f"/login?next={quote(target, safe='')}", status_code=303)
-    return _page(request, status, detail, headers)
+    token = i18n.set_language(_language(request))
+    try:
+        text = str(detail)
+        if wants_json(request):
+            body: dict[str, Any] = {"code": code, "detail": text}
+            body.update({key: _text(value) for key, value in (extra or {}).items()})
+            return Response(content=body, status_code=status, headers=headers, media_type=MediaType.JSON)
+        if status == 401:
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return Redirect(path=f"/login?next={quote(target, safe='')}", status_code=303)
+        return _page(request, status, text, headers)
+    finally:
+        i18n.reset_language(token)
+
+
+def _text(value: Any) -> Any:
+    """Lazy messages inside an error body, turned into text in the reader's language."""
+    if isinstance(value, dict):
+        return {key: _text(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_text(item) for item in value]
+    return str(value) if isinstance(value, i18n.LazyText) else value
 
 
 def domain_error(request: Request, exc: errors.DomainError) -> Response:
     extra: dict[str, Any] = {}
     if exc.reasons:
-        extra["reasons"] = [str(r) for r in exc.reasons]
+        extra["reasons"] = list(exc.reasons)
     if exc.errors:
-        extra["errors"] = {field: str(text) for field, text in exc.errors.items()}
+        extra["errors"] = dict(exc.errors)
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, errors.TooManyAttempts) else None
-    return _respond(request, exc.status, exc.code, str(exc.detail), extra, headers)
+    return _respond(request, exc.status, exc.code, exc.detail, extra, headers)
 
 
 def http_error(request: Request, exc: HTTPException) -> Response:
     status = exc.status_code
     if isinstance(exc, NotFoundException):
-        return _respond(request, 404, "not_found", _("There is nothing at this address."))
+        return _respond(request, 404, "not_found", _l("There is nothing at this address."))
     if isinstance(exc, PermissionDeniedException) and "CSRF" in str(exc.detail):
         return _respond(request, 403, "csrf_failed",
-                        _("This form has expired or was not sent from this site. Go back, reload the page and try again."))
+                        _l("This form has expired or was not sent from this site. Go back, reload the page and try again."))
     if status == 400 and "malformed" in str(exc.detail).lower():
-        return _respond(request, 400, "malformed_json", _("The request body is not valid JSON."))
+        return _respond(request, 400, "malformed_json", _l("The request body is not valid JSON."))
     if isinstance(exc, ValidationException):
         problems = [
             {"field": item.get("key"), "message": item.get("message")}
             for item in (exc.extra or []) if isinstance(item, dict)
         ]
-        return _respond(request, 400, "invalid_input", _("Some of the values sent are missing or not valid."),
+        return _respond(request, 400, "invalid_input", _l("Some of the values sent are missing or not valid."),
                         {"errors": problems} if problems else None)
     if status >= 500:
         return server_error(request, exc)
-    detail = exc.detail if isinstance(exc.detail, str) and exc.detail else str(_TITLES.get(status, _TITLES[400]))
+    # Litestar fills in the English reason phrase ("Method Not Allowed"); say it in our words.
+    generic = not exc.detail or exc.detail == HTTPStatus(status).phrase
+    detail = _TITLES.get(status, _TITLES[400]) if generic else exc.detail
     return _respond(request, status, _HTTP_CODES.get(status, "bad_request"), detail, headers=exc.headers)
 
 
 def server_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return _respond(request, HTTP_500_INTERNAL_SERVER_ERROR, "internal_error",
-                    _("Sorry, something went wrong on our side. The problem has been logged; please try again."))
+                    _l("Sorry, something went wrong on our side. The problem has been logged; please try again."))
 
 
 HANDLERS = {
