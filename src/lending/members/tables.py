@@ -4,6 +4,7 @@ from piccolo.columns.base import OnDelete
 from piccolo.table import Table
 from piccolo_api.session_auth.tables import SessionsBase
 
+from lending.members.rules import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from lending.referrals.tables import Organisation
 
 
@@ -23,6 +24,10 @@ class Account(BaseUser, tablename="account"):
     organisation = ForeignKey(references=Organisation, null=True, on_delete=OnDelete.restrict)
     card_code = Varchar(length=16, unique=True)
     created_at = Timestamptz()
+
+    # The admin's change-password form checks these; keep them the same as the app's rule.
+    _min_password_length = MIN_PASSWORD_LENGTH
+    _max_password_length = MAX_PASSWORD_LENGTH
 
 
 class Session(SessionsBase, tablename="session"):
