@@ -58,7 +58,12 @@ def serve(command: list[str], env: dict[str, str], cwd: Path) -> subprocess.Pope
 
 def stop(process: subprocess.Popen) -> None:
     os.killpg(process.pid, 15)
-    process.wait(timeout=10)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        print(f"(server {process.pid} ignored SIGTERM for 30 s; killed)", file=sys.stderr)
+        os.killpg(process.pid, 9)
+        process.wait(timeout=10)
 
 
 def main() -> None:
