@@ -43,8 +43,8 @@ def wrk(url: str, seconds: int, headers: dict[str, str] | None = None) -> tuple[
         args[1:1] = ["-H", f"{key}: {value}"]
     output = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 30).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    p50 = re.search(r"50%\s+(\S+)", output).group(1)
-    p99 = re.search(r"99%\s+(\S+)", output).group(1)
+    p50 = re.search(r"^\s+50%\s+(\S+)", output, re.M).group(1)
+    p99 = re.search(r"^\s+99%\s+(\S+)", output, re.M).group(1)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     if errors:
         raise SystemExit(f"{url}: {errors.group(1)} error responses\n{output}")

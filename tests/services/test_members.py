@@ -192,3 +192,17 @@ async def test_admin_rules_match_the_app(people):
     with pytest.raises(errors.InvalidInput):
         await members.admin_account_fields(role="volunteer", email=None, organisation_id=people["organisation"].id,
                                            name="A")
+
+
+async def test_a_session_used_near_its_expiry_is_extended_but_not_past_its_limit(people):
+    from datetime import datetime
+
+    _, token = await members.sign_in(email="member@example.org", password=PASSWORD, address="1.2.3.4")
+    soon = datetime.now() + timedelta(minutes=10)
+    await Session.update({Session.expiry_date: soon}).where(Session.token == token).run()
+    assert await members.account_for_session(token=token) is not None
+    extended = (await Session.select(Session.expiry_date).where(Session.token == token).first().run())["expiry_date"]
+    assert extended - soon == members.SESSION_EXTEND
+    await Session.update({Session.max_expiry_date: datetime.now() - timedelta(seconds=1)}).where(
+        Session.token == token).run()
+    assert await members.account_for_session(token=token) is None
