@@ -28,6 +28,7 @@ FOREIGN_SETTINGS = ("SECRET_KEY", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", 
 @dataclass(frozen=True)
 class Server:
     base_url: str
+    process: subprocess.Popen | None = None
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -109,6 +110,17 @@ def running_server(folder: Path, env: dict[str, str], *, workers: int = 1) -> It
         )
     try:
         _wait_for_health(base_url, process, log)
-        yield Server(base_url=base_url)
+        yield Server(base_url=base_url, process=process)
     finally:
         _stop(process)
+
+
+def terminate(server: Server, timeout: float) -> bool:
+    """Send SIGTERM to the server's process group; True if it exited within ``timeout``."""
+    assert server.process is not None
+    os.killpg(server.process.pid, signal.SIGTERM)
+    try:
+        server.process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return False
+    return True

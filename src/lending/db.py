@@ -39,10 +39,34 @@ def normalise_postgres_url(url: str) -> str:
     return f"{scheme}://{rest}"
 
 
+class ShieldedSQLiteEngine(SQLiteEngine):
+    """Piccolo's SQLite engine opens a connection, with its own (non-daemon) thread, for each
+    query outside a transaction. A query still running when the server stops, or abandoned when
+    a request is cancelled because its client went away, would leave that thread waiting for
+    ever, and the process could then not exit on SIGTERM. So each query runs shielded from
+    cancellation, and ``stop()`` lets the ones still running finish and close."""
+
+    __slots__ = ("_running",)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._running: set[asyncio.Task] = set()
+
+    async def _run_in_new_connection(self, *args, **kwargs):
+        task = asyncio.ensure_future(super()._run_in_new_connection(*args, **kwargs))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        return await asyncio.shield(task)
+
+    async def finish_running_queries(self, timeout: float = 10.0) -> None:
+        if self._running:
+            await asyncio.wait(set(self._running), timeout=timeout)
+
+
 def make_engine(database_url: str) -> Engine:
     if database_url.startswith("sqlite://"):
         path = sqlite_path(database_url)
-        return SQLiteEngine(path=str(path), timeout=SQLITE_BUSY_TIMEOUT_SECONDS)
+        return ShieldedSQLiteEngine(path=str(path), timeout=SQLITE_BUSY_TIMEOUT_SECONDS)
     return PostgresEngine(config={"dsn": normalise_postgres_url(database_url)})
 
 
@@ -101,7 +125,9 @@ async def stop() -> None:
     if not _started:
         return
     _started = False
-    if isinstance(current, PostgresEngine):
+    if isinstance(current, ShieldedSQLiteEngine):
+        await current.finish_running_queries()
+    elif isinstance(current, PostgresEngine):
         await current.close_connection_pool()
 
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import POSTGRES_URL, SECRET, create_postgres_database, drop_postgres_database, skip_or_fail
-from tests.servers import run_command, running_server, server_env
+from tests.servers import run_command, running_server, server_env, terminate
 
 PASSWORD = "a long enough password"
 
@@ -95,3 +95,22 @@ def test_concurrent_registrations_with_one_email_make_one_member(two_servers):
     found = httpx.get(f"{first.base_url}/api/v1/members", params={"q": "race@example.org"},
                       headers={"Authorization": f"Bearer {token}"}).json()["members"]
     assert len(found) == 1
+
+
+def test_a_server_stops_promptly_on_sigterm_after_clients_hang_up(two_servers):
+    """Clients that give up mid-request leave queries running; SIGTERM must still stop the
+    server (on SQLite an abandoned query used to keep the process alive for ever)."""
+    first, _, token = two_servers
+
+    async def hammer() -> None:
+        async with httpx.AsyncClient(timeout=30) as client:
+            requests = [asyncio.ensure_future(client.get(f"{first.base_url}/api/v1/me",
+                                                         headers={"Authorization": f"Bearer {token}"}))
+                        for _ in range(200)]
+            await asyncio.sleep(0.3)
+            for request in requests:
+                request.cancel()
+            await asyncio.gather(*requests, return_exceptions=True)
+
+    asyncio.run(hammer())
+    assert terminate(first, timeout=8), "the server ignored SIGTERM"
