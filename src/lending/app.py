@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             csrf.middleware(secret=settings.secret_key, secure=settings.secure_cookies),
         ],
         exception_handlers=HANDLERS,
-        template_config=template_config(),
+        template_config=template_config(reload=settings.debug),
         openapi_config=OpenAPIConfig(
             title="lending", version=__version__, path="/schema", render_plugins=[SwaggerRenderPlugin()],
             description="A library of things. Authenticate with the browser session (send the CSRF token in "

@@ -52,8 +52,11 @@ def navigation(user) -> list[tuple[str, Any]]:
     return links
 
 
-def build_environment() -> Environment:
+def build_environment(*, reload: bool = False) -> Environment:
+    """``reload`` re-reads changed templates on each render (for development); otherwise
+    each template is compiled once."""
     env = Environment(
+        auto_reload=reload,
         loader=FileSystemLoader(str(templates_dir())),
         autoescape=select_autoescape(default=True, default_for_string=True),
         extensions=["jinja2.ext.i18n"],
@@ -78,5 +81,5 @@ def build_environment() -> Environment:
     return env
 
 
-def template_config() -> TemplateConfig:
-    return TemplateConfig(instance=Engine.from_environment(build_environment()))
+def template_config(*, reload: bool = False) -> TemplateConfig:
+    return TemplateConfig(instance=Engine.from_environment(build_environment(reload=reload)))
