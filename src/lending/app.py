@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -26,8 +25,6 @@ from lending.web import controllers as web
 from lending.web.errors import HANDLERS
 from lending.web.paths import static_dir
 from lending.web.templating import template_config
-
-log = logging.getLogger("lending")
 
 
 def _admin_handler(settings: Settings):
@@ -91,7 +88,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         lifespan=[lifespan],
         debug=False,
-        state=None,
     )
     app.state.settings = settings
     return app

@@ -7,3 +7,8 @@ from datetime import datetime, timezone
 
 def now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def local_naive_now() -> datetime:
+    """Local time without a zone, as Piccolo's session table (shared with the admin) keeps it."""
+    return datetime.now()

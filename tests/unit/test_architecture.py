@@ -48,3 +48,11 @@ def test_rules_do_no_io_and_read_no_clock():
                      or n in {"lending.clock", "lending.db"}}
         assert forbidden == set(), path
         assert "datetime.now" not in path.read_text()
+
+
+def test_only_the_clock_reads_the_time():
+    readers = [
+        str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py")
+        if path.name != "clock.py" and any(call in path.read_text() for call in ("datetime.now(", "datetime.utcnow("))
+    ]
+    assert readers == []

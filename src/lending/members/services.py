@@ -250,7 +250,7 @@ async def sign_in(*, email: str, password: str, address: str, now: datetime | No
     token = secrets.token_urlsafe(32)
     async with db.transaction(write=True):
         await LoginAttempt.delete().where(LoginAttempt.key == email_key).run()
-        local_now = datetime.now()  # Piccolo's session table keeps naive local times
+        local_now = clock.local_naive_now()
         await Session.insert(Session(token=token, user_id=row["id"], expiry_date=local_now + SESSION_IDLE,
                                      max_expiry_date=local_now + SESSION_MAX)).run()
         await Account.update({Account.last_login: local_now}).where(Account.id == row["id"]).run()
@@ -275,17 +275,13 @@ async def account_for_session(*, token: str) -> AccountView | None:
     if not rows:
         return None
     row = rows[0]
-    local_now = datetime.now()  # Piccolo's session table keeps naive local times
+    local_now = clock.local_naive_now()
     if row["expiry_date"] <= local_now or row["max_expiry_date"] <= local_now:
         return None
     if row["expiry_date"] - local_now < SESSION_EXTEND:
         await Session.update({Session.expiry_date: row["expiry_date"] + SESSION_EXTEND}).where(
             Session.id == row["session_id"]).run()
     return _view(row)
-
-
-async def end_sessions(*, account_id: int) -> None:
-    await Session.delete().where(Session.user_id == account_id).run()
 
 
 # --- API tokens ----------------------------------------------------------------------------

@@ -50,7 +50,6 @@ class RequestContextMiddleware(ASGIMiddleware):
         headers = Headers.from_scope(scope)
         jar = _cookies(scope)
         user: AccountView | None = None
-        via = None
         stale_session = False
         authorization = headers.get("authorization")
         if authorization:
@@ -61,13 +60,10 @@ class RequestContextMiddleware(ASGIMiddleware):
             user = await members.account_for_api_token(token=token.strip())
             if user is None:
                 raise errors.NotSignedIn(_l("This API token is not valid or has been revoked."), code="invalid_token")
-            via = "token"
         elif session_token := jar.get(SESSION_COOKIE):
             user = await members.account_for_session(token=session_token)
-            via = "session" if user else None
             stale_session = user is None
         scope["user"] = user
-        scope["auth"] = via
 
         language = i18n.negotiate(chosen=jar.get(LANGUAGE_COOKIE), account_language=user.language if user else None,
                                   accept_language=headers.get("accept-language"))
