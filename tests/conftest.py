@@ -100,6 +100,7 @@ async def empty_tables() -> None:
     if db.is_postgres():
         await db.engine().run_ddl(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE")
     else:
+        await db.engine().run_ddl("UPDATE category SET parent = NULL")  # a tree refers to itself
         for name in reversed(names):
             await db.engine().run_ddl(f"DELETE FROM {name}")
 

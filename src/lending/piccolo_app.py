@@ -5,13 +5,18 @@ from pathlib import Path
 from piccolo.conf.apps import AppConfig
 
 from lending.audit.tables import AuditEvent
+from lending.catalog.tables import Category, Item, ItemGroup, Manual, Photo, ProblemReport, Sticker
 from lending.members.tables import Account, ApiToken, LoginAttempt, Session
 from lending.referrals.tables import Organisation
+from lending.venues.tables import Site
 
 APP_CONFIG = AppConfig(
     app_name="lending",
     migrations_folder_path=str(Path(__file__).parent / "piccolo_migrations"),
-    table_classes=[Organisation, Account, Session, ApiToken, LoginAttempt, AuditEvent],
+    table_classes=[
+        Organisation, Account, Session, ApiToken, LoginAttempt, AuditEvent,
+        Site, Category, ItemGroup, Item, Sticker, Photo, Manual, ProblemReport,
+    ],
     migration_dependencies=[],
     commands=[],
 )
