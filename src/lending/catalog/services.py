@@ -1,0 +1,479 @@
+"""The catalogue: categories, items and their copies, stickers, photos, problem reports."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from lending import clock, codes, db, errors
+from lending.audit import services as audit
+from lending.catalog import rules
+from lending.catalog.rules import Status
+from lending.catalog.tables import Category, Item, ItemGroup, Photo, ProblemReport, Sticker
+from lending.i18n import lazy_gettext as _l
+from lending.venues.tables import Site
+
+CODE_LENGTH = 8
+PAGE_SIZE = 50
+
+
+# --- categories -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CategoryNode:
+    id: int
+    name: str
+    parent_id: int | None
+    depth: int
+    path: str
+
+
+async def category_tree() -> list[CategoryNode]:
+    """Every category in tree order (parents before children, siblings by position and name)."""
+    rows = await Category.select(Category.id, Category.name, Category.parent, Category.position).run()
+    children: dict[int | None, list[dict]] = {}
+    for row in rows:
+        children.setdefault(row["parent"], []).append(row)
+    ordered: list[CategoryNode] = []
+
+    def walk(parent: int | None, depth: int, prefix: str) -> None:
+        for row in sorted(children.get(parent, []), key=lambda r: (r["position"], r["name"].lower())):
+            path = f"{prefix} › {row['name']}" if prefix else row["name"]
+            ordered.append(CategoryNode(id=row["id"], name=row["name"], parent_id=parent, depth=depth, path=path))
+            walk(row["id"], depth + 1, path)
+
+    walk(None, 0, "")
+    return ordered
+
+
+async def create_category(*, name: str, parent_id: int | None = None, actor_id: int | None = None) -> CategoryNode:
+    """Category names are unique within their parent, ignoring case (the database holds to it)."""
+    name = " ".join((name or "").split())
+    if not name or len(name) > 100:
+        raise errors.InvalidInput(_l("Enter a category name (at most 100 characters)."), field="name",
+                                  code="invalid_category")
+    try:
+        async with db.transaction(write=True):
+            if parent_id is not None and not await Category.exists().where(Category.id == parent_id).run():
+                raise errors.InvalidInput(_l("There is no such category."), field="parent", code="unknown_category")
+            row = await Category.insert(Category(name=name, parent=parent_id, created_at=clock.now())).returning(
+                Category.id).run()
+            await audit.record(action="category.create", actor_id=actor_id, subject=f"category:{row[0]['id']}")
+    except Exception as exc:
+        if db.is_unique_violation(exc):
+            raise errors.Conflict(_l("There is already a category called %(name)s here.", name=name),
+                                  code="category_exists", field="name") from exc
+        raise
+    return next(node for node in await category_tree() if node.id == row[0]["id"])
+
+
+async def find_category(*, name_or_path: str) -> CategoryNode | None:
+    """A category by its name or its full path ('Tools › Drills'), ignoring case."""
+    wanted = " ".join(name_or_path.replace(">", "›").split()).lower()
+    nodes = await category_tree()
+    by_path = [n for n in nodes if n.path.lower().replace(" › ", "›") == wanted.replace(" › ", "›")]
+    if by_path:
+        return by_path[0]
+    by_name = [n for n in nodes if n.name.lower() == wanted]
+    return by_name[0] if len(by_name) == 1 else None
+
+
+# --- sites ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SiteView:
+    id: int
+    name: str
+    address: str
+
+
+async def list_sites() -> list[SiteView]:
+    rows = await Site.select(Site.id, Site.name, Site.address).order_by(Site.name).run()
+    return [SiteView(**row) for row in rows]
+
+
+async def create_site(*, name: str, address: str = "", actor_id: int | None = None) -> SiteView:
+    name = " ".join((name or "").split())
+    if not name or len(name) > 120:
+        raise errors.InvalidInput(_l("Enter the site's name (at most 120 characters)."), field="name",
+                                  code="invalid_site")
+    try:
+        async with db.transaction(write=True):
+            row = await Site.insert(Site(name=name, address=address.strip(), created_at=clock.now())).returning(
+                Site.id).run()
+            await audit.record(action="site.create", actor_id=actor_id, subject=f"site:{row[0]['id']}")
+    except Exception as exc:
+        if db.is_unique_violation(exc):
+            raise errors.Conflict(_l("There is already a site called %(name)s.", name=name), code="site_exists",
+                                  field="name") from exc
+        raise
+    return SiteView(id=row[0]["id"], name=name, address=address.strip())
+
+
+# --- items ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ItemView:
+    code: str
+    name: str
+    description: str
+    category_id: int | None
+    category: str | None
+    status: str
+    status_reason: str
+    condition: str
+    replacement_value_pence: int | None
+    donor: str
+    site_id: int | None
+    site: str | None
+    safety_notes: str
+    parts: list[str]
+    loan_days: int | None
+    group_id: int
+    notes: str
+    labelled_at: datetime | None
+    photo_ids: list[int] = field(default_factory=list)
+    due_back: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ItemDetails:
+    """What a person enters for a new thing (or edits): plain text from a form or the API."""
+
+    name: str
+    description: str = ""
+    category_id: int | None = None
+    safety_notes: str = ""
+    parts: str | list[str] = ""
+    loan_days: int | None = None
+    condition: str = "good"
+    replacement_value: str = ""
+    donor: str = ""
+    site_id: int | None = None
+    notes: str = ""
+
+
+_ITEM_COLUMNS = (
+    Item.id, Item.code, Item.status, Item.status_reason, Item.condition, Item.replacement_value_pence, Item.donor,
+    Item.site, Item.site.name.as_alias("site_name"), Item.notes, Item.labelled_at, Item.item_group,
+    Item.item_group.name.as_alias("name"), Item.item_group.description.as_alias("description"),
+    Item.item_group.category.as_alias("category_id"), Item.item_group.safety_notes.as_alias("safety_notes"),
+    Item.item_group.parts.as_alias("parts"), Item.item_group.loan_days.as_alias("loan_days"),
+)
+
+
+async def _views(rows: list[dict]) -> list[ItemView]:
+    paths = {node.id: node.path for node in await category_tree()}
+    group_ids = list({row["item_group"] for row in rows})
+    photos: dict[int, list[int]] = {}
+    if group_ids:
+        for photo in await (Photo.select(Photo.id, Photo.item_group).where(Photo.item_group.is_in(group_ids))
+                            .order_by(Photo.position).order_by(Photo.id).run()):
+            photos.setdefault(photo["item_group"], []).append(photo["id"])
+    views = []
+    for row in rows:
+        parts = row["parts"]
+        views.append(ItemView(
+            code=row["code"], name=row["name"], description=row["description"], category_id=row["category_id"],
+            category=paths.get(row["category_id"]), status=row["status"], status_reason=row["status_reason"],
+            condition=row["condition"], replacement_value_pence=row["replacement_value_pence"], donor=row["donor"],
+            site_id=row["site"], site=row["site_name"], safety_notes=row["safety_notes"],
+            parts=json.loads(parts) if isinstance(parts, str) else list(parts or []), loan_days=row["loan_days"],
+            group_id=row["item_group"], notes=row["notes"], labelled_at=row["labelled_at"],
+            photo_ids=photos.get(row["item_group"], []),
+        ))
+    return views
+
+
+async def get_item(*, code: str) -> ItemView:
+    canonical = codes.normalise(code)
+    rows = await Item.select(*_ITEM_COLUMNS).where(Item.code == canonical).run() if canonical else []
+    if not rows:
+        raise errors.NotFound(_l("There is no item with the code %(code)s.", code=code.strip()[:20]),
+                              code="item_not_found")
+    return (await _views(rows))[0]
+
+
+def _checked_details(details: ItemDetails) -> tuple[dict, dict, dict[str, str]]:
+    """The group's and the item's fields from what a person typed, and every problem found."""
+    problems: dict[str, str] = {}
+    name = " ".join((details.name or "").split())
+    if not name or len(name) > 200:
+        problems["name"] = _l("Enter the item's name (at most 200 characters).")
+    try:
+        parts = rules.parse_parts(details.parts)
+    except ValueError:
+        parts = []
+        problems["parts"] = _l("List at most 50 parts, one per line, each under 200 characters.")
+    if problem := rules.loan_days_problem(details.loan_days):
+        problems["loan_days"] = problem
+    if details.condition not in rules.CONDITIONS:
+        problems["condition"] = _l("Choose the item's condition.")
+    try:
+        value = rules.parse_pence(details.replacement_value)
+    except ValueError:
+        value = None
+        problems["replacement_value"] = _l("Enter a value in pounds, like 45 or 12.50.")
+    if len(details.donor or "") > 200:
+        problems["donor"] = _l("The donor's name can be at most 200 characters.")
+    group = {"name": name, "description": (details.description or "").strip(), "category": details.category_id,
+             "safety_notes": (details.safety_notes or "").strip(), "parts": json.dumps(parts),
+             "loan_days": details.loan_days}
+    item = {"condition": details.condition, "replacement_value_pence": value, "donor": (details.donor or "").strip(),
+            "site": details.site_id, "notes": (details.notes or "").strip()}
+    return group, item, problems
+
+
+async def _reference_problems(details: ItemDetails) -> dict[str, str]:
+    problems = {}
+    if details.category_id is not None and not await Category.exists().where(
+            Category.id == details.category_id).run():
+        problems["category"] = _l("There is no such category.")
+    if details.site_id is not None and not await Site.exists().where(Site.id == details.site_id).run():
+        problems["site"] = _l("There is no such site.")
+    return problems
+
+
+async def _free_code() -> str:
+    """A code no item or printed sticker uses yet."""
+    while True:
+        code = codes.new_code(CODE_LENGTH)
+        taken = await Item.exists().where(Item.code == code).run() or await Sticker.exists().where(
+            Sticker.code == code).run()
+        if not taken:
+            return code
+
+
+async def add_item(*, details: ItemDetails, sticker: str = "", copy_of: str = "",
+                   actor_id: int | None = None) -> ItemView:
+    """Add a thing to the catalogue: a new item group, or (``copy_of`` another item's code)
+    one more copy of an existing one. With ``sticker``, the item takes the code of a
+    pre-printed sticker, which must exist and be unclaimed; otherwise it gets a new code.
+    Everything is checked before anything is written."""
+    group_fields, item_fields, problems = _checked_details(details)
+    problems.update(await _reference_problems(details))
+    sticker_code = ""
+    if sticker.strip():
+        sticker_code = codes.normalise(sticker)
+        if len(sticker_code) != CODE_LENGTH:
+            problems["sticker"] = _l("A sticker code has 8 letters and digits, like M7K4-2QXD.")
+    template = None
+    if copy_of.strip():
+        template = await get_item(code=copy_of)
+    if problems:
+        raise errors.InvalidInput(_l("Check the item's details."), errors=problems)
+    now = clock.now()
+    try:
+        async with db.transaction(write=True):
+            if sticker_code:
+                found = await Sticker.select(Sticker.id, Sticker.item).where(Sticker.code == sticker_code).first().run()
+                if found is None:
+                    raise errors.InvalidInput(_l("No sticker with the code %(code)s was printed here.",
+                                                 code=codes.display(sticker_code)), code="unknown_sticker",
+                                              field="sticker")
+                if found["item"] is not None:
+                    raise _sticker_used(sticker_code)
+                code = sticker_code
+            else:
+                code = await _free_code()
+            if template is not None:
+                group_id = template.group_id
+            else:
+                rows = await ItemGroup.insert(ItemGroup(**group_fields, created_at=now, updated_at=now)).returning(
+                    ItemGroup.id).run()
+                group_id = rows[0]["id"]
+            rows = await Item.insert(Item(**item_fields, item_group=group_id, code=code, status=Status.available.value,
+                                          created_at=now, updated_at=now)).returning(Item.id).run()
+            if sticker_code:
+                await Sticker.update({Sticker.item: rows[0]["id"]}).where(Sticker.code == sticker_code).run()
+            await audit.record(action="item.create", actor_id=actor_id, subject=f"item:{code}", at=now)
+    except Exception as exc:
+        if db.is_unique_violation(exc) and sticker_code:
+            raise _sticker_used(sticker_code) from exc
+        raise
+    return await get_item(code=code)
+
+
+def _sticker_used(code: str) -> errors.Conflict:
+    return errors.Conflict(_l("The sticker %(code)s is already on another item.", code=codes.display(code)),
+                           code="sticker_used", field="sticker")
+
+
+async def update_item(*, code: str, details: ItemDetails, actor_id: int | None = None) -> ItemView:
+    """Edit an item and the description it shares with its copies."""
+    current = await get_item(code=code)
+    group_fields, item_fields, problems = _checked_details(details)
+    problems.update(await _reference_problems(details))
+    if problems:
+        raise errors.InvalidInput(_l("Check the item's details."), errors=problems)
+    now = clock.now()
+    async with db.transaction(write=True):
+        await ItemGroup.update({**group_fields, "updated_at": now}).where(ItemGroup.id == current.group_id).run()
+        await Item.update({**item_fields, "updated_at": now}).where(Item.code == current.code).run()
+        await audit.record(action="item.update", actor_id=actor_id, subject=f"item:{current.code}", at=now)
+    return await get_item(code=current.code)
+
+
+async def set_status(*, code: str, status: str, reason: str = "", actor_id: int | None = None) -> ItemView:
+    """Retire an item (with a reason), send it for repair, mark it missing or available again."""
+    current = await get_item(code=code)
+    if problem := rules.status_change_problem(current=current.status, new=status, reason=reason):
+        raise errors.RuleViolation(problem, code="status_not_allowed", field="status")
+    async with db.transaction(write=True):
+        await Item.update({Item.status: status, Item.status_reason: reason.strip(), Item.updated_at: clock.now()}).where(
+            Item.code == current.code).run()
+        await audit.record(action="item.status", actor_id=actor_id, subject=f"item:{current.code}",
+                           detail=f"{current.status}->{status}")
+    return await get_item(code=current.code)
+
+
+# --- browsing ---------------------------------------------------------------------------------
+
+def encode_cursor(name: str, item_id: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps([name, item_id]).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[str, int]:
+    try:
+        name, item_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(name, str) or not isinstance(item_id, int):
+            raise ValueError(cursor)
+    except (ValueError, TypeError) as exc:
+        raise errors.InvalidInput(_l("That page link is not valid; start again from the first page."),
+                                  code="invalid_cursor") from exc
+    return name, item_id
+
+
+async def list_items(*, query: str = "", category_id: int | None = None, available: bool = False,
+                     cursor: str = "", limit: int = PAGE_SIZE) -> tuple[list[ItemView], str | None]:
+    """Items by name (then id), a page at a time. Filters: words in the name or description,
+    a category with everything under it, only what is available now. Retired items are not
+    listed."""
+    select = Item.select(*_ITEM_COLUMNS).where(Item.status != Status.retired.value)
+    for word in " ".join((query or "").replace("%", " ").replace("_", " ").split()).split()[:8]:
+        select = select.where(db.contains(Item.item_group.name, word) | db.contains(Item.item_group.description, word))
+    if category_id is not None:
+        ids = [category_id] + [n.id for n in await category_tree() if category_id in await _ancestors(n.id)]
+        select = select.where(Item.item_group.category.is_in(ids))
+    if available:
+        select = select.where(Item.status == Status.available.value)
+    if cursor:
+        name, item_id = decode_cursor(cursor)
+        # Keyset: the ordering and the comparison both use the database's own collation.
+        select = select.where((Item.item_group.name > name) | ((Item.item_group.name == name) & (Item.id > item_id)))
+    rows = await select.order_by(Item.item_group.name).order_by(Item.id).limit(limit + 1).run()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(rows[-1]["name"], rows[-1]["id"]) if more and rows else None
+    return await _views(rows), next_cursor
+
+
+async def _ancestors(category_id: int) -> set[int]:
+    by_id = {n.id: n for n in await category_tree()}
+    found, current = set(), by_id.get(category_id)
+    while current is not None and current.parent_id is not None:
+        found.add(current.parent_id)
+        current = by_id.get(current.parent_id)
+    return found
+
+
+# --- stickers ---------------------------------------------------------------------------------
+
+async def create_stickers(*, count: int, actor_id: int | None = None) -> list[str]:
+    """Codes for a sheet printed in advance, to be claimed when items are added."""
+    if not 1 <= count <= 1000:
+        raise errors.InvalidInput(_l("Print between 1 and 1,000 stickers at a time."), code="invalid_count",
+                                  field="count")
+    now = clock.now()
+    created: list[str] = []
+    async with db.transaction(write=True):
+        for _ in range(count):
+            code = await _free_code()
+            await Sticker.insert(Sticker(code=code, printed_at=now)).run()
+            created.append(code)
+        await audit.record(action="sticker.create", actor_id=actor_id, detail=f"count={count}", at=now)
+    return created
+
+
+async def mark_labelled(*, codes_printed: list[str]) -> None:
+    if codes_printed:
+        await Item.update({Item.labelled_at: clock.now()}).where(Item.code.is_in(codes_printed)).run()
+
+
+async def unlabelled_codes(*, limit: int = 1000) -> list[str]:
+    rows = await (Item.select(Item.code).where(Item.labelled_at.is_null(), Item.status != Status.retired.value)
+                  .order_by(Item.id).limit(limit).run())
+    return [row["code"] for row in rows]
+
+
+# --- problem reports --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ProblemView:
+    id: int
+    code: str
+    name: str
+    description: str
+    created_at: datetime
+
+
+async def report_problem(*, code: str, description: str, reporter_id: int | None = None) -> ProblemView:
+    """Anyone who scans an item can say something is wrong with it; volunteers see it at the desk."""
+    item = await get_item(code=code)
+    text = (description or "").strip()
+    if not text or len(text) > 2000:
+        raise errors.InvalidInput(_l("Describe the problem in at most 2,000 characters."), field="description",
+                                  code="invalid_problem")
+    now = clock.now()
+    row_id = (await Item.select(Item.id).where(Item.code == item.code).first().run())["id"]
+    async with db.transaction(write=True):
+        rows = await ProblemReport.insert(ProblemReport(item=row_id, description=text, reporter=reporter_id,
+                                                        created_at=now)).returning(ProblemReport.id).run()
+        await audit.record(action="item.problem", actor_id=reporter_id, subject=f"item:{item.code}", at=now)
+    return ProblemView(id=rows[0]["id"], code=item.code, name=item.name, description=text, created_at=now)
+
+
+async def open_problems(*, limit: int = 100) -> list[ProblemView]:
+    rows = await (
+        ProblemReport.select(ProblemReport.id, ProblemReport.item.code.as_alias("code"),
+                             ProblemReport.item.item_group.name.as_alias("name"), ProblemReport.description,
+                             ProblemReport.created_at)
+        .where(ProblemReport.resolved_at.is_null()).order_by(ProblemReport.id, ascending=False).limit(limit).run()
+    )
+    return [ProblemView(**row) for row in rows]
+
+
+async def resolve_problem(*, problem_id: int, actor_id: int) -> None:
+    updated = await (ProblemReport.update({ProblemReport.resolved_at: clock.now(), ProblemReport.resolved_by: actor_id})
+                     .where(ProblemReport.id == problem_id, ProblemReport.resolved_at.is_null())
+                     .returning(ProblemReport.id).run())
+    if not updated:
+        raise errors.NotFound(_l("That problem is already dealt with."), code="problem_not_found")
+
+
+# --- photos -----------------------------------------------------------------------------------
+
+async def add_photo(*, code: str, data: bytes, actor_id: int | None = None) -> int:
+    """A photo for an item (shared by its copies): checked, stripped of location data and
+    resized before it is stored, off the event loop."""
+    from lending.catalog import photos
+
+    item = await get_item(code=code)
+    processed = await photos.process_photo_async(data)
+    async with db.transaction(write=True):
+        position = await Photo.count().where(Photo.item_group == item.group_id).run()
+        rows = await Photo.insert(Photo(item_group=item.group_id, position=position, content_type=processed.content_type,
+                                        full=processed.full, thumbnail=processed.thumbnail, width=processed.width,
+                                        height=processed.height, created_at=clock.now())).returning(Photo.id).run()
+        await audit.record(action="item.photo", actor_id=actor_id, subject=f"item:{item.code}")
+    return rows[0]["id"]
+
+
+async def photo_bytes(*, photo_id: int, thumbnail: bool = False) -> tuple[bytes, str]:
+    column = Photo.thumbnail if thumbnail else Photo.full
+    row = await Photo.select(column.as_alias("data"), Photo.content_type).where(Photo.id == photo_id).first().run()
+    if row is None:
+        raise errors.NotFound(_l("There is no such photo."), code="photo_not_found")
+    return bytes(row["data"]), row["content_type"]
