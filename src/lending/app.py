@@ -7,23 +7,24 @@ from contextlib import asynccontextmanager
 
 from litestar import Litestar, Router, asgi
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 from litestar.types import Receive, Scope, Send
 
 from lending import __version__, db, errors
+from lending.catalog import controllers as catalog
 from lending.i18n import lazy_gettext as _l
 from lending.loans import controllers as loans
 from lending.members import controllers as members
 from lending.members.rules import Role, may_act_as
+from lending.paths import static_dir
 from lending.referrals import controllers as referrals
 from lending.settings import Settings
 from lending.venues import controllers as venues
 from lending.web import auth, csrf
 from lending.web import controllers as web
 from lending.web.errors import HANDLERS
-from lending.web.paths import static_dir
 from lending.web.templating import template_config
 
 
@@ -64,10 +65,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         finally:
             await db.stop()
 
-    api = Router(path="/api/v1", route_handlers=[*members.API_ROUTES])
+    api = Router(path="/api/v1", route_handlers=[*members.API_ROUTES, *catalog.API_ROUTES])
     app = Litestar(
         route_handlers=[
-            *web.ROUTES, *members.ROUTES, *loans.ROUTES, *referrals.ROUTES, *venues.ROUTES, api,
+            *web.ROUTES, *members.ROUTES, *catalog.ROUTES, *loans.ROUTES, *referrals.ROUTES, *venues.ROUTES, api,
             _admin_handler(settings),
             create_static_files_router(path="/static", directories=[static_dir()], name="static",
                                        include_in_schema=False),

@@ -1,11 +1,16 @@
-"""A demo venue to try the app with: one account per role, a referring organisation.
-Later issues add items, loans and referrals. Running it twice changes nothing."""
+"""A demo venue to try the app with: one account per role, a referring organisation, sites
+and a catalogue with placeholder photos. Later issues add loans and referrals. Running it
+twice changes nothing."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from lending import errors
+from lending.catalog import photos
+from lending.catalog import services as catalog
+from lending.catalog.services import ItemDetails
+from lending.catalog.tables import ItemGroup
 from lending.members import services as members
 from lending.members.tables import Account
 from lending.referrals import services as referrals
@@ -40,6 +45,110 @@ async def load(*, progress: Callable[[str], None] = print, force: bool = False) 
         await members.create_account(name=name, email=email, role=role, password=password,
                                      organisation=ORGANISATION if role == "link_worker" else None)
         progress(f"Added {role.replace('_', ' ')} {name}.")
+    await _load_catalogue(progress)
     progress("\nDemo sign-ins (email / password):")
     for email, name, role, password in ACCOUNTS:
         progress(f"  {role.replace('_', ' '):<12} {email:<28} {password}")
+
+
+SITES = [("Canton Library", "Library Street, Cardiff CF5 1QJ"), ("Grangetown Hub", "Havelock Place, Cardiff CF11 6PA")]
+
+# category path -> [(name, description, safety notes, parts, value in pounds, copies)]
+CATALOGUE: dict[str, list[tuple[str, str, str, str, str, int]]] = {
+    "Tools › Power tools": [
+        ("Cordless drill", "18V drill driver with two batteries, for walls, wood and flat-pack.",
+         "Wear eye protection. Check for cables and pipes before drilling into walls.",
+         "Drill\nCharger\nBattery x2\nDrill bit set", "89", 3),
+        ("Jigsaw", "Cuts curves and straight lines in wood up to 60 mm.", "Wear eye protection; unplug to change blades.",
+         "Jigsaw\nBlade x3", "60", 1),
+        ("Orbital sander", "For smoothing wood before painting.", "Wear a dust mask.", "Sander\nSanding sheets x10",
+         "45", 2),
+        ("Hammer drill", "SDS drill for masonry and concrete.", "Wear ear and eye protection.",
+         "Drill\nSide handle\nMasonry bits", "120", 1),
+    ],
+    "Tools › Hand tools": [
+        ("Socket set", "Metric sockets 4–32 mm with ratchet.", "", "Case\nRatchet\nSockets", "35", 2),
+        ("Spirit level (120 cm)", "For shelves and picture rails.", "", "", "20", 2),
+        ("Stud finder", "Finds wood studs and live wires behind plasterboard.", "", "Stud finder\n9V battery", "25", 1),
+        ("Wallpaper stripper", "Steam stripper for old wallpaper.", "Hot steam: keep hands clear of the plate.",
+         "Stripper\nSteam plate\nHose", "40", 1),
+    ],
+    "Garden": [
+        ("Hedge trimmer", "Electric, 55 cm blade.", "Use with an RCD. Wear gloves and goggles.", "Trimmer\nBlade cover",
+         "70", 2),
+        ("Lawn mower", "Electric rotary mower, 34 cm.", "Use with an RCD; unplug before clearing the blade.",
+         "Mower\nGrass box", "110", 1),
+        ("Pressure washer", "For patios, cars and bikes.", "Never point at people or animals.",
+         "Washer\nLance\nPatio cleaner", "130", 1),
+        ("Wheelbarrow", "90 litre.", "", "", "50", 2),
+        ("Leaf blower", "Blows and vacuums leaves.", "Wear ear protection.", "Blower\nCollection bag", "55", 1),
+    ],
+    "Home": [
+        ("Carpet cleaner", "Deep cleans carpets and upholstery.", "Unplug before emptying the tanks.",
+         "Cleaner\nUpholstery tool\nHose", "150", 2),
+        ("Sewing machine", "Straight and zigzag stitch; good for mending and curtains.", "",
+         "Machine\nFoot pedal\nBobbins x4\nManual", "120", 2),
+        ("Dehumidifier", "10 litre a day, for damp rooms and drying washing.", "", "Dehumidifier", "140", 1),
+        ("Steam cleaner", "For floors, tiles and ovens.", "Hot steam.", "Cleaner\nNozzles", "60", 1),
+        ("Step ladder (3 tread)", "For painting and changing bulbs.", "Check the locking bar before climbing.", "",
+         "40", 2),
+    ],
+    "Kitchen": [
+        ("Slow cooker", "6.5 litre.", "", "Pot\nLid\nBase", "30", 1),
+        ("Stand mixer", "With whisk, beater and dough hook.", "", "Mixer\nBowl\nWhisk\nBeater\nDough hook", "180",
+         1),
+        ("Dehydrator", "For fruit, herbs and jerky.", "", "Dehydrator\nTrays x5", "50", 1),
+        ("Pasta maker", "Hand-cranked.", "", "Machine\nClamp\nHandle", "35", 1),
+    ],
+    "Outdoors": [
+        ("Four-person tent", "Dome tent, sleeps four.", "", "Tent\nPoles\nPegs\nGuy lines", "120", 2),
+        ("Camping stove", "Twin burner, uses gas cartridges.", "Use outdoors only.", "Stove\nCarry case", "45", 1),
+        ("Cool box", "Electric, 24 litre.", "", "Cool box\nCar lead\nMains lead", "70", 1),
+        ("Bike pump", "Track pump with gauge; Presta and Schrader.", "", "", "25", 1),
+    ],
+    "Events": [
+        ("Gazebo (3 x 3 m)", "Pop-up gazebo with sides.", "Weigh down in wind.", "Frame\nRoof\nSides x4\nPegs",
+         "90", 1),
+        ("Urn (20 litre)", "Hot water urn for events.", "Hot water.", "", "65", 1),
+        ("PA speaker", "Portable speaker with microphone.", "", "Speaker\nMicrophone\nLead", "150", 1),
+        ("Folding tables (set of 2)", "", "", "", "60", 1),
+    ],
+}
+
+
+async def _category_ids() -> dict[str, int]:
+    found: dict[str, int] = {}
+    for path in CATALOGUE:
+        parent = None
+        so_far = []
+        for name in path.split(" › "):
+            so_far.append(name)
+            key = " › ".join(so_far)
+            existing = next((n for n in await catalog.category_tree() if n.path == key), None)
+            node = existing or await catalog.create_category(name=name, parent_id=parent)
+            found[key] = parent = node.id
+    return found
+
+
+async def _load_catalogue(progress: Callable[[str], None]) -> None:
+    existing_sites = {site.name: site.id for site in await catalog.list_sites()}
+    for name, address in SITES:
+        if name not in existing_sites:
+            existing_sites[name] = (await catalog.create_site(name=name, address=address)).id
+    site_ids = list(existing_sites.values())
+    categories = await _category_ids()
+    total = sum(len(things) for things in CATALOGUE.values())
+    done = 0
+    for path, things in CATALOGUE.items():
+        for name, description, safety, parts, value, copies in things:
+            done += 1
+            if await ItemGroup.exists().where(ItemGroup.name == name).run():
+                continue
+            details = ItemDetails(name=name, description=description, category_id=categories[path],
+                                  safety_notes=safety, parts=parts, replacement_value=value, loan_days=7,
+                                  site_id=site_ids[done % len(site_ids)], donor="Demo donor" if done % 3 else "")
+            first = await catalog.add_item(details=details)
+            await catalog.add_photo(code=first.code, data=photos.placeholder_photo(name, seed=done))
+            for _ in range(copies - 1):
+                await catalog.add_item(details=details, copy_of=first.code)
+            progress(f"Catalogue: {done}/{total} {name}")

@@ -37,7 +37,7 @@ def test_wheel_carries_everything_the_app_needs(tmp_path):
         from pathlib import Path
         site = Path(sys.argv[1]).resolve()
         import lending
-        from lending.web.paths import templates_dir, static_dir
+        from lending.paths import templates_dir, static_dir
         assert Path(lending.__file__).resolve().is_relative_to(site), lending.__file__
         assert templates_dir().is_relative_to(site) and static_dir().is_relative_to(site)
         from litestar.testing import TestClient

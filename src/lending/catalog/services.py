@@ -11,7 +11,14 @@ from lending import clock, codes, db, errors
 from lending.audit import services as audit
 from lending.catalog import rules
 from lending.catalog.rules import Status
-from lending.catalog.tables import Category, Item, ItemGroup, Photo, ProblemReport, Sticker
+from lending.catalog.tables import (
+    Category,
+    Item,
+    ItemGroup,
+    Photo,
+    ProblemReport,
+    Sticker,
+)
 from lending.i18n import lazy_gettext as _l
 from lending.venues.tables import Site
 
@@ -477,3 +484,41 @@ async def photo_bytes(*, photo_id: int, thumbnail: bool = False) -> tuple[bytes,
     if row is None:
         raise errors.NotFound(_l("There is no such photo."), code="photo_not_found")
     return bytes(row["data"]), row["content_type"]
+
+
+# --- labels -----------------------------------------------------------------------------------
+
+async def label_sheet(*, item_codes: list[str], template: str, base_url: str, start_position: int = 0,
+                      unprinted: bool = False) -> tuple[bytes, list[str]]:
+    """A PDF of labels for the given items (or every item not yet labelled), rendered off the
+    event loop. The items are then marked as labelled. Returns the PDF and the codes on it."""
+    from lending.catalog import labels, qr
+
+    wanted = [codes.normalise(code) for code in item_codes if code.strip()]
+    if any(not code for code in wanted):
+        raise errors.InvalidInput(_l("That is not an item code."), code="invalid_item_code", field="codes")
+    if unprinted:
+        wanted = [*wanted, *(code for code in await unlabelled_codes() if code not in wanted)]
+    if not wanted:
+        raise errors.InvalidInput(_l("Choose at least one item to print a label for."), code="no_labels",
+                                  field="codes")
+    rows = await (Item.select(Item.code, Item.item_group.name.as_alias("name")).where(Item.code.is_in(wanted)).run())
+    names = {row["code"]: row["name"] for row in rows}
+    if missing := [code for code in wanted if code not in names]:
+        raise errors.NotFound(_l("There is no item with the code %(code)s.", code=codes.display(missing[0])),
+                              code="item_not_found", field="codes")
+    sheet = [labels.Label(code=code, name=names[code], url=qr.item_url(base_url, code)) for code in wanted]
+    pdf = await labels.render_labels_async(sheet, template, start_position=start_position)
+    await mark_labelled(codes_printed=wanted)
+    return pdf, wanted
+
+
+async def sticker_sheet(*, count: int, template: str, base_url: str, start_position: int = 0,
+                        actor_id: int | None = None) -> bytes:
+    """A sheet of new, unclaimed sticker codes to stick on things before they are added."""
+    from lending.catalog import labels, qr
+
+    labels.find_template(template)  # an unknown layout is refused before any code is made
+    created = await create_stickers(count=count, actor_id=actor_id)
+    sheet = [labels.Label(code=code, name="", url=qr.item_url(base_url, code)) for code in created]
+    return await labels.render_labels_async(sheet, template, start_position=start_position)

@@ -12,8 +12,8 @@ from markupsafe import Markup, escape
 
 from lending import codes, i18n
 from lending.members import rules
+from lending.paths import templates_dir
 from lending.web import csrf
-from lending.web.paths import templates_dir
 
 
 @pass_context
@@ -38,7 +38,7 @@ def flashes(context: Any) -> list[dict[str, str]]:
 def navigation(user) -> list[tuple[str, Any]]:
     """The links each role sees, in the order they use them."""
     _ = i18n.lazy_gettext
-    links: list[tuple[str, Any]] = [("/", _("Home"))]
+    links: list[tuple[str, Any]] = [("/", _("Home")), ("/items", _("Catalogue"))]
     if user is None:
         return links
     role = rules.Role(user.role)

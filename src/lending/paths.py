@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-_PACKAGE = Path(__file__).resolve().parent.parent
+_PACKAGE = Path(__file__).resolve().parent
 _CHECKOUT = _PACKAGE.parent.parent
 
 
@@ -22,3 +22,10 @@ def templates_dir() -> Path:
 
 def static_dir() -> Path:
     return _find("static")
+
+
+def fonts_dir() -> Path:
+    """Fonts shipped with the app (DejaVu: it has Welsh letters such as ŵ and ŷ, which the
+    built-in PDF fonts and Pillow's default font cannot draw, and a slim server image has no
+    system fonts)."""
+    return static_dir() / "fonts"
