@@ -222,3 +222,22 @@ async def test_volunteers_see_and_clear_reported_problems(client, drill):
     [problem] = await catalog.open_problems()
     response = await client.post(f"/desk/problems/{problem.id}/resolve", data={"_csrf_token": await csrf_token(client)})
     assert response.status_code == 303 and await catalog.open_problems() == []
+
+
+async def test_coordinator_edits_the_category_tree_and_sites(client, people):
+    await sign_in(client, "coordinator@example.org")
+    token = await csrf_token(client)
+    assert (await client.post("/manage/catalogue/categories", data={"name": "Tools", "_csrf_token": token})
+            ).status_code == 303
+    tools = (await catalog.category_tree())[0]
+    assert (await client.post("/manage/catalogue/categories", data={"name": "Saws", "parent": str(tools.id),
+                                                                    "_csrf_token": token})).status_code == 303
+    duplicate = await client.post("/manage/catalogue/categories", data={"name": "saws", "parent": str(tools.id),
+                                                                        "_csrf_token": token})
+    assert duplicate.status_code == 409 and "already a category" in duplicate.text
+    assert (await client.post("/manage/catalogue/sites", data={"name": "Canton", "address": "1 Road",
+                                                               "_csrf_token": token})).status_code == 303
+    page = await client.get("/manage/catalogue")
+    assert "Saws" in page.text and "Canton" in page.text
+    empty = await client.post("/manage/catalogue/sites", data={"name": "", "_csrf_token": token})
+    assert empty.status_code == 422 and "Enter the site" in empty.text

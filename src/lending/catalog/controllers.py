@@ -299,6 +299,49 @@ async def resolve_problem(request: Request, problem_id: FromPath[int]) -> Respon
     return Redirect(path="/desk", status_code=303)
 
 
+# --- the coordinator: categories and sites --------------------------------------------------------
+
+async def _setup_context(values: dict, problems: dict, error: str | None) -> dict:
+    tree = await catalog.category_tree()
+    return {"tree": tree, "sites": await catalog.list_sites(), "values": values, "errors": problems, "error": error,
+            "parent_options": [("", _("None (a top-level category)")), *((n.id, n.path) for n in tree)]}
+
+
+@get("/", name="catalog:setup", include_in_schema=False)
+async def setup_page(request: Request) -> Template:
+    return Template(template_name="catalog/setup.html", context=await _setup_context({}, {}, None))
+
+
+@post("/categories", name="catalog:add_category", include_in_schema=False)
+async def add_category(request: Request) -> Response:
+    form = await request.form()
+    values = {key: str(value).strip() for key, value in form.items() if isinstance(value, str)}
+    try:
+        node = await catalog.create_category(name=values.get("name", ""),
+                                             parent_id=_int_or_none(values.get("parent"), "parent"),
+                                             actor_id=current_user(request).id)
+    except (errors.InvalidInput, errors.Conflict) as exc:
+        return Template(template_name="catalog/setup.html", status_code=exc.status,
+                        context=await _setup_context(values, exc.errors, str(exc.detail)))
+    flash.add(request.scope, _("%(name)s is added.", name=node.path))
+    return Redirect(path="/manage/catalogue", status_code=303)
+
+
+@post("/sites", name="catalog:add_site", include_in_schema=False)
+async def add_site(request: Request) -> Response:
+    form = await request.form()
+    values = {f"site_{key}": str(value).strip() for key, value in form.items() if isinstance(value, str)}
+    try:
+        site = await catalog.create_site(name=values.get("site_name", ""), address=values.get("site_address", ""),
+                                         actor_id=current_user(request).id)
+    except (errors.InvalidInput, errors.Conflict) as exc:
+        problems = {f"site_{key}": text for key, text in exc.errors.items()}
+        return Template(template_name="catalog/setup.html", status_code=exc.status,
+                        context=await _setup_context(values, problems, str(exc.detail)))
+    flash.add(request.scope, _("%(name)s is added.", name=site.name))
+    return Redirect(path="/manage/catalogue", status_code=303)
+
+
 PUBLIC_ROUTES = [item_page, report_problem, browse, photo, thumbnail]
 API_ROUTES = [api_items, api_item, api_create_item, api_qr_png, api_qr_svg, api_labels]
 ROUTES = [
@@ -307,4 +350,6 @@ ROUTES = [
            route_handlers=[add_page, add_submit, edit_page, edit_submit, status_submit]),
     Router(path="/desk/labels", guards=[requires(Role.volunteer)], route_handlers=[labels_page, labels_print]),
     Router(path="/desk/problems", guards=[requires(Role.volunteer)], route_handlers=[resolve_problem]),
+    Router(path="/manage/catalogue", guards=[requires(Role.coordinator)],
+           route_handlers=[setup_page, add_category, add_site]),
 ]
