@@ -241,3 +241,24 @@ async def test_coordinator_edits_the_category_tree_and_sites(client, people):
     assert "Saws" in page.text and "Canton" in page.text
     empty = await client.post("/manage/catalogue/sites", data={"name": "", "_csrf_token": token})
     assert empty.status_code == 422 and "Enter the site" in empty.text
+
+
+async def test_manuals_are_pdfs_only(client, drill, people):
+    await sign_in(client, "volunteer@example.org")
+    token = await csrf_token(client)
+    pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+    response = await client.post(f"/desk/items/{drill.code}", data={
+        "name": "Cordless drill", "condition": "good", "manual_title": "User guide", "_csrf_token": token},
+        files={"manual": ("guide.pdf", pdf, "application/pdf")})
+    assert response.status_code == 303
+    item = await catalog.get_item(code=drill.code)
+    [(manual_id, title)] = item.manuals
+    assert title == "User guide"
+    served = await client.get(f"/manuals/{manual_id}")
+    assert served.content == pdf and served.headers["content-type"] == "application/pdf"
+    assert "User guide" in (await client.get(f"/i/{drill.code}")).text
+    refused = await client.post(f"/desk/items/{drill.code}", data={
+        "name": "Cordless drill", "condition": "good", "_csrf_token": token},
+        files={"manual": ("evil.pdf", b"<script>alert(1)</script>", "application/pdf")})
+    assert refused.status_code == 422 and "not a PDF" in refused.text
+    assert len((await catalog.get_item(code=drill.code)).manuals) == 1

@@ -85,6 +85,15 @@ async def thumbnail(photo_id: FromPath[int]) -> Response:
     return Response(content=data, media_type=content_type, headers={"Cache-Control": PHOTO_CACHE})
 
 
+@get("/manuals/{manual_id:int}", name="catalog:manual", include_in_schema=False)
+async def manual(manual_id: FromPath[int]) -> Response:
+    data, title = await catalog.manual_bytes(manual_id=manual_id)
+    safe = "".join(ch for ch in title if ch.isalnum() or ch in " -_")[:80].strip() or "manual"
+    return Response(content=data, media_type="application/pdf",
+                    headers={"Content-Disposition": f'inline; filename="{safe}.pdf"', "Cache-Control": PHOTO_CACHE,
+                             "X-Content-Type-Options": "nosniff"})
+
+
 # --- the desk: adding and editing items --------------------------------------------------------------
 
 async def _form_context(values: dict, problems: dict, error: str | None, item=None) -> dict:
@@ -107,11 +116,21 @@ def _details(form: dict) -> ItemDetails:
     )
 
 
-async def _read_form(request: Request) -> tuple[dict[str, str], UploadFile | None]:
+async def _read_form(request: Request) -> tuple[dict[str, str], dict[str, UploadFile]]:
     form = await request.form()
     values = {key: str(value).strip() for key, value in form.items() if isinstance(value, str)}
-    upload = form.get("photo")
-    return values, upload if isinstance(upload, UploadFile) and upload.filename else None
+    uploads = {key: form.get(key) for key in ("photo", "manual")}
+    return values, {key: up for key, up in uploads.items() if isinstance(up, UploadFile) and up.filename}
+
+
+async def _attach(item_code: str, uploads: dict[str, UploadFile], values: dict[str, str], actor: int) -> None:
+    """The photo and manual sent with an item's form, once the item exists."""
+    if "photo" in uploads:
+        await catalog.add_photo(code=item_code, data=await uploads["photo"].read(), actor_id=actor)
+    if "manual" in uploads:
+        upload = uploads["manual"]
+        await catalog.add_manual(code=item_code, title=values.get("manual_title") or upload.filename.rsplit(".", 1)[0],
+                                 data=await upload.read(), actor_id=actor)
 
 
 @get("/new", name="catalog:add", include_in_schema=False)
@@ -123,7 +142,7 @@ async def add_page(request: Request) -> Template:
 
 @post("/new", name="catalog:add_submit", include_in_schema=False, request_max_body_size=20 * 1024 * 1024)
 async def add_submit(request: Request) -> Response:
-    values, upload = await _read_form(request)
+    values, uploads = await _read_form(request)
     actor = current_user(request).id
     try:
         item = await catalog.add_item(details=_details(values), sticker=values.get("sticker", ""),
@@ -131,15 +150,11 @@ async def add_submit(request: Request) -> Response:
     except (errors.InvalidInput, errors.Conflict, errors.NotFound) as exc:
         return Template(template_name="catalog/edit.html",
                         context=await _form_context(values, exc.errors, str(exc.detail)), status_code=exc.status)
-    message = _("%(name)s is added with the code %(code)s.", name=item.name, code=item.code)
-    if upload is not None:
-        try:
-            await catalog.add_photo(code=item.code, data=await upload.read(), actor_id=actor)
-        except errors.InvalidInput as exc:
-            flash.add(request.scope, message, "success")
-            flash.add(request.scope, str(exc.detail), "error")
-            return Redirect(path=f"/desk/items/{item.code}", status_code=303)
-    flash.add(request.scope, message)
+    flash.add(request.scope, _("%(name)s is added with the code %(code)s.", name=item.name, code=item.code))
+    try:
+        await _attach(item.code, uploads, values, actor)
+    except errors.InvalidInput as exc:  # the item stays; the person is told what to do with the file
+        flash.add(request.scope, str(exc.detail), "error")
     return Redirect(path=f"/desk/items/{item.code}", status_code=303)
 
 
@@ -157,12 +172,11 @@ async def edit_page(request: Request, code: FromPath[str]) -> Template:
 
 @post("/{code:str}", name="catalog:edit_submit", include_in_schema=False, request_max_body_size=20 * 1024 * 1024)
 async def edit_submit(request: Request, code: FromPath[str]) -> Response:
-    values, upload = await _read_form(request)
+    values, uploads = await _read_form(request)
     actor = current_user(request).id
     try:
         item = await catalog.update_item(code=code, details=_details(values), actor_id=actor)
-        if upload is not None:
-            await catalog.add_photo(code=item.code, data=await upload.read(), actor_id=actor)
+        await _attach(item.code, uploads, values, actor)
     except errors.InvalidInput as exc:
         item = await catalog.get_item(code=code)
         context = await _form_context(values, exc.errors, str(exc.detail), item)
@@ -342,7 +356,7 @@ async def add_site(request: Request) -> Response:
     return Redirect(path="/manage/catalogue", status_code=303)
 
 
-PUBLIC_ROUTES = [item_page, report_problem, browse, photo, thumbnail]
+PUBLIC_ROUTES = [item_page, report_problem, browse, photo, thumbnail, manual]
 API_ROUTES = [api_items, api_item, api_create_item, api_qr_png, api_qr_svg, api_labels]
 ROUTES = [
     *PUBLIC_ROUTES,

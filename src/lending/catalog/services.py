@@ -15,6 +15,7 @@ from lending.catalog.tables import (
     Category,
     Item,
     ItemGroup,
+    Manual,
     Photo,
     ProblemReport,
     Sticker,
@@ -142,6 +143,7 @@ class ItemView:
     notes: str
     labelled_at: datetime | None
     photo_ids: list[int] = field(default_factory=list)
+    manuals: list[tuple[int, str]] = field(default_factory=list)
     due_back: datetime | None = None
 
 
@@ -175,10 +177,14 @@ async def _views(rows: list[dict]) -> list[ItemView]:
     paths = {node.id: node.path for node in await category_tree()}
     group_ids = list({row["item_group"] for row in rows})
     photos: dict[int, list[int]] = {}
+    manuals: dict[int, list[tuple[int, str]]] = {}
     if group_ids:
         for photo in await (Photo.select(Photo.id, Photo.item_group).where(Photo.item_group.is_in(group_ids))
                             .order_by(Photo.position).order_by(Photo.id).run()):
             photos.setdefault(photo["item_group"], []).append(photo["id"])
+        for manual in await (Manual.select(Manual.id, Manual.item_group, Manual.title)
+                             .where(Manual.item_group.is_in(group_ids)).order_by(Manual.id).run()):
+            manuals.setdefault(manual["item_group"], []).append((manual["id"], manual["title"]))
     views = []
     for row in rows:
         parts = row["parts"]
@@ -189,7 +195,7 @@ async def _views(rows: list[dict]) -> list[ItemView]:
             site_id=row["site"], site=row["site_name"], safety_notes=row["safety_notes"],
             parts=json.loads(parts) if isinstance(parts, str) else list(parts or []), loan_days=row["loan_days"],
             group_id=row["item_group"], notes=row["notes"], labelled_at=row["labelled_at"],
-            photo_ids=photos.get(row["item_group"], []),
+            photo_ids=photos.get(row["item_group"], []), manuals=manuals.get(row["item_group"], []),
         ))
     return views
 
@@ -484,6 +490,37 @@ async def photo_bytes(*, photo_id: int, thumbnail: bool = False) -> tuple[bytes,
     if row is None:
         raise errors.NotFound(_l("There is no such photo."), code="photo_not_found")
     return bytes(row["data"]), row["content_type"]
+
+
+# --- manuals ----------------------------------------------------------------------------------
+
+MAX_MANUAL_BYTES = 20 * 1024 * 1024
+
+
+async def add_manual(*, code: str, title: str, data: bytes, actor_id: int | None = None) -> int:
+    """A manual (PDF) for an item and its copies. Only real PDFs are kept: anything else is
+    refused, since a manual is opened by members on their own devices."""
+    item = await get_item(code=code)
+    title = " ".join((title or "").split())[:200] or "Manual"
+    if not data:
+        raise errors.InvalidInput(_l("That file is empty. Choose a PDF."), code="manual_empty", field="manual")
+    if len(data) > MAX_MANUAL_BYTES:
+        raise errors.InvalidInput(_l("That file is too big. Choose a PDF smaller than 20 MB."),
+                                  code="manual_too_large", field="manual")
+    if not data.startswith(b"%PDF-"):
+        raise errors.InvalidInput(_l("That file is not a PDF."), code="manual_not_pdf", field="manual")
+    async with db.transaction(write=True):
+        rows = await Manual.insert(Manual(item_group=item.group_id, title=title, content=data, size=len(data),
+                                          created_at=clock.now())).returning(Manual.id).run()
+        await audit.record(action="item.manual", actor_id=actor_id, subject=f"item:{item.code}")
+    return rows[0]["id"]
+
+
+async def manual_bytes(*, manual_id: int) -> tuple[bytes, str]:
+    row = await Manual.select(Manual.content, Manual.title).where(Manual.id == manual_id).first().run()
+    if row is None:
+        raise errors.NotFound(_l("There is no such manual."), code="manual_not_found")
+    return bytes(row["content"]), row["title"]
 
 
 # --- labels -----------------------------------------------------------------------------------
