@@ -16,6 +16,9 @@ from starlette.exceptions import HTTPException
 
 from lending import codes, errors
 from lending.audit.tables import AuditEvent
+from lending.catalog import services as catalog
+from lending.catalog.tables import Category, Item, ItemGroup, ProblemReport
+from lending.venues.tables import Site
 from lending.clock import now
 from lending.members import services as members
 from lending.members.tables import Account, Session
@@ -62,6 +65,28 @@ def _read_only(*_: Any, **__: Any) -> None:
     raise HTTPException(status_code=405, detail="The audit log cannot be changed.")
 
 
+def _add_at_the_desk(*_: Any, **__: Any) -> None:
+    raise HTTPException(status_code=405, detail="Add items at /desk/items/new, where they get a code and a label.")
+
+
+def _retire_instead(*_: Any, **__: Any) -> None:
+    raise HTTPException(status_code=405, detail="Items are retired (with a reason), not deleted: change the status.")
+
+
+async def _before_change_group(row_id: Any, values: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return await catalog.admin_update_group(group_id=int(row_id), values=values)
+    except errors.DomainError as exc:
+        raise _reject(exc) from exc
+
+
+async def _before_change_item(row_id: Any, values: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return await catalog.admin_item_changes(item_id=int(row_id), values=values)
+    except errors.DomainError as exc:
+        raise _reject(exc) from exc
+
+
 def build_admin(*, production: bool):
     account = TableConfig(
         Account,
@@ -79,8 +104,22 @@ def build_admin(*, production: bool):
         order_by=None,
         menu_group="Records",
     )
+    no_adding_or_deleting = Validators(post_single=[_add_at_the_desk], delete_single=[_retire_instead],
+                                       delete_all=[_retire_instead])
+    catalogue = [
+        TableConfig(ItemGroup, hooks=[Hook(HookType.pre_patch, _before_change_group)],
+                    validators=no_adding_or_deleting, menu_group="Catalogue",
+                    visible_columns=[ItemGroup.id, ItemGroup.name, ItemGroup.category, ItemGroup.loan_days]),
+        TableConfig(Item, hooks=[Hook(HookType.pre_patch, _before_change_item)], validators=no_adding_or_deleting,
+                    menu_group="Catalogue",
+                    visible_columns=[Item.id, Item.code, Item.item_group, Item.status, Item.condition, Item.site]),
+        TableConfig(Category, menu_group="Catalogue"),
+        TableConfig(Site, menu_group="Catalogue"),
+        TableConfig(ProblemReport, menu_group="Catalogue",
+                    validators=Validators(post_single=[_read_only], delete_single=[_read_only])),
+    ]
     return create_admin(
-        tables=[account, organisation, audit],
+        tables=[account, organisation, audit, *catalogue],
         auth_table=Account,
         session_table=Session,
         site_name="lending",

@@ -165,3 +165,32 @@ async def test_error_pages_are_in_the_readers_language_even_off_route(client):
     client.cookies.set("lang", "cy")
     response = await client.delete("/api/v1/me")
     assert response.status_code == 405 and response.json()["detail"] != "Method Not Allowed"
+
+
+async def test_admin_catalogue_edits_follow_the_catalogue_rules(client, people):
+    from lending.catalog import services as catalog
+    from lending.catalog.services import ItemDetails
+    from lending.catalog.tables import Item as ItemTable
+    from lending.catalog.tables import ItemGroup
+
+    item = await catalog.add_item(details=ItemDetails(name="Ladder"))
+    item_id = (await ItemTable.select(ItemTable.id).where(ItemTable.code == item.code).first().run())["id"]
+    await sign_in(client, "coordinator@example.org")
+    await client.get("/admin/api/tables/")
+    headers = {"X-CSRFToken": client.cookies.get("csrftoken") or ""}
+    tables = (await client.get("/admin/api/tables/")).json()
+    assert {"item", "item_group", "category", "site"} <= set(tables)
+    response = await client.patch(f"/admin/api/tables/item/{item_id}/", json={"status": "retired"}, headers=headers)
+    assert response.status_code == 422 and "retired" in response.text
+    response = await client.patch(f"/admin/api/tables/item/{item_id}/",
+                                  json={"status": "retired", "status_reason": "Broken rung"}, headers=headers)
+    assert response.status_code == 200, response.text
+    assert (await catalog.get_item(code=item.code)).status == "retired"
+    response = await client.patch(f"/admin/api/tables/item_group/{item.group_id}/", json={"name": ""}, headers=headers)
+    assert response.status_code == 422
+    response = await client.patch(f"/admin/api/tables/item_group/{item.group_id}/", json={"name": "Tall ladder"},
+                                  headers=headers)
+    assert response.status_code == 200, response.text
+    assert (await ItemGroup.select(ItemGroup.name).first().run())["name"] == "Tall ladder"
+    assert (await client.delete(f"/admin/api/tables/item/{item_id}/", headers=headers)).status_code == 405
+    assert (await client.post("/admin/api/tables/item/", json={"code": "X"}, headers=headers)).status_code == 405
