@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 PORT ?= 8000
+HOST ?= 127.0.0.1
 
 .PHONY: run test test-fast test-browser messages clean
 
@@ -15,7 +16,7 @@ $(BIN)/lending: pyproject.toml
 ## run: the app with a demo venue on the embedded SQLite database, at http://127.0.0.1:$(PORT)/
 run: $(BIN)/lending
 	LENDING_DEMO=1 $(BIN)/lending demo
-	LENDING_DEMO=1 $(BIN)/lending run --port $(PORT)
+	LENDING_DEMO=1 $(BIN)/lending run --host $(HOST) --port $(PORT)
 
 ## test: every test; PostgreSQL ones when LENDING_TEST_POSTGRES_URL is set, browser ones when chromium is installed
 test: $(BIN)/lending
