@@ -21,6 +21,7 @@ from lending.members.rules import Role, may_act_as
 from lending.paths import static_dir
 from lending.referrals import controllers as referrals
 from lending.settings import Settings
+from lending.suggestions import controllers as suggestions
 from lending.venues import controllers as venues
 from lending.web import auth, csrf
 from lending.web import controllers as web
@@ -65,10 +66,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         finally:
             await db.stop()
 
-    api = Router(path="/api/v1", route_handlers=[*members.API_ROUTES, *catalog.API_ROUTES])
+    api = Router(path="/api/v1", route_handlers=[*members.API_ROUTES, *catalog.API_ROUTES, *suggestions.API_ROUTES])
     app = Litestar(
         route_handlers=[
-            *web.ROUTES, *members.ROUTES, *catalog.ROUTES, *loans.ROUTES, *referrals.ROUTES, *venues.ROUTES, api,
+            *web.ROUTES, *members.ROUTES, *catalog.ROUTES, *loans.ROUTES, *referrals.ROUTES, *venues.ROUTES,
+            *suggestions.ROUTES, api,
             _admin_handler(settings),
             create_static_files_router(path="/static", directories=[static_dir()], name="static",
                                        include_in_schema=False),

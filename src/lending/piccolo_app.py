@@ -8,6 +8,7 @@ from lending.audit.tables import AuditEvent
 from lending.catalog.tables import Category, Item, ItemGroup, Manual, Photo, ProblemReport, Sticker
 from lending.members.tables import Account, ApiToken, LoginAttempt, Session
 from lending.referrals.tables import Organisation
+from lending.suggestions.tables import Suggestion, Support
 from lending.venues.tables import Site
 
 APP_CONFIG = AppConfig(
@@ -16,6 +17,7 @@ APP_CONFIG = AppConfig(
     table_classes=[
         Organisation, Account, Session, ApiToken, LoginAttempt, AuditEvent,
         Site, Category, ItemGroup, Item, Sticker, Photo, Manual, ProblemReport,
+        Suggestion, Support,
     ],
     migration_dependencies=[],
     commands=[],

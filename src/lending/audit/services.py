@@ -15,6 +15,20 @@ ACTION_LABELS = {
     "api_token.create": _l("Created an API token"),
     "api_token.revoke": _l("Revoked API tokens"),
     "organisation.create": _l("Added a referring organisation"),
+    "category.create": _l("Added a category"),
+    "site.create": _l("Added a site"),
+    "item.create": _l("Added an item"),
+    "item.update": _l("Edited an item"),
+    "item.status": _l("Changed an item's status"),
+    "item.photo": _l("Added a photo"),
+    "item.manual": _l("Added a manual"),
+    "item.problem": _l("Reported a problem"),
+    "sticker.create": _l("Printed stickers"),
+    "suggestion.create": _l("Suggested a thing"),
+    "suggestion.support": _l("Supported a suggestion"),
+    "suggestion.withdraw_support": _l("Withdrew support for a suggestion"),
+    "suggestion.acquired": _l("Marked a suggestion acquired"),
+    "suggestion.declined": _l("Declined a suggestion"),
 }
 
 

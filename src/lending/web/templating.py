@@ -48,6 +48,7 @@ def navigation(user) -> list[tuple[str, Any]]:
         links.append(("/referrals", _("Referrals")))
     if rules.may_act_as(role, rules.Role.coordinator):
         links.append(("/manage", _("Manage")))
+    links.append(("/suggestions", _("Suggestions")))
     links.append(("/account", _("Your account")))
     return links
 

@@ -1,0 +1,2 @@
+"""Members' suggestions of things the library should get, their support, and the
+coordinators' decisions."""
