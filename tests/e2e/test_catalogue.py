@@ -74,3 +74,19 @@ def test_coordinator_catalogue_setup_page(page: Page) -> None:
     page.goto("/manage/catalogue")
     expect(page.get_by_role("heading", name="Categories", exact=True)).to_be_visible()
     assert_accessible(page)
+
+
+def test_member_suggests_a_thing_and_the_coordinator_sees_it(new_page) -> None:
+    member = new_page()
+    sign_in(member, "member2@demo.example", "demo-member2")
+    member.goto("/suggestions")
+    assert_accessible(member)
+    member.locator("#field-title").fill("Tile cutter")
+    member.get_by_role("button", name="Send suggestion").click()
+    expect(member.get_by_text("Tile cutter").first).to_be_visible()
+    assert_accessible(member)
+    coordinator = new_page()
+    sign_in(coordinator, "coordinator@demo.example", "demo-coordinator")
+    coordinator.goto("/manage/suggestions")
+    expect(coordinator.get_by_text("Tile cutter").first).to_be_visible()
+    assert_accessible(coordinator)
