@@ -80,6 +80,13 @@ async def _before_change_group(row_id: Any, values: dict[str, Any]) -> dict[str,
         raise _reject(exc) from exc
 
 
+async def _before_change_category(row_id: Any, values: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return await catalog.admin_update_category(category_id=int(row_id), values=values)
+    except errors.DomainError as exc:
+        raise _reject(exc) from exc
+
+
 async def _before_change_item(row_id: Any, values: dict[str, Any]) -> dict[str, Any]:
     try:
         return await catalog.admin_item_changes(item_id=int(row_id), values=values)
@@ -113,7 +120,7 @@ def build_admin(*, production: bool):
         TableConfig(Item, hooks=[Hook(HookType.pre_patch, _before_change_item)], validators=no_adding_or_deleting,
                     menu_group="Catalogue",
                     visible_columns=[Item.id, Item.code, Item.item_group, Item.status, Item.condition, Item.site]),
-        TableConfig(Category, menu_group="Catalogue"),
+        TableConfig(Category, hooks=[Hook(HookType.pre_patch, _before_change_category)], menu_group="Catalogue"),
         TableConfig(Site, menu_group="Catalogue"),
         TableConfig(ProblemReport, menu_group="Catalogue",
                     validators=Validators(post_single=[_read_only], delete_single=[_read_only])),

@@ -140,6 +140,100 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return asyncio.run(_with_database(settings, work))
 
 
+IMPORT_PROGRESS_EVERY = 500  # rows; smaller files import without progress lines
+IMPORT_PROBLEMS_SHOWN = 50
+
+
+def _counted(count: int, thing: str) -> str:
+    return f"{count} {thing}" + ("" if count == 1 else "s")
+
+
+def _read_csv(name: str) -> str:
+    from pathlib import Path
+
+    from lending.catalog import transfer
+
+    try:
+        data = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
+    except OSError as exc:
+        raise CommandError(f"Cannot read {name}: {exc.strerror or exc}.") from exc
+    return transfer.decode(data)
+
+
+def cmd_items_import(args: argparse.Namespace) -> int:
+    from lending.catalog import transfer
+
+    settings = _settings()
+    text = _read_csv(args.file)
+    shown = [0]
+
+    def progress(done: int, total: int) -> None:
+        if total >= IMPORT_PROGRESS_EVERY and (done // IMPORT_PROGRESS_EVERY > shown[0] or done == total):
+            shown[0] = done // IMPORT_PROGRESS_EVERY
+            print(f"Imported {done}/{total} rows", file=sys.stderr, flush=True)
+
+    async def work() -> int:
+        rows = transfer.count_rows(text)
+        if rows >= IMPORT_PROGRESS_EVERY:
+            print(f"Checking {rows} rows...", file=sys.stderr, flush=True)
+        try:
+            report = await transfer.import_items(text, dry_run=args.dry_run, create_categories=args.create_categories,
+                                                 keep_codes=args.keep_codes, progress=progress)
+        except transfer.ImportRejected as exc:
+            print(f"lending: error: {exc.detail}", file=sys.stderr)
+            for problem in exc.report.problems[:IMPORT_PROBLEMS_SHOWN]:
+                print(problem, file=sys.stderr)
+            if (more := len(exc.report.problems) - IMPORT_PROBLEMS_SHOWN) > 0:
+                print(f"... and {more} more", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        for warning in report.warnings[:IMPORT_PROBLEMS_SHOWN]:
+            print(f"warning: {warning}", file=sys.stderr)
+        if (more := len(report.warnings) - IMPORT_PROBLEMS_SHOWN) > 0:
+            print(f"warning: ... and {more} more", file=sys.stderr)
+        categories = ""
+        if report.new_categories:
+            verb = "to create" if args.dry_run else "created"
+            categories = f"; categories {verb}: {', '.join(report.new_categories)}"
+        if args.dry_run:
+            print(f"{_counted(report.rows, 'row')} would be imported ({_counted(report.items, 'item')}){categories}. "
+                  "Nothing was written.")
+        else:
+            print(f"Imported {_counted(report.rows, 'row')} ({_counted(report.items, 'item')}){categories}.")
+        return 0
+
+    return asyncio.run(_with_database(settings, work))
+
+
+def cmd_items_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from lending.catalog import transfer
+
+    settings = _settings()
+
+    async def work() -> None:
+        text = await transfer.export_items()
+        count = transfer.count_rows(text)
+        if args.file == "-":
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            print(f"Exported {_counted(count, 'item')}.", file=sys.stderr)
+            return
+        # UTF-8 with a byte order mark, so Excel shows '£' and accents; written aside, then
+        # moved into place, so a failure never leaves half a file.
+        path = Path(args.file)
+        partial = path.with_name(f".{path.name}.part")
+        try:
+            partial.write_bytes(text.encode("utf-8-sig"))
+            os.replace(partial, path)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise CommandError(f"Cannot write {args.file}: {exc.strerror or exc}.") from exc
+        print(f"Exported {_counted(count, 'item')} to {args.file}.")
+
+    return asyncio.run(_with_database(settings, work))
+
+
 # --- parsing --------------------------------------------------------------------------------------
 
 class _Parser(argparse.ArgumentParser):
@@ -184,6 +278,20 @@ def build_parser() -> argparse.ArgumentParser:
     token_revoke = token.add_parser("revoke", help="revoke every API token of a user")
     token_revoke.add_argument("--email", required=True)
     token_revoke.set_defaults(handler=cmd_token_revoke)
+
+    items = commands.add_parser("items", help="import and export the catalogue as CSV").add_subparsers(
+        dest="action", required=True, parser_class=_Parser)
+    items_import = items.add_parser("import", help="add the items in a CSV file: all of them, or none")
+    items_import.add_argument("file", metavar="FILE", help='a CSV file (docs/catalogue-csv.md), or "-" for stdin')
+    items_import.add_argument("--dry-run", action="store_true", help="check every row and report; write nothing")
+    items_import.add_argument("--create-categories", action="store_true",
+                              help="create the categories the file names that do not exist yet")
+    items_import.add_argument("--keep-codes", action="store_true",
+                              help="let items keep codes from another catalogue that are not used here")
+    items_import.set_defaults(handler=cmd_items_import)
+    items_export = items.add_parser("export", help="write every item to a CSV file")
+    items_export.add_argument("file", metavar="FILE", help='the CSV file to write, or "-" for stdout')
+    items_export.set_defaults(handler=cmd_items_export)
     return parser
 
 

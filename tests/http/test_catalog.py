@@ -262,3 +262,11 @@ async def test_manuals_are_pdfs_only(client, drill, people):
         files={"manual": ("evil.pdf", b"<script>alert(1)</script>", "application/pdf")})
     assert refused.status_code == 422 and "not a PDF" in refused.text
     assert len((await catalog.get_item(code=drill.code)).manuals) == 1
+
+
+async def test_search_corrects_a_typo_and_says_so(client, drill):
+    page = await client.get("/items", params={"q": "cordlss"})
+    assert page.status_code == 200 and "Cordless drill" in page.text
+    assert "Showing results for “cordless”" in page.text
+    symbols = await client.get("/items", params={"q": "*** !!!"})
+    assert symbols.status_code == 200 and "symbols are left out" in symbols.text

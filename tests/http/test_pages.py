@@ -194,3 +194,21 @@ async def test_admin_catalogue_edits_follow_the_catalogue_rules(client, people):
     assert (await ItemGroup.select(ItemGroup.name).first().run())["name"] == "Tall ladder"
     assert (await client.delete(f"/admin/api/tables/item/{item_id}/", headers=headers)).status_code == 405
     assert (await client.post("/admin/api/tables/item/", json={"code": "X"}, headers=headers)).status_code == 405
+
+
+async def test_admin_category_changes_keep_the_tree_and_the_search_right(client, people):
+    from lending.catalog import services as catalog
+    from lending.catalog.services import ItemDetails
+
+    tools = await catalog.create_category(name="Tools")
+    saws = await catalog.create_category(name="Saws", parent_id=tools.id)
+    await catalog.add_item(details=ItemDetails(name="Jigsaw", category_id=saws.id))
+    await sign_in(client, "coordinator@example.org")
+    await client.get("/admin/api/tables/")
+    headers = {"X-CSRFToken": client.cookies.get("csrftoken") or ""}
+    cycle = await client.patch(f"/admin/api/tables/category/{tools.id}/", json={"parent": saws.id}, headers=headers)
+    assert cycle.status_code == 422
+    renamed = await client.patch(f"/admin/api/tables/category/{saws.id}/", json={"name": "Cutting"}, headers=headers)
+    assert renamed.status_code == 200, renamed.text
+    found, _ = await catalog.list_items(query="cutting")
+    assert [item.name for item in found] == ["Jigsaw"]

@@ -9,7 +9,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import Redirect, Template
 
 from lending import errors
-from lending.catalog import rules
+from lending.catalog import rules, search
 from lending.catalog import services as catalog
 from lending.catalog.schemas import ItemIn, ItemList, ItemOut, LabelsIn, item_out
 from lending.catalog.services import ItemDetails
@@ -67,8 +67,10 @@ async def browse(request: Request, q: FromQuery[str] = "", category: FromQuery[s
     category_id = _int_or_none(category, "category")
     items, next_cursor = await catalog.list_items(query=q, category_id=category_id, available=available == "1",
                                                   cursor=cursor)
+    found = await search.resolve(q) if q.strip() else None
     return Template(template_name="catalog/browse.html", context={
         "items": items, "next_cursor": next_cursor, "q": q, "category": category_id, "available": available == "1",
+        "corrected": found.corrected if found else None, "note": found.note if found else None,
         "categories": await catalog.category_tree(), "status_labels": rules.STATUS_LABELS,
     })
 

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from lending import clock, codes, db, errors
 from lending.audit import services as audit
-from lending.catalog import rules
+from lending.catalog import rules, search
 from lending.catalog.rules import Status
 from lending.catalog.tables import (
     Category,
@@ -301,6 +301,7 @@ async def add_item(*, details: ItemDetails, sticker: str = "", copy_of: str = ""
                                           created_at=now, updated_at=now)).returning(Item.id).run()
             if sticker_code:
                 await Sticker.update({Sticker.item: rows[0]["id"]}).where(Sticker.code == sticker_code).run()
+            await search.index_group(group_id)
             await audit.record(action="item.create", actor_id=actor_id, subject=f"item:{code}", at=now)
     except Exception as exc:
         if db.is_unique_violation(exc) and sticker_code:
@@ -324,6 +325,7 @@ async def update_item(*, code: str, details: ItemDetails, actor_id: int | None =
     now = clock.now()
     async with db.transaction(write=True):
         await ItemGroup.update({**group_fields, "updated_at": now}).where(ItemGroup.id == current.group_id).run()
+        await search.index_group(current.group_id)
         await Item.update({**item_fields, "updated_at": now}).where(Item.code == current.code).run()
         await audit.record(action="item.update", actor_id=actor_id, subject=f"item:{current.code}", at=now)
     return await get_item(code=current.code)
@@ -365,11 +367,10 @@ async def list_items(*, query: str = "", category_id: int | None = None, availab
     a category with everything under it, only what is available now. Retired items are not
     listed."""
     select = Item.select(*_ITEM_COLUMNS).where(Item.status != Status.retired.value)
-    for word in " ".join((query or "").replace("%", " ").replace("_", " ").split()).split()[:8]:
-        select = select.where(db.contains(Item.item_group.name, word) | db.contains(Item.item_group.description, word))
+    if (query or "").strip():
+        select = select.where(await search.items_matching(query))
     if category_id is not None:
-        ids = [category_id] + [n.id for n in await category_tree() if category_id in await _ancestors(n.id)]
-        select = select.where(Item.item_group.category.is_in(ids))
+        select = select.where(Item.item_group.category.is_in(await _with_descendants(category_id)))
     if available:
         select = select.where(Item.status == Status.available.value)
     if cursor:
@@ -381,6 +382,15 @@ async def list_items(*, query: str = "", category_id: int | None = None, availab
     rows = rows[:limit]
     next_cursor = encode_cursor(rows[-1]["name"], rows[-1]["id"]) if more and rows else None
     return await _views(rows), next_cursor
+
+
+async def _with_descendants(category_id: int) -> list[int]:
+    """A category and every category below it, from one read of the tree."""
+    found = [category_id]
+    for node in await category_tree():  # parents come before their children
+        if node.parent_id in found:
+            found.append(node.id)
+    return found
 
 
 async def _ancestors(category_id: int) -> set[int]:
@@ -612,3 +622,32 @@ async def admin_item_changes(*, item_id: int, values: dict) -> dict:
 
 async def _after_group_change(group_id: int) -> None:
     """Keep what depends on a group's text (the search index) in step, in the same transaction."""
+    await search.index_group(group_id)
+
+
+async def admin_update_category(*, category_id: int, values: dict) -> dict:
+    """A category renamed or moved in piccolo_admin: names stay unique within a parent, a
+    category cannot move inside itself, and the items under it are re-indexed for search."""
+    current = await Category.select().where(Category.id == category_id).first().run()
+    if current is None:
+        raise errors.NotFound(_l("There is no such category."), code="unknown_category")
+    cleaned = {key: value for key, value in values.items() if key in {"name", "parent", "position"}}
+    if "name" in cleaned:
+        cleaned["name"] = " ".join(str(cleaned["name"] or "").split())
+        if not cleaned["name"] or len(cleaned["name"]) > 100:
+            raise errors.InvalidInput(_l("Enter a category name (at most 100 characters)."), field="name",
+                                      code="invalid_category")
+    parent = cleaned.get("parent", current["parent"])
+    if parent is not None and (parent == category_id or category_id in await _ancestors(int(parent))):
+        raise errors.InvalidInput(_l("A category cannot go inside itself."), field="parent", code="category_cycle")
+    try:
+        async with db.transaction(write=True):
+            await Category.update(cleaned).where(Category.id == category_id).run()
+            await search.index_category(category_id)
+    except Exception as exc:
+        if db.is_unique_violation(exc):
+            raise errors.Conflict(_l("There is already a category called %(name)s here.",
+                                     name=cleaned.get("name", current["name"])), code="category_exists",
+                                  field="name") from exc
+        raise
+    return cleaned
