@@ -270,3 +270,12 @@ async def test_search_corrects_a_typo_and_says_so(client, drill):
     assert "Showing results for “cordless”" in page.text
     symbols = await client.get("/items", params={"q": "*** !!!"})
     assert symbols.status_code == 200 and "symbols are left out" in symbols.text
+
+
+async def test_copies_are_one_entry_with_their_availability(client, drill):
+    copy = await catalog.add_item(details=ItemDetails(name="x"), copy_of=drill.code)
+    await catalog.set_status(code=copy.code, status="maintenance")
+    page = await client.get("/items")
+    assert page.text.count(">Cordless drill<") == 1
+    assert "1 of 2 available" in page.text
+    assert "The library has 2 of these; 1 available now." in (await client.get(f"/i/{drill.code}")).text

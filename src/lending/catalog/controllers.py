@@ -68,6 +68,13 @@ async def browse(request: Request, q: FromQuery[str] = "", category: FromQuery[s
     items, next_cursor = await catalog.list_items(query=q, category_id=category_id, available=available == "1",
                                                   cursor=cursor)
     found = await search.resolve(q) if q.strip() else None
+    # One entry per thing: copies of a group sit next to each other in name order.
+    shown, seen = [], set()
+    for item in items:
+        if item.group_id not in seen:
+            seen.add(item.group_id)
+            shown.append(item)
+    items = shown
     return Template(template_name="catalog/browse.html", context={
         "items": items, "next_cursor": next_cursor, "q": q, "category": category_id, "available": available == "1",
         "corrected": found.corrected if found else None, "note": found.note if found else None,

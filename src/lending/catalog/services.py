@@ -144,6 +144,8 @@ class ItemView:
     labelled_at: datetime | None
     photo_ids: list[int] = field(default_factory=list)
     manuals: list[tuple[int, str]] = field(default_factory=list)
+    copies: int = 1  # copies of the same thing, retired ones left out
+    copies_available: int = 0
     due_back: datetime | None = None
 
 
@@ -178,7 +180,11 @@ async def _views(rows: list[dict]) -> list[ItemView]:
     group_ids = list({row["item_group"] for row in rows})
     photos: dict[int, list[int]] = {}
     manuals: dict[int, list[tuple[int, str]]] = {}
+    copies: dict[int, list[str]] = {}
     if group_ids:
+        for copy in await (Item.select(Item.item_group, Item.status)
+                           .where(Item.item_group.is_in(group_ids), Item.status != Status.retired.value).run()):
+            copies.setdefault(copy["item_group"], []).append(copy["status"])
         for photo in await (Photo.select(Photo.id, Photo.item_group).where(Photo.item_group.is_in(group_ids))
                             .order_by(Photo.position).order_by(Photo.id).run()):
             photos.setdefault(photo["item_group"], []).append(photo["id"])
@@ -196,6 +202,8 @@ async def _views(rows: list[dict]) -> list[ItemView]:
             parts=json.loads(parts) if isinstance(parts, str) else list(parts or []), loan_days=row["loan_days"],
             group_id=row["item_group"], notes=row["notes"], labelled_at=row["labelled_at"],
             photo_ids=photos.get(row["item_group"], []), manuals=manuals.get(row["item_group"], []),
+            copies=len(copies.get(row["item_group"], [])) or 1,
+            copies_available=copies.get(row["item_group"], []).count(Status.available.value),
         ))
     return views
 
