@@ -18,6 +18,7 @@ from lending.i18n import lazy_gettext as _l
 from lending.members.rules import Role
 from lending.web import flash
 from lending.web.auth import current_user, requires
+from lending.web.forms import form_data
 
 PHOTO_CACHE = "public, max-age=31536000, immutable"  # a photo id never changes content
 
@@ -126,8 +127,8 @@ def _details(form: dict) -> ItemDetails:
 
 
 async def _read_form(request: Request) -> tuple[dict[str, str], dict[str, UploadFile]]:
-    form = await request.form()
-    values = {key: str(value).strip() for key, value in form.items() if isinstance(value, str)}
+    values = await form_data(request)
+    form = await request.form()  # parsed once and kept by the request
     uploads = {key: form.get(key) for key in ("photo", "manual")}
     return values, {key: up for key, up in uploads.items() if isinstance(up, UploadFile) and up.filename}
 
@@ -290,8 +291,7 @@ async def _labels_context(values: dict, problems: dict, error: str | None) -> di
 
 @post("/", name="catalog:labels_print", include_in_schema=False)
 async def labels_print(request: Request) -> Response:
-    form = await request.form()
-    values = {key: str(value).strip() for key, value in form.items() if isinstance(value, str)}
+    values = await form_data(request)
     try:
         start = int(values.get("start") or 1) - 1  # people count label slots from 1
         if values.get("what") == "stickers":
@@ -337,8 +337,7 @@ async def setup_page(request: Request) -> Template:
 
 @post("/categories", name="catalog:add_category", include_in_schema=False)
 async def add_category(request: Request) -> Response:
-    form = await request.form()
-    values = {key: str(value).strip() for key, value in form.items() if isinstance(value, str)}
+    values = await form_data(request)
     try:
         node = await catalog.create_category(name=values.get("name", ""),
                                              parent_id=_int_or_none(values.get("parent"), "parent"),
@@ -352,8 +351,7 @@ async def add_category(request: Request) -> Response:
 
 @post("/sites", name="catalog:add_site", include_in_schema=False)
 async def add_site(request: Request) -> Response:
-    form = await request.form()
-    values = {f"site_{key}": str(value).strip() for key, value in form.items() if isinstance(value, str)}
+    values = {f"site_{key}": value for key, value in (await form_data(request)).items()}
     try:
         site = await catalog.create_site(name=values.get("site_name", ""), address=values.get("site_address", ""),
                                          actor_id=current_user(request).id)
