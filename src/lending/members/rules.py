@@ -95,6 +95,24 @@ def password_problem(password: str) -> str | None:
     return None
 
 
+def account_problems(*, role: Role | None, name: str, email: str, has_organisation: bool) -> dict[str, str]:
+    """The rules every way of making or changing an account shares (the people page, the CLI,
+    the desk, the admin): a known role, a name, a well-formed email if any, and a referring
+    organisation for link workers and only for them."""
+    problems: dict[str, str] = {}
+    if role is None:
+        problems["role"] = _l("Choose a role: member, volunteer, link worker or coordinator.")
+    if problem := name_problem(name):
+        problems["name"] = problem
+    if email and (problem := email_problem(email)):
+        problems["email"] = problem
+    if role == Role.link_worker and not has_organisation:
+        problems["organisation"] = _l("Link workers belong to a referring organisation: choose one.")
+    if role not in (None, Role.link_worker) and has_organisation:
+        problems["organisation"] = _l("Only link workers belong to a referring organisation.")
+    return problems
+
+
 @dataclass(frozen=True)
 class SignInLimit:
     """Failed sign-ins allowed per window, per email address and per network address."""

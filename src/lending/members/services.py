@@ -101,13 +101,8 @@ async def create_account(
     email = rules.normalise_email(email)
     phone = (phone or "").strip()
     parsed_role = rules.parse_role(role or "")
-    problems: dict[str, str] = {}
-    if parsed_role is None:
-        problems["role"] = _l("Choose a role: member, volunteer, link worker or coordinator.")
-    if problem := rules.name_problem(name):
-        problems["name"] = problem
-    if email and (problem := rules.email_problem(email)):
-        problems["email"] = problem
+    has_organisation = organisation not in (None, "")
+    problems = rules.account_problems(role=parsed_role, name=name, email=email, has_organisation=has_organisation)
     if problem := rules.phone_problem(phone):
         problems["phone"] = problem
     if language not in rules.LANGUAGES:
@@ -121,15 +116,10 @@ async def create_account(
     elif staff:
         problems["password"] = _l("Enter a password of at least 10 characters.")
     organisation_id = None
-    if parsed_role == Role.link_worker:
-        if organisation in (None, ""):
-            problems["organisation"] = _l("Link workers belong to a referring organisation: choose one.")
-        else:
-            organisation_id = await _organisation_id(organisation)
-            if organisation_id is None:
-                problems["organisation"] = _l("There is no such organisation.")
-    elif organisation not in (None, ""):
-        problems["organisation"] = _l("Only link workers belong to a referring organisation.")
+    if parsed_role == Role.link_worker and has_organisation:
+        organisation_id = await _organisation_id(organisation)
+        if organisation_id is None:
+            problems["organisation"] = _l("There is no such organisation.")
     if problems:
         raise errors.InvalidInput(_l("Check the account's details."), errors=problems)
 
@@ -353,17 +343,8 @@ async def admin_account_fields(*, role: str, email: str | None, organisation_id:
     """The same account rules for rows edited in piccolo_admin: returns the fields derived
     from the role (the admin flags mirror the coordinator role) or raises InvalidInput."""
     parsed = rules.parse_role(role or "")
-    problems: dict[str, str] = {}
-    if parsed is None:
-        problems["role"] = _l("Choose a role: member, volunteer, link worker or coordinator.")
-    if problem := rules.name_problem(name or ""):
-        problems["name"] = problem
-    if email and (problem := rules.email_problem(rules.normalise_email(email))):
-        problems["email"] = problem
-    if parsed == Role.link_worker and not organisation_id:
-        problems["organisation"] = _l("Link workers belong to a referring organisation: choose one.")
-    if parsed not in (None, Role.link_worker) and organisation_id:
-        problems["organisation"] = _l("Only link workers belong to a referring organisation.")
+    problems = rules.account_problems(role=parsed, name=name or "", email=rules.normalise_email(email),
+                                      has_organisation=bool(organisation_id))
     if problems:
         raise errors.InvalidInput(_l("Check the account's details."), errors=problems)
     coordinator = parsed == Role.coordinator
