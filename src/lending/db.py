@@ -12,7 +12,7 @@ import contextlib
 import io
 import os
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 from piccolo.engine.base import Engine
@@ -161,6 +161,18 @@ def is_unique_violation(exc: BaseException) -> bool:
     except ImportError:  # pragma: no cover - asyncpg is a dependency
         return False
     return isinstance(exc, asyncpg.exceptions.UniqueViolationError)
+
+
+@contextlib.contextmanager
+def unique_violation_as(conflict: Callable[[], Exception]) -> Iterator[None]:
+    """The database's unique constraints have the last word on a race (two people adding the
+    same name at once); this turns their error into the domain error a person understands."""
+    try:
+        yield
+    except Exception as exc:
+        if is_unique_violation(exc):
+            raise conflict() from exc
+        raise
 
 
 async def ping(timeout: float = 2.0) -> bool:

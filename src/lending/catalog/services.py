@@ -58,23 +58,28 @@ async def category_tree() -> list[CategoryNode]:
 
 async def create_category(*, name: str, parent_id: int | None = None, actor_id: int | None = None) -> CategoryNode:
     """Category names are unique within their parent, ignoring case (the database holds to it)."""
-    name = " ".join((name or "").split())
-    if not name or len(name) > 100:
-        raise errors.InvalidInput(_l("Enter a category name (at most 100 characters)."), field="name",
-                                  code="invalid_category")
-    try:
+    name = _category_name(name)
+    with db.unique_violation_as(lambda: _category_exists(name)):
         async with db.transaction(write=True):
             if parent_id is not None and not await Category.exists().where(Category.id == parent_id).run():
                 raise errors.InvalidInput(_l("There is no such category."), field="parent", code="unknown_category")
             row = await Category.insert(Category(name=name, parent=parent_id, created_at=clock.now())).returning(
                 Category.id).run()
             await audit.record(action="category.create", actor_id=actor_id, subject=f"category:{row[0]['id']}")
-    except Exception as exc:
-        if db.is_unique_violation(exc):
-            raise errors.Conflict(_l("There is already a category called %(name)s here.", name=name),
-                                  code="category_exists", field="name") from exc
-        raise
     return next(node for node in await category_tree() if node.id == row[0]["id"])
+
+
+def _category_name(name: str | None) -> str:
+    name = " ".join(str(name or "").split())
+    if not name or len(name) > 100:
+        raise errors.InvalidInput(_l("Enter a category name (at most 100 characters)."), field="name",
+                                  code="invalid_category")
+    return name
+
+
+def _category_exists(name: str) -> errors.Conflict:
+    return errors.Conflict(_l("There is already a category called %(name)s here.", name=name), code="category_exists",
+                           field="name")
 
 
 async def find_category(*, name_or_path: str) -> CategoryNode | None:
@@ -107,16 +112,13 @@ async def create_site(*, name: str, address: str = "", actor_id: int | None = No
     if not name or len(name) > 120:
         raise errors.InvalidInput(_l("Enter the site's name (at most 120 characters)."), field="name",
                                   code="invalid_site")
-    try:
+    site_exists = errors.Conflict(_l("There is already a site called %(name)s.", name=name), code="site_exists",
+                                  field="name")
+    with db.unique_violation_as(lambda: site_exists):
         async with db.transaction(write=True):
             row = await Site.insert(Site(name=name, address=address.strip(), created_at=clock.now())).returning(
                 Site.id).run()
             await audit.record(action="site.create", actor_id=actor_id, subject=f"site:{row[0]['id']}")
-    except Exception as exc:
-        if db.is_unique_violation(exc):
-            raise errors.Conflict(_l("There is already a site called %(name)s.", name=name), code="site_exists",
-                                  field="name") from exc
-        raise
     return SiteView(id=row[0]["id"], name=name, address=address.strip())
 
 
@@ -641,21 +643,12 @@ async def admin_update_category(*, category_id: int, values: dict) -> dict:
         raise errors.NotFound(_l("There is no such category."), code="unknown_category")
     cleaned = {key: value for key, value in values.items() if key in {"name", "parent", "position"}}
     if "name" in cleaned:
-        cleaned["name"] = " ".join(str(cleaned["name"] or "").split())
-        if not cleaned["name"] or len(cleaned["name"]) > 100:
-            raise errors.InvalidInput(_l("Enter a category name (at most 100 characters)."), field="name",
-                                      code="invalid_category")
+        cleaned["name"] = _category_name(cleaned["name"])
     parent = cleaned.get("parent", current["parent"])
     if parent is not None and (parent == category_id or category_id in await _ancestors(int(parent))):
         raise errors.InvalidInput(_l("A category cannot go inside itself."), field="parent", code="category_cycle")
-    try:
+    with db.unique_violation_as(lambda: _category_exists(cleaned.get("name", current["name"]))):
         async with db.transaction(write=True):
             await Category.update(cleaned).where(Category.id == category_id).run()
             await search.index_category(category_id)
-    except Exception as exc:
-        if db.is_unique_violation(exc):
-            raise errors.Conflict(_l("There is already a category called %(name)s here.",
-                                     name=cleaned.get("name", current["name"])), code="category_exists",
-                                  field="name") from exc
-        raise
     return cleaned

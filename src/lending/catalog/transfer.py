@@ -502,18 +502,14 @@ async def import_items(text: str, *, dry_run: bool, create_categories: bool = Fa
         if report.problems:
             raise ImportRejected(report)
         return report
-    try:
+    raced = errors.Conflict(_l("Something in the file was added here while it was being imported (a code or a "
+                               "category); nothing was imported. Run the import again."), code="import_conflict")
+    with db.unique_violation_as(lambda: raced):
         async with db.transaction(write=True):
             report, plan = await _check(text, create_categories=create_categories, keep_codes=keep_codes)
             if report.problems:
                 raise ImportRejected(report)
             created = await _write(plan, report, progress=progress, actor_id=actor_id)
-    except Exception as exc:
-        if db.is_unique_violation(exc):
-            raise errors.Conflict(_l("Something in the file was added here while it was being imported (a code or a "
-                                     "category); nothing was imported. Run the import again."),
-                                  code="import_conflict") from exc
-        raise
     return dataclasses.replace(report, written=True, codes=tuple(created))
 
 
