@@ -66,9 +66,9 @@ async def report_problem(request: Request, code: FromPath[str]) -> Response:
 async def browse(request: Request, q: FromQuery[str] = "", category: FromQuery[str] = "",
                  available: FromQuery[str] = "", cursor: FromQuery[str] = "") -> Template:
     category_id = _int_or_none(category, "category")
-    items, next_cursor = await catalog.list_items(query=q, category_id=category_id, available=available == "1",
-                                                  cursor=cursor)
     found = await search.resolve(q) if q.strip() else None
+    items, next_cursor = await catalog.list_items(searched=found, category_id=category_id, available=available == "1",
+                                                  cursor=cursor)
     # One entry per thing: copies of a group sit next to each other in name order.
     shown, seen = [], set()
     for item in items:

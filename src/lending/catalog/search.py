@@ -453,11 +453,6 @@ def item_condition(search: Search):
     return Item.item_group.is_in(matching)
 
 
-async def items_matching(text: str):
-    """The condition ``list_items`` adds for a query (see ``resolve``)."""
-    return item_condition(await resolve(text))
-
-
 async def correction(text: str) -> str | None:
     """What to show as "Showing results for ...", or None when the words were searched for as
     typed. (``list_items`` corrects the same way; its return value has no room for this.)"""

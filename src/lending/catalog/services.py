@@ -372,13 +372,17 @@ def decode_cursor(cursor: str) -> tuple[str, int]:
 
 
 async def list_items(*, query: str = "", category_id: int | None = None, available: bool = False,
-                     cursor: str = "", limit: int = PAGE_SIZE) -> tuple[list[ItemView], str | None]:
+                     cursor: str = "", limit: int = PAGE_SIZE,
+                     searched: search.Search | None = None) -> tuple[list[ItemView], str | None]:
     """Items by name (then id), a page at a time. Filters: words in the name or description,
     a category with everything under it, only what is available now. Retired items are not
-    listed."""
+    listed. A caller that has already resolved the query (to show its spelling correction)
+    passes it as ``searched``, so it is not resolved twice."""
     select = Item.select(*_ITEM_COLUMNS).where(Item.status != Status.retired.value)
-    if (query or "").strip():
-        select = select.where(await search.items_matching(query))
+    if searched is None and (query or "").strip():
+        searched = await search.resolve(query)
+    if searched is not None:
+        select = select.where(search.item_condition(searched))
     if category_id is not None:
         select = select.where(Item.item_group.category.is_in(await _with_descendants(category_id)))
     if available:
