@@ -14,15 +14,14 @@ from piccolo_api.crud.hooks import Hook, HookType
 from piccolo_api.crud.validators import Validators
 from starlette.exceptions import HTTPException
 
-from lending import codes, errors
+from lending import errors
 from lending.audit.tables import AuditEvent
 from lending.catalog import services as catalog
 from lending.catalog.tables import Category, Item, ItemGroup, ProblemReport
-from lending.venues.tables import Site
-from lending.clock import now
 from lending.members import services as members
 from lending.members.tables import Account, Session
 from lending.referrals.tables import Organisation
+from lending.venues.tables import Site
 
 
 def _reject(exc: errors.DomainError) -> HTTPException:
@@ -30,19 +29,10 @@ def _reject(exc: errors.DomainError) -> HTTPException:
     return HTTPException(status_code=exc.status, detail=f"{exc.detail} {problems}".strip())
 
 
-async def _before_add_account(row: Account) -> Account:
-    try:
-        derived = await members.admin_account_fields(role=row.role, email=row.email,
-                                                     organisation_id=row.organisation, name=row.name)
-    except errors.DomainError as exc:
-        raise _reject(exc) from exc
-    for key, value in derived.items():
-        setattr(row, key, value)
-    row.card_code = codes.new_code()
-    row.username = row.card_code
-    row.active = True
-    row.created_at = now()
-    return row
+def _add_on_the_people_page(*_: Any, **__: Any) -> None:
+    # piccolo_admin creates users through BaseUser.create_user, skipping pre-save hooks, so an
+    # account made here would miss the account rules and its card code.
+    raise HTTPException(status_code=405, detail="Add people on the People page (/manage/people).")
 
 
 async def _before_change_account(row_id: Any, values: dict[str, Any]) -> dict[str, Any]:
@@ -100,7 +90,8 @@ def build_admin(*, production: bool):
         visible_columns=[Account.id, Account.name, Account.email, Account.role, Account.card_code,
                          Account.organisation, Account.active],
         exclude_visible_filters=[Account.password],
-        hooks=[Hook(HookType.pre_save, _before_add_account), Hook(HookType.pre_patch, _before_change_account)],
+        hooks=[Hook(HookType.pre_patch, _before_change_account)],
+        validators=Validators(post_single=[_add_on_the_people_page]),
         menu_group="People",
     )
     organisation = TableConfig(Organisation, menu_group="Referrals")

@@ -212,3 +212,17 @@ async def test_admin_category_changes_keep_the_tree_and_the_search_right(client,
     assert renamed.status_code == 200, renamed.text
     found, _ = await catalog.list_items(query="cutting")
     assert [item.name for item in found] == ["Jigsaw"]
+
+
+async def test_accounts_are_not_added_in_the_admin(client, people):
+    """piccolo_admin makes users through BaseUser.create_user, past every hook, so accounts are
+    added on the People page, where the account rules and card codes apply."""
+    await sign_in(client, "coordinator@example.org")
+    await client.get("/admin/api/tables/")
+    headers = {"X-CSRFToken": client.cookies.get("csrftoken") or ""}
+    before = await Account.count().run()
+    response = await client.post("/admin/api/tables/account/", headers=headers, json={
+        "name": "Admin Made", "email": "made@example.org", "role": "wizard", "password": "long enough pass",
+        "username": "made"})
+    assert response.status_code == 405 and "People page" in response.text
+    assert await Account.count().run() == before
