@@ -146,6 +146,12 @@ async def transaction(*, write: bool = False) -> AsyncIterator[object]:
         yield txn
 
 
+def in_transaction() -> bool:
+    """Whether this task is inside a transaction (a nested ``transaction()`` joins it, so a
+    failed statement there spoils the whole outer one)."""
+    return engine().current_transaction.get() is not None
+
+
 def contains(column, text: str):
     """Case-insensitive 'column contains text' on either engine (SQLite's LIKE already
     ignores case for ASCII; PostgreSQL needs ILIKE)."""

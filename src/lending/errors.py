@@ -59,3 +59,10 @@ class TooManyAttempts(DomainError):
     def __init__(self, detail: str, *, retry_after: int, **kwargs) -> None:
         super().__init__(detail, **kwargs)
         self.retry_after = retry_after
+
+
+class Unavailable(DomainError):
+    """A service we depend on (the payment provider, the mail server) did not answer."""
+
+    status = 503
+    code = "unavailable"

@@ -7,6 +7,17 @@ from piccolo.conf.apps import AppConfig
 from lending.audit.tables import AuditEvent
 from lending.catalog.tables import Category, Item, ItemGroup, Manual, Photo, ProblemReport, Sticker
 from lending.members.tables import Account, ApiToken, LoginAttempt, Session
+from lending.memberships.tables import (
+    Agreement,
+    AgreementAcceptance,
+    Checkout,
+    GiftAidDeclaration,
+    Membership,
+    Payment,
+    Refund,
+    StripeEvent,
+    Tier,
+)
 from lending.referrals.tables import Organisation
 from lending.suggestions.tables import Suggestion, Support
 from lending.venues.tables import Site
@@ -18,6 +29,8 @@ APP_CONFIG = AppConfig(
         Organisation, Account, Session, ApiToken, LoginAttempt, AuditEvent,
         Site, Category, ItemGroup, Item, Sticker, Photo, Manual, ProblemReport,
         Suggestion, Support,
+        Tier, Agreement, AgreementAcceptance, Membership, GiftAidDeclaration, Checkout, Payment, Refund,
+        StripeEvent,
     ],
     migration_dependencies=[],
     commands=[],

@@ -89,19 +89,9 @@ async def list_accounts(*, role: str | None = None, limit: int = 500) -> list[Ac
 
 # --- creating accounts ---------------------------------------------------------------------
 
-async def create_account(
-    *, name: str, email: str | None, role: str, password: str | None = None, phone: str | None = None,
-    language: str = "en", organisation: str | int | None = None, actor_id: int | None = None,
-) -> AccountView:
-    """Every account has a role and a card code. Link workers belong to one referring
-    organisation and only they do; staff sign in with an email and a password; an email
-    belongs to one account only. All problems are reported together and nothing is written
-    unless the whole account is valid."""
-    name = " ".join((name or "").split())
-    email = rules.normalise_email(email)
-    phone = (phone or "").strip()
+def _account_problems(*, name: str, email: str, role: str, phone: str, language: str, password: str | None,
+                      has_organisation: bool) -> dict[str, str]:
     parsed_role = rules.parse_role(role or "")
-    has_organisation = organisation not in (None, "")
     problems = rules.account_problems(role=parsed_role, name=name, email=email, has_organisation=has_organisation)
     if problem := rules.phone_problem(phone):
         problems["phone"] = problem
@@ -115,6 +105,35 @@ async def create_account(
             problems["password"] = problem
     elif staff:
         problems["password"] = _l("Enter a password of at least 10 characters.")
+    return problems
+
+
+def check_account_details(*, name: str, email: str | None, role: str, phone: str | None = None,
+                          language: str = "en", password: str | None = None) -> None:
+    """The account rules of ``create_account`` that need no database, so a form that makes an
+    account along with something else (joining) can report every problem at once."""
+    problems = _account_problems(name=" ".join((name or "").split()), email=rules.normalise_email(email),
+                                 role=role, phone=(phone or "").strip(), language=language, password=password,
+                                 has_organisation=False)
+    if problems:
+        raise errors.InvalidInput(_l("Check the account's details."), errors=problems)
+
+
+async def create_account(
+    *, name: str, email: str | None, role: str, password: str | None = None, phone: str | None = None,
+    language: str = "en", organisation: str | int | None = None, actor_id: int | None = None,
+) -> AccountView:
+    """Every account has a role and a card code. Link workers belong to one referring
+    organisation and only they do; staff sign in with an email and a password; an email
+    belongs to one account only. All problems are reported together and nothing is written
+    unless the whole account is valid."""
+    name = " ".join((name or "").split())
+    email = rules.normalise_email(email)
+    phone = (phone or "").strip()
+    parsed_role = rules.parse_role(role or "")
+    has_organisation = organisation not in (None, "")
+    problems = _account_problems(name=name, email=email, role=role, phone=phone, language=language,
+                                 password=password, has_organisation=has_organisation)
     organisation_id = None
     if parsed_role == Role.link_worker and has_organisation:
         organisation_id = await _organisation_id(organisation)
@@ -142,6 +161,11 @@ async def create_account(
         except Exception as exc:
             if not db.is_unique_violation(exc):
                 raise
+            if db.in_transaction():
+                # Part of a larger change (joining): the failed insert spoiled the transaction,
+                # so say what most likely clashed instead of retrying inside it.
+                raise (_email_taken(email) if email else errors.Conflict(
+                    _l("Could not create the account; try again."), code="try_again")) from exc
             if email and await Account.exists().where(Account.email == email).run():
                 raise _email_taken(email) from exc
             continue  # a card code collided: draw another
@@ -237,15 +261,24 @@ async def sign_in(*, email: str, password: str, address: str, now: datetime | No
     if not (ok and row and row["active"]):
         raise errors.NotSignedIn(_l("The email address or password is not right."), code="wrong_credentials")
 
-    token = secrets.token_urlsafe(32)
     async with db.transaction(write=True):
         await LoginAttempt.delete().where(LoginAttempt.key == email_key).run()
-        local_now = clock.local_naive_now()
-        await Session.insert(Session(token=token, user_id=row["id"], expiry_date=local_now + SESSION_IDLE,
-                                     max_expiry_date=local_now + SESSION_MAX)).run()
-        await Account.update({Account.last_login: local_now}).where(Account.id == row["id"]).run()
-        await audit.record(action="account.sign_in", actor_id=row["id"], subject=f"account:{row['id']}", at=now)
+        token = await start_session(account_id=row["id"], now=now)
     return await get_account(account_id=row["id"]), token
+
+
+async def start_session(*, account_id: int, now: datetime | None = None) -> str:
+    """Open a browser session for an account that has just proved who it is (by its password,
+    or by creating itself at /join); returns the cookie's token."""
+    token = secrets.token_urlsafe(32)
+    async with db.transaction(write=True):
+        local_now = clock.local_naive_now()
+        await Session.insert(Session(token=token, user_id=account_id, expiry_date=local_now + SESSION_IDLE,
+                                     max_expiry_date=local_now + SESSION_MAX)).run()
+        await Account.update({Account.last_login: local_now}).where(Account.id == account_id).run()
+        await audit.record(action="account.sign_in", actor_id=account_id, subject=f"account:{account_id}",
+                           at=now or clock.now())
+    return token
 
 
 async def sign_out(*, token: str) -> None:
