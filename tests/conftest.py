@@ -208,3 +208,23 @@ def random_email() -> str:
 
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+# --- Stripe ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def fake_stripe():
+    """The stand-in for Stripe's API, in its own process; events are kept there (not delivered)
+    for tests that hand them to the service themselves."""
+    from tests.fakes.stripe import running_fake_stripe
+
+    with running_fake_stripe() as fake:
+        yield fake
+
+
+@pytest.fixture
+def gateway(fake_stripe):
+    from lending.memberships.gateway import StripeGateway
+
+    return StripeGateway(secret_key=fake_stripe.secret_key, webhook_secret=fake_stripe.webhook_secret,
+                         api_base=fake_stripe.base_url)

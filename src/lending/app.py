@@ -18,6 +18,9 @@ from lending.i18n import lazy_gettext as _l
 from lending.loans import controllers as loans
 from lending.members import controllers as members
 from lending.members.rules import Role, may_act_as
+from lending.memberships import controllers as memberships
+from lending.memberships.gateway import StripeGateway
+from lending.mail.smtp import Mailer
 from lending.paths import static_dir
 from lending.referrals import controllers as referrals
 from lending.settings import Settings
@@ -66,11 +69,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         finally:
             await db.stop()
 
-    api = Router(path="/api/v1", route_handlers=[*members.API_ROUTES, *catalog.API_ROUTES, *suggestions.API_ROUTES])
+    api = Router(path="/api/v1", route_handlers=[*members.API_ROUTES, *catalog.API_ROUTES, *suggestions.API_ROUTES,
+                                                  *memberships.API_ROUTES])
     app = Litestar(
         route_handlers=[
             *web.ROUTES, *members.ROUTES, *catalog.ROUTES, *loans.ROUTES, *referrals.ROUTES, *venues.ROUTES,
-            *suggestions.ROUTES, api,
+            *suggestions.ROUTES, *memberships.ROUTES, api,
             _admin_handler(settings),
             create_static_files_router(path="/static", directories=[static_dir()], name="static",
                                        include_in_schema=False),
@@ -93,7 +97,20 @@ def create_app(settings: Settings | None = None) -> Litestar:
         debug=False,
     )
     app.state.settings = settings
+    app.state.payments = payments_gateway(settings)
+    app.state.mailer = mailer(settings)
     return app
+
+
+def payments_gateway(settings: Settings) -> StripeGateway:
+    return StripeGateway(secret_key=settings.stripe_secret_key, webhook_secret=settings.stripe_webhook_secret,
+                         api_base=settings.stripe_api_base)
+
+
+def mailer(settings: Settings) -> Mailer | None:
+    from urllib.parse import urlsplit
+
+    return Mailer.from_url(settings.smtp_url, default_sender_domain=urlsplit(settings.base_url).hostname or "localhost")
 
 
 def create_app_from_env() -> Litestar:

@@ -13,6 +13,9 @@ from lending.catalog.services import ItemDetails
 from lending.catalog.tables import ItemGroup
 from lending.members import services as members
 from lending.members.tables import Account
+from lending.memberships import services as memberships
+from lending.memberships.services import GiftAid, TierInput
+from lending.memberships.tables import Membership
 from lending.referrals import services as referrals
 
 ORGANISATION = "Riverside Surgery"
@@ -24,6 +27,7 @@ ACCOUNTS = [
     ("linkworker@demo.example", "Lowri Link Worker", "link_worker", "demo-link-worker"),
     ("member@demo.example", "Alex Member", "member", "demo-member"),
     ("member2@demo.example", "Sam Rivers", "member", "demo-member2"),
+    ("member3@demo.example", "Dewi Morgan", "member", "demo-member3"),
 ]
 
 
@@ -46,6 +50,7 @@ async def load(*, progress: Callable[[str], None] = print, force: bool = False) 
                                      organisation=ORGANISATION if role == "link_worker" else None)
         progress(f"Added {role.replace('_', ' ')} {name}.")
     await _load_catalogue(progress)
+    await _load_memberships(progress)
     progress("\nDemo sign-ins (email / password):")
     for email, name, role, password in ACCOUNTS:
         progress(f"  {role.replace('_', ' '):<12} {email:<28} {password}")
@@ -152,3 +157,64 @@ async def _load_catalogue(progress: Callable[[str], None]) -> None:
             for _ in range(copies - 1):
                 await catalog.add_item(details=details, copy_of=first.code)
             progress(f"Catalogue: {done}/{total} {name}")
+
+
+TIERS = [
+    TierInput(name="Pay what you can", position=0, interval="one_off", min_pence=100, max_pence=10000,
+              allow_free=True, suggested=[0, 500, 1500, 3000], gift_aid=True,
+              description="Choose what you can afford for a year's membership, including nothing. Nobody asks "
+                          "why: what members pay and pay forward keeps the library open to everyone."),
+    TierInput(name="Monthly supporter", position=1, interval="month", min_pence=100, max_pence=5000,
+              suggested=[200, 500, 1000], loan_limit=5,
+              description="A small amount every month, stopped whenever you like."),
+    TierInput(name="Concession", position=2, interval="one_off", min_pence=0, max_pence=0, allow_free=True,
+              public=False, offer_pay_forward=False,
+              description="Free membership arranged at the counter."),
+]
+
+AGREEMENT = (
+    "Look after what you borrow and bring it back clean, complete and on time.\n\n"
+    "Tell us about anything broken or missing: accidents happen, and we would rather fix things than guess.\n\n"
+    "Use things safely and follow the safety notes on each item's page. You borrow at your own risk."
+)
+AGREEMENT_CY = (
+    "Gofalwch am yr hyn rydych chi'n ei fenthyg a dewch ag ef yn ôl yn lân, yn gyflawn ac mewn pryd.\n\n"
+    "Dywedwch wrthym am unrhyw beth sydd wedi torri neu ar goll: mae damweiniau'n digwydd, ac mae'n well gennym "
+    "drwsio pethau na dyfalu.\n\n"
+    "Defnyddiwch bethau'n ddiogel a dilynwch y nodiadau diogelwch ar dudalen pob eitem. Rydych chi'n benthyg ar "
+    "eich menter eich hun."
+)
+
+
+async def _load_memberships(progress: Callable[[str], None]) -> None:
+    """Tiers, the agreement, and members on each: one paid in cash with pay-it-forward and Gift
+    Aid, one free, one waiting to pay at the counter."""
+    existing = {tier.name: tier for tier in await memberships.list_tiers(include_inactive=True)}
+    for values in TIERS:
+        if values.name not in existing:
+            existing[values.name] = await memberships.save_tier(values=values)
+            progress(f"Added the membership {values.name}.")
+    if await memberships.current_agreement() is None:
+        await memberships.publish_agreement(body=AGREEMENT, body_cy=AGREEMENT_CY)
+        progress("Published the borrowing agreement.")
+    volunteer = await Account.select(Account.id).where(Account.email == "volunteer@demo.example").first().run()
+    plans = [("member@demo.example", "Pay what you can", 1500, 500, True),
+             ("member2@demo.example", "Pay what you can", 0, 0, False),
+             ("member3@demo.example", "Monthly supporter", None, 0, False)]
+    for email, tier_name, amount, forward, gift_aid in plans:
+        member = await Account.select(Account.id, Account.name).where(Account.email == email).first().run()
+        if member is None or await Membership.exists().where(Membership.member == member["id"]).run():
+            continue
+        tier = existing[tier_name]
+        if amount is None:
+            # Chose to pay monthly online, but this demo has no Stripe: it waits for the counter.
+            agreement = await memberships.current_agreement()
+            await memberships.start_membership(member_id=member["id"], tier=tier.id, amount=300,
+                                               agreement_version=agreement.version if agreement else None,
+                                               gateway=memberships.NO_GATEWAY, base_url="", public_only=False)
+        else:
+            await memberships.record_counter_payment(
+                member_id=member["id"], tier=tier.id, amount=amount, forward=forward, method="cash",
+                gift_aid=GiftAid(full_name=member["name"], house="12", postcode="CF5 1QJ") if gift_aid else None,
+                actor_id=volunteer["id"] if volunteer else None)
+        progress(f"Membership for {member['name']}: {tier_name}.")

@@ -119,3 +119,27 @@ def negotiate(*, chosen: str | None, account_language: str | None, accept_langua
         if tag[:2] in LANGUAGES:
             return tag[:2]
     return DEFAULT_LANGUAGE
+
+
+_LOCALES = {"en": "en_GB", "cy": "cy_GB"}
+
+
+def format_date(moment, language: str | None = None, *, time_zone: str = "Europe/London") -> str:
+    """A date as people write it in their language ("31 January 2027", "31 Ionawr 2027"), in
+    the venue's time zone."""
+    from zoneinfo import ZoneInfo
+
+    from babel.dates import format_date as babel_format_date
+
+    if moment is None:
+        return ""
+    if hasattr(moment, "astimezone") and getattr(moment, "tzinfo", None) is not None:
+        moment = moment.astimezone(ZoneInfo(time_zone)).date()
+    return babel_format_date(moment, format="long", locale=_LOCALES.get(language or current_language(), "en_GB"))
+
+
+def format_money(pence: int, language: str | None = None, currency: str = "GBP") -> str:
+    """Money in the reader's language: "£5.50" in English and in Welsh."""
+    from babel.numbers import format_currency
+
+    return format_currency(pence / 100, currency.upper(), locale=_LOCALES.get(language or current_language(), "en_GB"))

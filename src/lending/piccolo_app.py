@@ -6,6 +6,7 @@ from piccolo.conf.apps import AppConfig
 
 from lending.audit.tables import AuditEvent
 from lending.catalog.tables import Category, Item, ItemGroup, Manual, Photo, ProblemReport, Sticker
+from lending.mail.tables import Email
 from lending.members.tables import Account, ApiToken, LoginAttempt, Session
 from lending.memberships.tables import (
     Agreement,
@@ -30,7 +31,7 @@ APP_CONFIG = AppConfig(
         Site, Category, ItemGroup, Item, Sticker, Photo, Manual, ProblemReport,
         Suggestion, Support,
         Tier, Agreement, AgreementAcceptance, Membership, GiftAidDeclaration, Checkout, Payment, Refund,
-        StripeEvent,
+        StripeEvent, Email,
     ],
     migration_dependencies=[],
     commands=[],

@@ -25,7 +25,8 @@ BASE = "http://testserver.local"
 async def make_tiers() -> dict:
     sliding = await memberships.save_tier(values=TierInput(
         name="Pay what you can", description="Choose what you can afford; nobody asks why.",
-        suggested=[0, 500, 1500], min_pence=100, max_pence=5000, allow_free=True, interval="one_off"))
+        suggested=[0, 500, 1500], min_pence=100, max_pence=5000, allow_free=True, interval="one_off",
+        gift_aid=True))
     monthly = await memberships.save_tier(values=TierInput(
         name="Monthly", suggested=[300, 500], min_pence=100, max_pence=2000, interval="month", position=1))
     concession = await memberships.save_tier(values=TierInput(

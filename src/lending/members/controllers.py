@@ -23,7 +23,11 @@ from lending.web.forms import form_data
 
 @get("/account", name="members:account", guards=[signed_in], include_in_schema=False)
 async def account_page(request: Request) -> Template:
-    return Template(template_name="members/account.html", context={"account": current_user(request)})
+    from lending.memberships import controllers as membership_pages
+
+    user = current_user(request)
+    return Template(template_name="members/account.html",
+                    context={"account": user, **await membership_pages.account_context(user.id)})
 
 
 # --- the desk: registering members --------------------------------------------------------------

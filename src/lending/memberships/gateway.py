@@ -28,7 +28,8 @@ class InvalidSignature(Exception):
 
 @dataclass(frozen=True)
 class CheckoutRequest:
-    reference: str  # our checkout's id: the idempotency key and the session's metadata
+    reference: str  # our checkout's id, in the session's metadata
+    nonce: str  # drawn once per checkout: with the reference, the idempotency key
     mode: str  # "payment" (one-off) or "subscription"
     amount_pence: int
     currency: str
@@ -110,7 +111,7 @@ class StripeGateway:
         elif request.customer_email:
             params["customer_email"] = request.customer_email
         session = await self._call("checkout", client.v1.checkout.sessions.create_async(
-            params=params, options={"idempotency_key": f"checkout-{request.reference}"}))
+            params=params, options={"idempotency_key": f"checkout-{request.reference}-{request.nonce}"}))
         return CreatedCheckout(session_id=session["id"], url=session["url"])
 
     async def change_subscription_amount(self, *, subscription_id: str, amount_pence: int, currency: str,
@@ -135,6 +136,18 @@ class StripeGateway:
         return await self._call("cancellation", client.v1.subscriptions.update_async(
             subscription_id, params={"cancel_at_period_end": True},
             options={"idempotency_key": f"cancel-{reference}"}))
+
+    async def invoice_payment_intent(self, *, invoice_id: str) -> str | None:
+        """The payment intent that paid an invoice. Webhooks never carry an invoice's payments,
+        so a refund of a recurring payment asks for them when it needs them."""
+        client = self._require()
+        invoice = await self._call("invoice", client.v1.invoices.retrieve_async(
+            invoice_id, params={"expand": ["payments"]}))
+        for entry in ((invoice.get("payments") or {}).get("data") or []):
+            intent = (entry.get("payment") or {}).get("payment_intent")
+            if intent:
+                return intent if isinstance(intent, str) else intent.get("id")
+        return None
 
     async def refund(self, *, payment_intent: str, amount_pence: int, reference: str) -> dict:
         client = self._require()

@@ -13,13 +13,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
-from lending import clock, codes, db, errors
+from lending import clock, codes, db, errors, i18n
 from lending.audit import services as audit
 from lending.i18n import lazy_gettext as _l
+from lending.mail import services as mail
 from lending.members import rules as member_rules
 from lending.members import services as members
 from lending.members.services import AccountView
@@ -56,6 +58,7 @@ class TierView:
     allow_free: bool
     interval: str
     offer_pay_forward: bool
+    gift_aid: bool
     loan_limit: int
     loan_days: int
     public: bool
@@ -77,7 +80,7 @@ def _tier_view(row: dict) -> TierView:
         id=row["id"], name=row["name"], description=row["description"],
         suggested=rules.parse_suggested(row["suggested_pence"]), min_pence=row["min_pence"],
         max_pence=row["max_pence"], allow_free=bool(row["allow_free"]), interval=row["interval"],
-        offer_pay_forward=bool(row["offer_pay_forward"]), loan_limit=row["loan_limit"], loan_days=row["loan_days"],
+        offer_pay_forward=bool(row["offer_pay_forward"]), gift_aid=bool(row["gift_aid"]), loan_limit=row["loan_limit"], loan_days=row["loan_days"],
         public=bool(row["public"]), active=bool(row["active"]), position=row["position"],
     )
 
@@ -267,6 +270,7 @@ class TierInput:
     allow_free: bool = False
     interval: str = Interval.one_off.value
     offer_pay_forward: bool = True
+    gift_aid: bool = False
     loan_limit: int = 3
     loan_days: int = 7
     public: bool = True
@@ -292,6 +296,7 @@ async def save_tier(*, values: TierInput, tier_id: int | None = None, actor_id: 
         Tier.suggested_pence: ",".join(str(p) for p in sorted(set(values.suggested))),
         Tier.min_pence: values.min_pence, Tier.max_pence: values.max_pence, Tier.allow_free: values.allow_free,
         Tier.interval: values.interval, Tier.offer_pay_forward: values.offer_pay_forward,
+        Tier.gift_aid: values.gift_aid,
         Tier.loan_limit: values.loan_limit, Tier.loan_days: values.loan_days, Tier.public: values.public,
         Tier.active: values.active, Tier.position: values.position,
     }
@@ -571,7 +576,8 @@ class _Choice:
 
 
 async def _check_choice(*, tier: int | str | None, amount: object, forward: object, pounds: bool,
-                        gateway: StripeGateway, public_only: bool) -> tuple[_Choice | None, dict[str, tuple]]:
+                        gateway: StripeGateway, public_only: bool, gift_aid: GiftAid | None = None
+                        ) -> tuple[_Choice | None, dict[str, tuple]]:
     """The tier and amounts chosen, or every problem with them by field as (code, message)."""
     problems: dict[str, tuple] = {}
     try:
@@ -588,6 +594,8 @@ async def _check_choice(*, tier: int | str | None, amount: object, forward: obje
         return None, problems
     online = amounts["amount"] > 0 and gateway.configured
     problems = _amount_problems(chosen, amounts["amount"], amounts["forward"], online=online)
+    if gift_aid is not None and not chosen.gift_aid:
+        problems["gift_aid"] = ("gift_aid_not_offered", _l("This membership does not take Gift Aid declarations."))
     if problems:
         return None, problems
     return _Choice(tier=chosen, amount_pence=amounts["amount"], forward_pence=amounts["forward"]), {}
@@ -631,7 +639,7 @@ async def _prepare(*, member_id: int, choice: _Choice, gift_aid: GiftAid | None,
                        detail=f"checkout={checkout_id}", at=now)
     account = await Account.select(Account.email).where(Account.id == member_id).first().run()
     request = CheckoutRequest(
-        reference=str(checkout_id),
+        reference=str(checkout_id), nonce=secrets.token_hex(8),
         mode="subscription" if tier.recurring else "payment",
         amount_pence=amount_pence + forward_pence, currency=rules.CURRENCY,
         interval=tier.interval if tier.recurring else None,
@@ -677,7 +685,7 @@ async def start_membership(*, member_id: int, tier: int | str | None, amount: ob
     payment is not set up, it waits for payment at the counter."""
     now = now or clock.now()
     choice, problems = await _check_choice(tier=tier, amount=amount, forward=forward, pounds=pounds,
-                                           gateway=gateway, public_only=public_only)
+                                           gateway=gateway, public_only=public_only, gift_aid=gift_aid)
     _raise_problems(problems, _gift_aid_problems(gift_aid))
     assert choice is not None
     await members.get_account(account_id=member_id)
@@ -711,7 +719,7 @@ async def join(*, name: str, email: str, password: str, phone: str | None = None
     if agreement is not None and str(agreement_version or "").strip() != str(agreement.version):
         problems["agreement"] = _l("Read and accept the borrowing agreement.")
     choice, choice_problems = await _check_choice(tier=tier, amount=amount, forward=forward, pounds=pounds,
-                                                  gateway=gateway, public_only=True)
+                                                  gateway=gateway, public_only=True, gift_aid=gift_aid)
     problems.update(_gift_aid_problems(gift_aid))
     _raise_problems(choice_problems, problems)
     assert choice is not None
@@ -743,7 +751,7 @@ async def record_counter_payment(*, member_id: int, tier: int | str | None, amou
     if method not in rules.COUNTER_METHODS:
         raise errors.InvalidInput(_l("Choose cash or card reader."), code="invalid_method", field="method")
     choice, problems = await _check_choice(tier=tier, amount=amount, forward=forward, pounds=pounds,
-                                           gateway=_NO_GATEWAY, public_only=False)
+                                           gateway=NO_GATEWAY, public_only=False, gift_aid=gift_aid)
     _raise_problems(problems, _gift_aid_problems(gift_aid))
     assert choice is not None
     member = await members.get_account(account_id=member_id)
@@ -772,11 +780,12 @@ async def record_counter_payment(*, member_id: int, tier: int | str | None, amou
         )).returning(Payment.id).run()
         await audit.record(action="payment.counter", actor_id=actor_id, subject=f"payment:{payment_rows[0]['id']}",
                            detail=f"method={method}", at=now)
+        await _queue_receipt(payment_rows[0]["id"])
     return (await get_membership(membership_id=row["id"], now=now),
             await get_payment(payment_id=payment_rows[0]["id"]))
 
 
-_NO_GATEWAY = StripeGateway(secret_key="", webhook_secret="")
+NO_GATEWAY = StripeGateway(secret_key="", webhook_secret="")
 
 
 # --- Stripe's webhooks ---------------------------------------------------------------------------
@@ -867,7 +876,9 @@ async def _apply_checkout_terms(*, checkout: dict, membership: dict, when: datet
     tier = await get_tier(tier_id=checkout["tier"])
     current_end = membership["ends_at"] if membership["status"] == Status.active.value else None
     if subscription:
-        ends_at = max(d for d in (current_end, period_end or rules.period_end(when, checkout["interval"])) if d)
+        # The invoice's period is the truth; until it arrives (its event may come second) the
+        # membership runs for a few days, so a lost invoice cannot make it last for ever.
+        ends_at = max(d for d in (current_end, period_end or when + rules.RENEWAL_GRACE) if d)
     else:
         ends_at = rules.renewed_until(current_end=current_end, now=when, interval=checkout["interval"])
     status = rules.apply_stripe_status(current=membership["status"] if membership["status"] in rules.OPEN_STATUSES
@@ -906,6 +917,8 @@ async def _record_stripe_payment(*, reference: str, membership: dict, checkout: 
         gift_aid_declaration=checkout["gift_aid_declaration"] if checkout else None,
         covers_until=covers_until, paid_at=when,
     )).on_conflict(action="DO NOTHING").returning(Payment.id).run()
+    if rows:
+        await _queue_receipt(rows[0]["id"])
     return bool(rows)
 
 
@@ -1140,7 +1153,7 @@ async def cancel_recurring(*, member_id: int, gateway: StripeGateway, actor_id: 
     if membership.cancel_at_period_end:
         return membership
     await gateway.cancel_at_period_end(subscription_id=membership.stripe_subscription or "",
-                                       reference=f"{membership.id}")
+                                       reference=membership.stripe_subscription or "")
     now = clock.now()
     async with db.transaction(write=True):
         await Membership.update({Membership.cancel_at_period_end: True, Membership.updated_at: now}).where(
@@ -1170,7 +1183,7 @@ async def change_amount(*, member_id: int, amount: object, forward: object = Non
     await gateway.change_subscription_amount(
         subscription_id=membership.stripe_subscription or "", amount_pence=amount_pence + forward_pence,
         currency=rules.CURRENCY, interval=membership.interval,
-        reference=f"{membership.id}-{amount_pence}-{forward_pence}-{int(now.timestamp())}")
+        reference=f"{membership.stripe_subscription}-{amount_pence}-{forward_pence}-{int(now.timestamp())}")
     async with db.transaction(write=True):
         await Membership.update({Membership.amount_pence: amount_pence, Membership.forward_pence: forward_pence,
                                  Membership.updated_at: now}).where(Membership.id == membership.id).run()
@@ -1210,12 +1223,20 @@ async def refund_payment(*, payment_id: int, amount: object = None, pounds: bool
     reason = reason.strip()[:500]
     now = clock.now()
     stripe_refund = None
+    if payment.method == Method.stripe.value and not payment.stripe_payment_intent:
+        reference = await Payment.select(Payment.stripe_reference).where(Payment.id == payment.id).first().run()
+        if reference and (reference["stripe_reference"] or "").startswith("in_"):
+            intent = await gateway.invoice_payment_intent(invoice_id=reference["stripe_reference"])
+            if intent:
+                # Kept first, so Stripe's refund.created webhook finds the payment too.
+                await Payment.update({Payment.stripe_payment_intent: intent}).where(Payment.id == payment.id).run()
+                payment = await get_payment(payment_id=payment.id)
     if payment.method == Method.stripe.value:
         if not payment.stripe_payment_intent:
             raise errors.Conflict(_l("Stripe gave no payment reference for this payment; refund it in Stripe's "
                                      "dashboard."), code="no_payment_reference")
         refunded = await gateway.refund(payment_intent=payment.stripe_payment_intent, amount_pence=requested,
-                                        reference=f"{payment.id}-{payment.refunded_pence}-{requested}")
+                                        reference=f"{payment.receipt_code}-{payment.refunded_pence}-{requested}")
         stripe_refund = refunded.get("id")
     async with db.transaction(write=True):
         if payment.method != Method.stripe.value:
@@ -1328,3 +1349,84 @@ async def expire_lapsed(*, now: datetime | None = None) -> int:
             await Membership.update({Membership.status: Status.expired.value, Membership.updated_at: now}).where(
                 Membership.id.is_in(lapsed), Membership.status.is_in([Status.active.value, Status.past_due.value])).run()
     return len(lapsed)
+
+
+# --- messages to members ------------------------------------------------------------------------
+
+class _InLanguage:
+    """Render text in a member's language, whatever the request's language is."""
+
+    def __init__(self, language: str) -> None:
+        self.language = language
+
+    def __enter__(self) -> None:
+        self.token = i18n.set_language(self.language)
+
+    def __exit__(self, *_: object) -> None:
+        i18n.reset_language(self.token)
+
+
+async def _queue_receipt(payment_id: int) -> None:
+    """Inside the transaction that recorded the payment: the member's receipt, in their
+    language, once."""
+    payment = await get_payment(payment_id=payment_id)
+    account = await Account.select(Account.email, Account.language, Account.name).where(
+        Account.id == payment.member_id).first().run()
+    if not account or not account["email"]:
+        return
+    with _InLanguage(account["language"]):
+        lines = [
+            i18n.gettext("Thank you, %(name)s. This is your receipt.", name=account["name"]),
+            "",
+            i18n.gettext("Receipt number: %(code)s", code=codes.display(payment.receipt_code)),
+            i18n.gettext("Membership: %(tier)s", tier=payment.tier_name),
+            i18n.gettext("Amount paid: %(amount)s", amount=i18n.format_money(payment.amount_pence)),
+        ]
+        if payment.forward_pence:
+            lines.append(i18n.gettext("Of which to fund free places: %(amount)s",
+                                      amount=i18n.format_money(payment.forward_pence)))
+        lines.append(i18n.gettext("Paid on %(date)s (%(method)s)", date=i18n.format_date(payment.paid_at),
+                                  method=str(rules.METHOD_LABELS[Method(payment.method)])))
+        if payment.covers_until:
+            lines.append(i18n.gettext("Your membership runs until %(date)s.",
+                                      date=i18n.format_date(payment.covers_until)))
+        if payment.gift_aid:
+            lines.append(i18n.gettext("You made a Gift Aid declaration with this payment."))
+        lines += ["", i18n.gettext("Sign in to your account to see your membership and payments.")]
+        subject = i18n.gettext("Your receipt %(code)s", code=codes.display(payment.receipt_code))
+    await mail.queue(key=f"receipt:{payment_id}", to_address=account["email"], subject=subject,
+                     body="\n".join(lines), account_id=payment.member_id)
+
+
+async def queue_expiry_reminders(*, now: datetime | None = None) -> int:
+    """A reminder, once per membership and end date, to members whose membership ends within
+    two weeks and will not renew by itself. Returns how many were queued."""
+    now = now or clock.now()
+    rows = await Membership.select(
+        Membership.id, Membership.member, Membership.ends_at, Membership.method, Membership.interval,
+        Membership.cancel_at_period_end, Membership.stripe_subscription, Membership.tier.name.as_alias("tier_name"),
+        Membership.member.email.as_alias("email"), Membership.member.language.as_alias("language"),
+        Membership.member.name.as_alias("name"),
+    ).where(Membership.status == Status.active.value, Membership.ends_at > now,
+            Membership.ends_at <= now + rules.EXPIRY_REMINDER_BEFORE).run()
+    queued = 0
+    for row in rows:
+        renews_itself = (row["method"] == Method.stripe.value and rules.is_recurring(row["interval"])
+                         and row["stripe_subscription"] and not row["cancel_at_period_end"])
+        if renews_itself or not row["email"]:
+            continue
+        with _InLanguage(row["language"]):
+            subject = i18n.gettext("Your membership ends on %(date)s", date=i18n.format_date(row["ends_at"]))
+            body = "\n".join([
+                i18n.gettext("Hello %(name)s,", name=row["name"]),
+                "",
+                i18n.gettext("Your %(tier)s membership of the library ends on %(date)s.", tier=row["tier_name"],
+                             date=i18n.format_date(row["ends_at"])),
+                i18n.gettext("To keep borrowing, renew it from your account page, or at the counter. You choose "
+                             "what you pay, as before."),
+            ])
+        key = f"membership-expiry:{row['id']}:{row['ends_at'].date().isoformat()}"
+        if await mail.queue(key=key, to_address=row["email"], subject=subject, body=body, account_id=row["member"],
+                            now=now):
+            queued += 1
+    return queued

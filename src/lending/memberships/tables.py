@@ -26,6 +26,9 @@ class Tier(Table, tablename="membership_tier"):
     allow_free = Boolean(default=False)
     interval = Varchar(length=20, default="one_off")  # one_off (a year), month, year
     offer_pay_forward = Boolean(default=True)
+    # Whether members are asked for a Gift Aid declaration (a UK charity, and a tier whose
+    # benefits HMRC's rules allow; the venue decides).
+    gift_aid = Boolean(default=False)
     loan_limit = Integer(default=3)
     loan_days = Integer(default=7)
     public = Boolean(default=True)  # offered at /join; a concession tier may be counter-only

@@ -40,7 +40,7 @@ def navigation(user) -> list[tuple[str, Any]]:
     _ = i18n.lazy_gettext
     links: list[tuple[str, Any]] = [("/", _("Home")), ("/items", _("Catalogue"))]
     if user is None:
-        return links
+        return [*links, ("/join", _("Join"))]
     role = rules.Role(user.role)
     if rules.may_act_as(role, rules.Role.volunteer):
         links.append(("/desk", _("Desk")))
@@ -78,6 +78,9 @@ def build_environment(*, reload: bool = False) -> Environment:
         LANGUAGES=i18n.LANGUAGES,
         role_label=lambda role: rules.ROLE_LABELS.get(rules.parse_role(role), role),
         display_code=codes.display,
+        money=lambda pence: i18n.format_money(pence or 0),
+        long_date=lambda moment: i18n.format_date(moment),
+        pounds=lambda pence: f"{(pence or 0) / 100:.2f}",
     )
     return env
 

@@ -5,7 +5,7 @@ sign-ups or renewals at the same moment cannot make two."""
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 from piccolo.engine import engine_finder
 
-ID = "2026-12-01T19:25:30:000000"
+ID = "2026-12-01T19:32:50:000000"
 VERSION = "1.38.0"
 DESCRIPTION = "one open membership per member"
 

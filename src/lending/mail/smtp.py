@@ -1,0 +1,57 @@
+"""Delivering email over SMTP (aiosmtplib). ``SMTP_URL`` says where:
+``smtp://user:password@host:587`` (STARTTLS when the server offers it),
+``smtps://...:465`` (TLS from the start), ``?from=library@example.org`` for the sender."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formataddr, make_msgid
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import aiosmtplib
+
+
+class MailError(Exception):
+    """The mail server refused or could not be reached; the message stays in the outbox."""
+
+
+@dataclass(frozen=True)
+class Mailer:
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    use_tls: bool
+    sender: str
+    sender_name: str = "Library of things"
+    timeout: float = 20.0
+
+    @classmethod
+    def from_url(cls, url: str, *, default_sender_domain: str = "localhost") -> Mailer | None:
+        if not url:
+            return None
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps"):
+            raise ValueError("SMTP_URL must start with smtp:// or smtps://")
+        query = parse_qs(parts.query)
+        sender = (query.get("from") or [f"library@{default_sender_domain}"])[0]
+        return cls(host=parts.hostname or "localhost", port=parts.port or (465 if parts.scheme == "smtps" else 25),
+                   username=unquote(parts.username) if parts.username else None,
+                   password=unquote(parts.password) if parts.password else None,
+                   use_tls=parts.scheme == "smtps", sender=sender)
+
+    async def send(self, *, to: str, subject: str, body: str, language: str = "en") -> None:
+        message = EmailMessage()
+        message["From"] = formataddr((self.sender_name, self.sender))
+        message["To"] = to
+        message["Subject"] = subject
+        message["Message-ID"] = make_msgid(domain=self.sender.rsplit("@", 1)[-1])
+        message["Content-Language"] = language
+        message.set_content(body)
+        try:
+            await aiosmtplib.send(message, hostname=self.host, port=self.port, username=self.username,
+                                  password=self.password, use_tls=self.use_tls,
+                                  start_tls=None if not self.use_tls else False, timeout=self.timeout)
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            raise MailError(str(exc)) from exc

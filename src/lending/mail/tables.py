@@ -1,0 +1,23 @@
+from piccolo.columns import ForeignKey, Integer, Text, Timestamptz, Varchar
+from piccolo.columns.base import OnDelete
+from piccolo.table import Table
+
+from lending.members.tables import Account
+
+
+class Email(Table, tablename="email"):
+    """One message to send. ``key`` names what it is about ("receipt:12",
+    "membership-expiry:4:2027-01-31") and the database holds each key once, so a reminder
+    queued by two processes at the same moment is sent once. A sender claims a message
+    (``claimed_at``) before sending it, so two senders never send the same one."""
+
+    key = Varchar(length=200, unique=True)
+    account = ForeignKey(references=Account, null=True, on_delete=OnDelete.set_null, index=True)
+    to_address = Varchar(length=255)
+    subject = Varchar(length=300)
+    body = Text()
+    created_at = Timestamptz()
+    claimed_at = Timestamptz(null=True, default=None)
+    sent_at = Timestamptz(null=True, default=None, index=True)
+    attempts = Integer(default=0)
+    last_error = Text(default="")
