@@ -140,6 +140,36 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return asyncio.run(_with_database(settings, work))
 
 
+def cmd_reminders_send(args: argparse.Namespace) -> int:
+    from lending.app import mailer
+    from lending.mail import services as mail
+    from lending.memberships import services as memberships
+
+    settings = _settings()
+    try:
+        outgoing = mailer(settings)
+    except ValueError as exc:
+        raise CommandError(f"SMTP_URL: {exc}.") from exc
+
+    async def work() -> None:
+        if args.dry_run:
+            due = await memberships.queue_expiry_reminders(dry_run=True)
+            print(f"Would queue {_counted(due, 'membership expiry reminder')}; {await mail.waiting()} message(s) "
+                  "wait to be sent. Nothing was written or sent.")
+            return
+        expired = await memberships.expire_lapsed()
+        queued = await memberships.queue_expiry_reminders()
+        sent = await mail.send_pending(mailer=outgoing)
+        waiting = await mail.waiting()
+        print(f"Marked {_counted(expired, 'lapsed membership')} expired; queued "
+              f"{_counted(queued, 'membership expiry reminder')}; sent {_counted(sent, 'message')}.")
+        if waiting:
+            reason = "SMTP_URL is not set" if outgoing is None else "the mail server refused them or they failed"
+            print(f"{_counted(waiting, 'message')} still wait to be sent ({reason}).", file=sys.stderr)
+
+    return asyncio.run(_with_database(settings, work))
+
+
 IMPORT_PROGRESS_EVERY = 500  # rows; smaller files import without progress lines
 IMPORT_PROBLEMS_SHOWN = 50
 
@@ -252,6 +282,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=cmd_run)
 
     commands.add_parser("migrate", help="apply pending migrations").set_defaults(handler=cmd_migrate)
+
+    reminders = commands.add_parser("reminders", help="messages to members").add_subparsers(
+        dest="reminders_command", required=True, parser_class=_Parser)
+    send = reminders.add_parser("send", help="expire lapsed memberships, queue expiry reminders and send what "
+                                             "waits; each message goes once (run it from cron)")
+    send.add_argument("--dry-run", action="store_true", help="say what would be sent, change nothing")
+    send.set_defaults(handler=cmd_reminders_send)
 
     demo = commands.add_parser("demo", help="load a demo venue and print its sign-ins (safe to run twice)")
     demo.add_argument("--force", action="store_true",

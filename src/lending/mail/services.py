@@ -66,5 +66,9 @@ async def send_pending(*, mailer: Mailer | None, limit: int = 200, now: datetime
     return sent
 
 
+async def queued(*, key: str) -> bool:
+    return await Email.exists().where(Email.key == key[:200]).run()
+
+
 async def waiting() -> int:
     return await Email.count().where(Email.sent_at.is_null()).run()

@@ -47,8 +47,8 @@ class Mailer:
         message["To"] = to
         message["Subject"] = subject
         message["Message-ID"] = make_msgid(domain=self.sender.rsplit("@", 1)[-1])
-        message["Content-Language"] = language
         message.set_content(body)
+        message["Content-Language"] = language  # after set_content, which resets Content-* headers
         try:
             await aiosmtplib.send(message, hostname=self.host, port=self.port, username=self.username,
                                   password=self.password, use_tls=self.use_tls,

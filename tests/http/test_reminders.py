@@ -1,0 +1,107 @@
+"""`lending reminders send`: expiry reminders and receipts go out once, in the member's
+language, to a real SMTP server on loopback, even when two copies of the command run at the
+same moment on one database (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from datetime import timedelta
+from email import message_from_bytes
+from email.header import decode_header, make_header
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from lending import clock
+from lending.mail.tables import Email
+from lending.members import services as members
+from lending.memberships import services as memberships
+from lending.memberships.services import TierInput
+from lending.memberships.tables import Membership
+from tests.conftest import SECRET
+from tests.servers import free_port, lending_command, server_env
+
+
+class Inbox:
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp():
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield inbox, f"smtp://127.0.0.1:{controller.port}?from=hello@library.example"
+    finally:
+        controller.stop()
+
+
+def subject(message) -> str:
+    return str(make_header(decode_header(message["Subject"])))
+
+
+async def run_reminders(env: dict, *extra: str, copies: int = 1) -> list[subprocess.CompletedProcess]:
+    async def one():
+        process = await asyncio.create_subprocess_exec(lending_command(), "reminders", "send", *extra, env=env,
+                                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = await process.communicate()
+        return subprocess.CompletedProcess([], process.returncode, out.decode(), err.decode())
+    return await asyncio.gather(*(one() for _ in range(copies)))
+
+
+async def ending_soon(language: str = "cy"):
+    tier = await memberships.save_tier(values=TierInput(name="Pay what you can", min_pence=100, max_pence=5000,
+                                                        allow_free=True))
+    member = await members.create_account(name="Gwen", email="gwen@example.org", role="member", language=language)
+    year_ago = clock.now() - timedelta(days=360)
+    await memberships.record_counter_payment(member_id=member.id, tier=tier.id, amount=500, method="cash",
+                                             actor_id=None, now=year_ago)
+    return member
+
+
+async def test_two_copies_at_once_send_each_message_once_in_the_members_language(database, smtp, tmp_path):
+    inbox, url = smtp
+    await ending_soon("cy")
+    env = server_env(DATABASE_URL=database, SECRET_KEY=SECRET, SMTP_URL=url)
+    results = await run_reminders(env, copies=2)
+    assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
+    subjects = sorted(subject(m) for m in inbox.messages)
+    assert len(subjects) == 2, subjects  # the receipt and the expiry reminder, once each
+    assert [m["Content-Language"] for m in inbox.messages] == ["cy", "cy"], [subject(m) for m in inbox.messages]
+    assert all(m["To"] == "gwen@example.org" for m in inbox.messages)
+    assert await Email.count().where(Email.sent_at.is_null()).run() == 0
+    again = await run_reminders(env)
+    assert again[0].returncode == 0 and len(inbox.messages) == 2
+
+
+async def test_a_dry_run_sends_and_writes_nothing(database, smtp):
+    inbox, url = smtp
+    await ending_soon("en")
+    env = server_env(DATABASE_URL=database, SECRET_KEY=SECRET, SMTP_URL=url)
+    [result] = await run_reminders(env, "--dry-run")
+    assert result.returncode == 0 and "Would queue 1 membership expiry reminder" in result.stdout
+    assert inbox.messages == [] and await Email.count().run() == 1  # only the receipt, queued when paid
+
+
+async def test_without_a_mail_server_messages_wait_and_lapsed_memberships_expire(database):
+    member = await ending_soon("en")
+    await Membership.update({Membership.ends_at: clock.now() - timedelta(days=1)}).where(
+        Membership.member == member.id).run()
+    env = server_env(DATABASE_URL=database, SECRET_KEY=SECRET)
+    [result] = await run_reminders(env)
+    assert result.returncode == 0, result.stderr
+    assert "Marked 1 lapsed membership expired" in result.stdout and "SMTP_URL is not set" in result.stderr
+    assert (await Membership.select(Membership.status).first().run())["status"] == "expired"
+
+
+async def test_a_bad_smtp_url_is_one_clear_line(database):
+    env = server_env(DATABASE_URL=database, SECRET_KEY=SECRET, SMTP_URL="http://nope")
+    [result] = await run_reminders(env)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "SMTP_URL" in result.stderr
