@@ -20,6 +20,18 @@ from lending.catalog import services as catalog
 from lending.catalog.tables import Category, Item, ItemGroup, ProblemReport
 from lending.members import services as members
 from lending.members.tables import Account, Session
+from lending.memberships import services as memberships
+from lending.memberships.tables import (
+    Agreement,
+    AgreementAcceptance,
+    Checkout,
+    GiftAidDeclaration,
+    Membership,
+    Payment,
+    Refund,
+    StripeEvent,
+    Tier,
+)
 from lending.referrals.tables import Organisation
 from lending.venues.tables import Site
 
@@ -84,6 +96,34 @@ async def _before_change_item(row_id: Any, values: dict[str, Any]) -> dict[str, 
         raise _reject(exc) from exc
 
 
+async def _before_change_tier(row_id: Any, values: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return await memberships.admin_tier_values(values=values, tier_id=int(row_id))
+    except errors.DomainError as exc:
+        raise _reject(exc) from exc
+
+
+async def _before_add_tier(row: Tier) -> Tier:
+    values = {column._meta.name: getattr(row, column._meta.name) for column in Tier._meta.columns
+              if column._meta.name != "id"}
+    try:
+        cleaned = await memberships.admin_tier_values(values=values)
+    except errors.DomainError as exc:
+        raise _reject(exc) from exc
+    for key, value in cleaned.items():
+        setattr(row, key, value)
+    if row.created_at is None:
+        from lending import clock
+
+        row.created_at = clock.now()
+    return row
+
+
+def _money_is_changed_on_its_pages(*_: Any, **__: Any) -> None:
+    raise HTTPException(status_code=405, detail="Memberships and payments change through the desk, the member's "
+                                                "account and /manage/payments, where their rules and receipts are.")
+
+
 def build_admin(*, production: bool):
     account = TableConfig(
         Account,
@@ -116,8 +156,29 @@ def build_admin(*, production: bool):
         TableConfig(ProblemReport, menu_group="Catalogue",
                     validators=Validators(post_single=[_read_only], delete_single=[_read_only])),
     ]
+    records_only = Validators(post_single=[_money_is_changed_on_its_pages],
+                              patch_single=[_money_is_changed_on_its_pages],
+                              put_single=[_money_is_changed_on_its_pages],
+                              delete_single=[_money_is_changed_on_its_pages],
+                              delete_all=[_money_is_changed_on_its_pages])
+    money = [
+        TableConfig(Tier, hooks=[Hook(HookType.pre_patch, _before_change_tier), Hook(HookType.pre_save, _before_add_tier)],
+                    validators=Validators(delete_single=[_money_is_changed_on_its_pages],
+                                          delete_all=[_money_is_changed_on_its_pages]),
+                    menu_group="Memberships",
+                    visible_columns=[Tier.id, Tier.name, Tier.interval, Tier.min_pence, Tier.max_pence, Tier.allow_free,
+                                     Tier.public, Tier.active]),
+        TableConfig(Membership, validators=records_only, menu_group="Memberships",
+                    visible_columns=[Membership.id, Membership.member, Membership.tier, Membership.status,
+                                     Membership.amount_pence, Membership.method, Membership.ends_at]),
+        TableConfig(Payment, validators=records_only, menu_group="Memberships",
+                    visible_columns=[Payment.id, Payment.receipt_code, Payment.member, Payment.amount_pence,
+                                     Payment.method, Payment.refunded_pence, Payment.paid_at]),
+        *(TableConfig(table, validators=records_only, menu_group="Memberships")
+          for table in (Refund, Checkout, GiftAidDeclaration, Agreement, AgreementAcceptance, StripeEvent)),
+    ]
     return create_admin(
-        tables=[account, organisation, audit, *catalogue],
+        tables=[account, organisation, audit, *catalogue, *money],
         auth_table=Account,
         session_table=Session,
         site_name="lending",

@@ -223,8 +223,10 @@ def fake_stripe():
 
 
 @pytest.fixture
-def gateway(fake_stripe):
+async def gateway(fake_stripe):
     from lending.memberships.gateway import StripeGateway
 
-    return StripeGateway(secret_key=fake_stripe.secret_key, webhook_secret=fake_stripe.webhook_secret,
-                         api_base=fake_stripe.base_url)
+    found = StripeGateway(secret_key=fake_stripe.secret_key, webhook_secret=fake_stripe.webhook_secret,
+                          api_base=fake_stripe.base_url)
+    yield found
+    await found.close()

@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         try:
             yield
         finally:
+            await app.state.payments.close()
             await db.stop()
 
     api = Router(path="/api/v1", route_handlers=[*members.API_ROUTES, *catalog.API_ROUTES, *suggestions.API_ROUTES,

@@ -223,3 +223,26 @@ async def test_a_tampered_success_address_activates_nothing(as_role, people):
         status = await member.get("/api/v1/memberships/checkouts/cs_test_made_up")
         assert status.status_code == 404
     assert await Membership.count().run() == 0
+
+
+async def test_admin_edits_of_tiers_follow_the_tier_rules_and_money_is_read_only(client, people):
+    from tests.conftest import sign_in
+
+    free, _ = await make_tiers()
+    _, payment = await memberships.record_counter_payment(member_id=people["member"].id, tier=free.id, amount=500,
+                                                          method="cash", actor_id=None)
+    await sign_in(client, "coordinator@example.org")
+    admin_csrf = (await client.get("/admin/api/tables/")).cookies.get("csrftoken") or client.cookies.get("csrftoken")
+    headers = {"X-CSRFToken": admin_csrf or ""}
+    bad = await client.patch(f"/admin/api/tables/membership_tier/{free.id}/", json={"max_pence": 50},
+                             headers=headers)
+    assert bad.status_code == 422, bad.text
+    good = await client.patch(f"/admin/api/tables/membership_tier/{free.id}/", json={"max_pence": 9000},
+                              headers=headers)
+    assert good.status_code == 200, good.text
+    assert (await memberships.get_tier(tier_id=free.id)).max_pence == 9000
+    for path in (f"/admin/api/tables/payment/{payment.id}/", "/admin/api/tables/membership/1/"):
+        changed = await client.patch(path, json={"amount_pence": 1}, headers=headers)
+        assert changed.status_code == 405, (path, changed.text)
+        assert (await client.delete(path, headers=headers)).status_code == 405
+    assert (await memberships.get_payment(payment_id=payment.id)).amount_pence == 500

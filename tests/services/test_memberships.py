@@ -231,3 +231,17 @@ async def test_the_sweep_expires_lapsed_memberships(people):
         member_id=people["member"].id, tier=tiers["sliding"].id, amount=500, method="cash", actor_id=None,
         now=later)
     assert renewed.id != membership.id and renewed.status == "active"
+
+
+async def test_the_agreement_can_be_accepted_at_the_counter(people):
+    tiers = await make_tiers()
+    await memberships.publish_agreement(body="One")
+    await memberships.publish_agreement(body="Two")
+    with pytest.raises(errors.InvalidInput) as raised:
+        await memberships.record_counter_payment(member_id=people["member"].id, tier=tiers["sliding"].id,
+                                                 amount=500, method="cash", agreement_version=1, actor_id=None)
+    assert raised.value.code == "agreement_not_accepted"
+    assert await Membership.count().run() == 0 and await AgreementAcceptance.count().run() == 0
+    await memberships.record_counter_payment(member_id=people["member"].id, tier=tiers["sliding"].id, amount=500,
+                                             method="cash", agreement_version=2, actor_id=people["volunteer"].id)
+    assert await memberships.accepted_version(account_id=people["member"].id) == 2

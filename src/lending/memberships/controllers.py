@@ -223,7 +223,10 @@ async def my_receipt(request: Request, code: FromPath[str]) -> Template:
 async def _desk_context(member_id: int, values: dict, problems: dict, error: str | None) -> dict:
     member = await members.get_account(account_id=member_id)
     tiers = await memberships.list_tiers()
+    agreement = await memberships.current_agreement()
+    accepted = await memberships.accepted_version(account_id=member_id)
     return {
+        "agreement": agreement if agreement and accepted != agreement.version else None,
         "member": member, "membership": await memberships.current_membership(member_id=member_id),
         "payments": await memberships.member_payments(member_id=member_id, limit=10), "tiers": tiers,
         "gift_aid_offered": any(t.gift_aid for t in tiers), "labels": _labels(), "values": values,
@@ -244,7 +247,8 @@ async def desk_payment(request: Request, member_id: FromPath[int]) -> Response:
         membership, payment = await memberships.record_counter_payment(
             member_id=member_id, tier=data.get("tier") or None, amount=data.get("amount", ""),
             forward=data.get("forward", ""), pounds=True, method=data.get("method", ""),
-            gift_aid=_gift_aid_from_form(data), actor_id=current_user(request).id)
+            gift_aid=_gift_aid_from_form(data), agreement_version=data.get("agreement_version") or None,
+            actor_id=current_user(request).id)
     except (errors.InvalidInput, errors.Conflict) as exc:
         return Template(template_name="memberships/desk_member.html",
                         context=await _desk_context(member_id, data, exc.errors, str(exc.detail)),

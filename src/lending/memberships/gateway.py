@@ -57,11 +57,16 @@ class StripeGateway:
         self.secret_key = secret_key
         self.webhook_secret = webhook_secret
         self._client: stripe.StripeClient | None = None
+        self._http = stripe.HTTPXClient()
         if secret_key:
-            kwargs: dict[str, Any] = {"max_network_retries": 2, "http_client": stripe.HTTPXClient()}
+            kwargs: dict[str, Any] = {"max_network_retries": 2, "http_client": self._http}
             if api_base:
                 kwargs["base_addresses"] = {"api": api_base.rstrip("/")}
             self._client = stripe.StripeClient(secret_key, **kwargs)
+
+    async def close(self) -> None:
+        """Let go of the connections to Stripe (when the app stops)."""
+        await self._http.close_async()
 
     @property
     def configured(self) -> bool:

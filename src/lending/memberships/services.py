@@ -741,12 +741,13 @@ async def join(*, name: str, email: str, password: str, phone: str | None = None
 
 async def record_counter_payment(*, member_id: int, tier: int | str | None, amount: object, method: str,
                                  forward: object = 0, pounds: bool = False, gift_aid: GiftAid | None = None,
-                                 actor_id: int | None, now: datetime | None = None) -> tuple[MembershipView,
-                                                                                             PaymentView | None]:
+                                 agreement_version: int | str | None = None, actor_id: int | None,
+                                 now: datetime | None = None) -> tuple[MembershipView, PaymentView | None]:
     """A volunteer takes cash or a card-reader payment and the membership is activated, or
     renewed by one period from where it stands. £0 on a tier that allows it activates a free
     membership with no payment. Counter-only (non-public) tiers can be chosen here. A member
-    whose membership renews itself through Stripe is not charged twice."""
+    whose membership renews itself through Stripe is not charged twice. ``agreement_version``
+    records that the member accepted that version of the borrowing agreement at the counter."""
     now = now or clock.now()
     if method not in rules.COUNTER_METHODS:
         raise errors.InvalidInput(_l("Choose cash or card reader."), code="invalid_method", field="method")
@@ -758,6 +759,8 @@ async def record_counter_payment(*, member_id: int, tier: int | str | None, amou
     if member.role != "member":
         raise errors.InvalidInput(_l("Memberships are for members' accounts."), code="not_a_member")
     async with db.transaction(write=True):
+        if agreement_version not in (None, ""):
+            await _accept_agreement(account_id=member_id, version=agreement_version, now=now)
         row = await _open_or_new(member_id=member_id, tier=choice.tier, amount_pence=choice.amount_pence,
                                  forward_pence=choice.forward_pence, now=now)
         if row["method"] == Method.stripe.value and row["stripe_subscription"] and row["status"] != Status.pending.value:
@@ -1398,9 +1401,10 @@ async def _queue_receipt(payment_id: int) -> None:
                      body="\n".join(lines), account_id=payment.member_id)
 
 
-async def queue_expiry_reminders(*, now: datetime | None = None) -> int:
+async def queue_expiry_reminders(*, now: datetime | None = None, dry_run: bool = False) -> int:
     """A reminder, once per membership and end date, to members whose membership ends within
-    two weeks and will not renew by itself. Returns how many were queued."""
+    two weeks and will not renew by itself. Returns how many were queued (or, with
+    ``dry_run``, would be)."""
     now = now or clock.now()
     rows = await Membership.select(
         Membership.id, Membership.member, Membership.ends_at, Membership.method, Membership.interval,
@@ -1426,7 +1430,42 @@ async def queue_expiry_reminders(*, now: datetime | None = None) -> int:
                              "what you pay, as before."),
             ])
         key = f"membership-expiry:{row['id']}:{row['ends_at'].date().isoformat()}"
+        if dry_run:
+            queued += not await mail.queued(key=key)
+            continue
         if await mail.queue(key=key, to_address=row["email"], subject=subject, body=body, account_id=row["member"],
                             now=now):
             queued += 1
     return queued
+
+
+# --- piccolo_admin ---------------------------------------------------------------------------------
+
+async def admin_tier_values(*, values: dict, tier_id: int | None = None) -> dict:
+    """The same rules as the tiers page for a tier edited in piccolo_admin: the merged row must
+    be a valid tier, else InvalidInput. Returns the values to write."""
+    current = {}
+    if tier_id is not None:
+        current = await Tier.select().where(Tier.id == tier_id).first().run() or {}
+    merged = {**current, **values}
+    name = " ".join(str(merged.get("name") or "").split())
+    suggested = rules.parse_suggested(str(merged.get("suggested_pence") or ""))
+    try:
+        numbers = {key: int(merged.get(key) or 0) for key in ("min_pence", "max_pence", "loan_limit", "loan_days")}
+    except (TypeError, ValueError) as exc:
+        raise errors.InvalidInput(_l("Check the membership's settings."), code="invalid_tier") from exc
+    problems = rules.tier_problems(name=name, suggested=suggested, interval=str(merged.get("interval") or ""),
+                                   allow_free=bool(merged.get("allow_free")), **numbers)
+    clash = Tier.exists().where(Tier.name == name)
+    if tier_id is not None:
+        clash = clash.where(Tier.id != tier_id)
+    if name and await clash.run():
+        problems["name"] = _l("There is already a membership called %(name)s.", name=name)
+    if problems:
+        raise errors.InvalidInput(_l("Check the membership's settings."), code="invalid_tier", errors=problems)
+    cleaned = dict(values)
+    if "name" in cleaned:
+        cleaned["name"] = name
+    if "suggested_pence" in cleaned:
+        cleaned["suggested_pence"] = ",".join(str(p) for p in suggested)
+    return cleaned
