@@ -1,0 +1,106 @@
+"""Joining from a phone: a new member chooses an amount, pays on the Stripe stand-in's page
+and arrives at an active membership, activated by the webhook alone. A coordinator and a
+volunteer see the payment. axe checks our pages on the way."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.conftest import SECRET
+from tests.e2e.test_pages import assert_accessible, sign_in
+from tests.fakes.stripe import running_fake_stripe
+from tests.servers import Server, run_command, running_server, server_env
+
+pytestmark = pytest.mark.browser
+
+PHONE = {"viewport": {"width": 320, "height": 640}, "is_mobile": True, "has_touch": True}
+
+
+@pytest.fixture(scope="module")
+def paying_server() -> Iterator[tuple[Server, object]]:
+    with tempfile.TemporaryDirectory(prefix="lending-e2e-pay-") as tmp:
+        folder = Path(tmp)
+        with running_fake_stripe(log_folder=folder) as fake:
+            env = server_env(SECRET_KEY=SECRET, DATABASE_URL=f"sqlite:///{folder / 'lending.db'}", LENDING_DEMO="1",
+                             STRIPE_SECRET_KEY=fake.secret_key, STRIPE_WEBHOOK_SECRET=fake.webhook_secret,
+                             STRIPE_API_BASE=fake.base_url)
+            run_command("demo", cwd=folder, env=env)
+            with running_server(folder, env) as server:
+                fake.set_webhook(server.url("/webhooks/stripe"))
+                yield server, fake
+
+
+def test_join_on_a_phone_pay_and_arrive_at_an_active_membership(browser, paying_server) -> None:
+    server, fake = paying_server
+    context = browser.new_context(base_url=server.base_url, **PHONE)
+    context.set_default_timeout(15_000)
+    page: Page = context.new_page()
+    try:
+        page.goto("/")
+        page.get_by_role("link", name="Join the library").click()
+        expect(page.get_by_role("heading", level=1, name="Join the library")).to_be_visible()
+        assert_accessible(page)
+        page.get_by_role("link", name="Pay what you can").click()
+        assert_accessible(page)
+
+        page.get_by_label("Another amount", exact=True).check()
+        page.get_by_label("Another amount, in pounds").fill("6.50")
+        page.get_by_label("Pay it forward (optional), in pounds").fill("1.50")
+        page.get_by_label("Name", exact=True).fill("Rhys Price")
+        page.get_by_label("Email address").fill("rhys@example.org")
+        page.get_by_label("Password").fill("a long enough password")
+        page.get_by_label("I accept the borrowing agreement (version 1).").check()
+        page.get_by_role("button", name="Join").click()
+
+        # Stripe's (stand-in) page: the amount is the choice plus what was paid forward.
+        expect(page.get_by_text("£8.00")).to_be_visible()
+        assert page.url.startswith(fake.base_url + "/pay/")
+        page.get_by_role("button", name="Pay").click()
+
+        page.wait_for_url("**/join/done?session_id=*")
+        expect(page.get_by_role("heading", level=1, name="Your membership is active")).to_be_visible()
+        assert_accessible(page)
+        page.get_by_role("link", name="See your membership and card number").click()
+        expect(page.get_by_text("Active", exact=True)).to_be_visible()
+        expect(page.get_by_text("£8.00").first).to_be_visible()
+        assert_accessible(page)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 320
+    finally:
+        context.close()
+
+
+def test_a_volunteer_takes_cash_at_the_counter_on_a_phone(browser, paying_server) -> None:
+    server, _ = paying_server
+    context = browser.new_context(base_url=server.base_url, **PHONE)
+    context.set_default_timeout(15_000)
+    page: Page = context.new_page()
+    try:
+        sign_in(page, "volunteer@demo.example", "demo-volunteer")
+        page.get_by_label("Find a member by name, email or card number").fill("Dewi")
+        page.get_by_role("button", name="Search").click()
+        page.get_by_role("link", name="Dewi Morgan").click()
+        expect(page.get_by_role("heading", name="Take a payment")).to_be_visible()
+        assert_accessible(page)
+        page.get_by_label("Amount, in pounds").fill("3")
+        page.get_by_label("Cash").check()
+        page.get_by_role("button", name="Record the payment").click()
+        expect(page.get_by_role("heading", level=1, name="Receipt")).to_be_visible()
+        expect(page.get_by_text("£3.00")).to_be_visible()
+        assert_accessible(page)
+
+        context.clear_cookies()
+        sign_in(page, "coordinator@demo.example", "demo-coordinator")
+        page.goto("/manage/payments")
+        expect(page.get_by_role("heading", level=1, name="Payments and income")).to_be_visible()
+        assert_accessible(page)
+        page.goto("/manage/memberships")
+        assert_accessible(page)
+        page.goto("/manage/memberships/tiers/new")
+        assert_accessible(page)
+    finally:
+        context.close()
