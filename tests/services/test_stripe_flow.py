@@ -92,6 +92,21 @@ async def test_the_same_event_five_times_at_once_has_one_effect(people, gateway,
     assert (await memberships.current_membership(member_id=people["member"].id)).ends_at == first_end
 
 
+async def test_the_database_alone_keeps_one_effect_per_event(people, gateway, fake_stripe):
+    """Past this process's queue: five transactions racing
+    for one event id (as from five processes) still leave one effect."""
+    t = await tiers()
+    events = Events(fake_stripe)
+    outcome = await start(people, gateway, t["yearly"])
+    fake_stripe.pay(session_id(outcome.checkout_url))
+    [event] = events.new()
+    handler = memberships._HANDLERS[event["type"]]
+    results = await asyncio.gather(*(memberships._apply_event(event, event["id"], event["type"], event["created"],
+                                                              handler) for _ in range(5)))
+    assert sorted(results) == ["applied"] + ["duplicate"] * 4
+    assert await Payment.count().run() == 1 and await StripeEvent.count().run() == 1
+
+
 async def test_a_subscription_renews_fails_and_recovers(people, gateway, fake_stripe):
     t = await tiers()
     events = Events(fake_stripe)
