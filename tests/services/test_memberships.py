@@ -245,3 +245,20 @@ async def test_the_agreement_can_be_accepted_at_the_counter(people):
     await memberships.record_counter_payment(member_id=people["member"].id, tier=tiers["sliding"].id, amount=500,
                                              method="cash", agreement_version=2, actor_id=people["volunteer"].id)
     assert await memberships.accepted_version(account_id=people["member"].id) == 2
+
+
+async def test_renewing_online_accepts_a_newer_agreement(people):
+    tiers = await make_tiers()
+    await memberships.publish_agreement(body="One")
+    member = people["member"].id
+    await memberships.start_membership(member_id=member, tier=tiers["sliding"].id, amount=0, agreement_version=1,
+                                       gateway=OFFLINE, base_url=BASE)
+    await memberships.publish_agreement(body="Two")
+    later = clock.now() + timedelta(days=350)
+    with pytest.raises(errors.InvalidInput) as raised:
+        await memberships.start_membership(member_id=member, tier=tiers["sliding"].id, amount=0, gateway=OFFLINE,
+                                           base_url=BASE, now=later)
+    assert raised.value.code == "agreement_not_accepted"
+    await memberships.start_membership(member_id=member, tier=tiers["sliding"].id, amount=0, agreement_version=2,
+                                       gateway=OFFLINE, base_url=BASE, now=later)
+    assert await memberships.accepted_version(account_id=member) == 2

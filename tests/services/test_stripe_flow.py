@@ -219,10 +219,15 @@ async def test_a_recurring_payment_is_refunded_through_its_invoice(people, gatew
     fake_stripe.pay(session_id(outcome.checkout_url))
     await events.apply()
     payment = (await memberships.member_payments(member_id=people["member"].id))[0]
-    refunded = await memberships.refund_payment(payment_id=payment.id, gateway=gateway, actor_id=None)
+    refunded = await memberships.refund_payment(payment_id=payment.id, gateway=gateway, actor_id=None,
+                                                end_membership=True)
     assert refunded.refunded_pence == 400 and refunded.stripe_payment_intent
     await events.apply()
     assert await Refund.count().run() == 1
+    membership = await memberships.current_membership(member_id=people["member"].id)
+    assert membership.status == "cancelled"
+    subscription = fake_stripe.client().v1.subscriptions.retrieve(membership.stripe_subscription)
+    assert subscription["status"] == "canceled"  # Stripe stops charging too
 
 
 async def test_an_event_about_nobody_is_kept_and_changes_nothing(people, gateway, fake_stripe):

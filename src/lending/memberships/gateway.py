@@ -154,6 +154,11 @@ class StripeGateway:
                 return intent if isinstance(intent, str) else intent.get("id")
         return None
 
+    async def cancel_now(self, *, subscription_id: str) -> dict:
+        """End a subscription at once (a coordinator refunded it and ended the membership)."""
+        client = self._require()
+        return await self._call("cancellation", client.v1.subscriptions.cancel_async(subscription_id))
+
     async def refund(self, *, payment_intent: str, amount_pence: int, reference: str) -> dict:
         client = self._require()
         return await self._call("refund", client.v1.refunds.create_async(

@@ -616,8 +616,10 @@ async def _prepare(*, member_id: int, choice: _Choice, gift_aid: GiftAid | None,
     """Inside a write transaction: accept the agreement, then activate a free choice, or leave
     a pending membership with a checkout ready to open (or for the counter)."""
     tier, amount_pence, forward_pence = choice.tier, choice.amount_pence, choice.forward_pence
-    if agreement_version is not None or (await current_agreement() is not None
-                                         and await accepted_version(account_id=member_id) is None):
+    current = await current_agreement()
+    if agreement_version is not None or (current is not None
+                                         and await accepted_version(account_id=member_id) != current.version):
+        # Joining or renewing online accepts the newest version, once.
         await _accept_agreement(account_id=member_id, version=agreement_version, now=now)
     row = await _open_or_new(member_id=member_id, tier=tier, amount_pence=amount_pence,
                              forward_pence=forward_pence, now=now)
@@ -1271,6 +1273,13 @@ async def refund_payment(*, payment_id: int, amount: object = None, pounds: bool
         refunded = await gateway.refund(payment_intent=payment.stripe_payment_intent, amount_pence=requested,
                                         reference=f"{payment.receipt_code}-{payment.refunded_pence}-{requested}")
         stripe_refund = refunded.get("id")
+    if end_membership and payment.method == Method.stripe.value:
+        # Ending the membership must also stop Stripe charging for it.
+        row = await Payment.select(Payment.membership.stripe_subscription.as_alias("subscription"),
+                                   Payment.membership.status.as_alias("status")).where(
+            Payment.id == payment.id).first().run()
+        if row and row["subscription"] and row["status"] in rules.OPEN_STATUSES:
+            await gateway.cancel_now(subscription_id=row["subscription"])
     async with db.transaction(write=True):
         if payment.method != Method.stripe.value:
             current = await Payment.select(Payment.refunded_pence).where(Payment.id == payment.id).first().run()
