@@ -121,6 +121,7 @@ async def test_a_subscription_renews_fails_and_recovers(people, gateway, fake_st
     fake_stripe.renew(paid["subscription"], succeed=False)
     assert await events.apply() == ["applied", "applied"]
     assert (await memberships.current_membership(member_id=people["member"].id)).status == "past_due"
+    assert await Email.count().where(Email.key.like("payment-failed:%")).run() == 1
 
     fake_stripe.renew(paid["subscription"], succeed=True)
     await events.apply()

@@ -1031,7 +1031,29 @@ async def _on_invoice_failed(event: dict) -> str:
         await Membership.update({Membership.status: status,
                                  Membership.stripe_state_at: max(event["created"], membership["stripe_state_at"]),
                                  Membership.updated_at: clock.now()}).where(Membership.id == membership["id"]).run()
+        if status == Status.past_due.value:
+            await _queue_payment_failed(membership["member"], invoice["id"])
     return "applied"
+
+
+async def _queue_payment_failed(member_id: int, invoice_id: str) -> None:
+    """Tell the member, once per invoice, that a renewal did not go through."""
+    account = await Account.select(Account.email, Account.language, Account.name).where(
+        Account.id == member_id).first().run()
+    if not account or not account["email"]:
+        return
+    with _InLanguage(account["language"]):
+        subject = i18n.gettext("Your membership payment did not go through")
+        body = "\n".join([
+            i18n.gettext("Hello %(name)s,", name=account["name"]),
+            "",
+            i18n.gettext("Your card was not charged for your membership's renewal. Stripe will try again over the "
+                         "next few days, and you can keep borrowing meanwhile."),
+            i18n.gettext("If your card has changed, cancel the membership on your account page and join again, or "
+                         "pay at the counter."),
+        ])
+    await mail.queue(key=f"payment-failed:{invoice_id}", to_address=account["email"], subject=subject, body=body,
+                     account_id=member_id)
 
 
 async def _on_subscription_updated(event: dict) -> str:
