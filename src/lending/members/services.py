@@ -215,6 +215,15 @@ async def find_members(*, query: str, limit: int = 50) -> list[AccountView]:
     return [_view(row) for row in rows]
 
 
+async def member_by_card(*, card_code: str) -> AccountView:
+    """The member whose card this is, as typed or scanned."""
+    code = codes.normalise(card_code)
+    found = await _select_one(Account.card_code == code, Account.role == Role.member.value) if code else None
+    if found is None:
+        raise errors.NotFound(_l("There is no member with that card."), code="member_not_found")
+    return found
+
+
 async def set_language(*, account_id: int, language: str) -> None:
     if language not in rules.LANGUAGES:
         raise errors.InvalidInput(_l("Choose English or Welsh."), code="invalid_language", field="language")

@@ -10,7 +10,7 @@ from litestar.datastructures import Cookie
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import Redirect, Template
 
-from lending import codes, errors, i18n
+from lending import errors, i18n
 from lending.i18n import gettext as _
 from lending.i18n import lazy_gettext as _l
 from lending.mail import services as mail
@@ -205,17 +205,16 @@ async def change_amount_page(request: Request) -> Response:
     return Redirect(path="/account#membership", status_code=303)
 
 
-async def _receipt(request: Request, code: str, *, own_only: bool) -> Template:
+async def _receipt(request: Request, code: str) -> Template:
     user = current_user(request)
-    payment = await memberships.get_payment(receipt_code=code)
-    if own_only and payment.member_id != user.id and not may_act_as(user.role, Role.volunteer):
-        raise errors.NotFound(_l("There is no such payment."), code="payment_not_found")
+    payment = await memberships.receipt_for(receipt_code=code, viewer_id=user.id,
+                                            sees_everyones=may_act_as(user.role, Role.volunteer))
     return Template(template_name="memberships/receipt.html", context={"payment": payment, "labels": _labels()})
 
 
 @get("/account/receipts/{code:str}", name="memberships:my_receipt", guards=[signed_in], include_in_schema=False)
 async def my_receipt(request: Request, code: FromPath[str]) -> Template:
-    return await _receipt(request, code, own_only=True)
+    return await _receipt(request, code)
 
 
 # --- the desk ---------------------------------------------------------------------------------------
@@ -263,7 +262,7 @@ async def desk_payment(request: Request, member_id: FromPath[int]) -> Response:
 
 @get("/receipts/{code:str}", name="memberships:desk_receipt", include_in_schema=False)
 async def desk_receipt(request: Request, code: FromPath[str]) -> Template:
-    return await _receipt(request, code, own_only=False)
+    return await _receipt(request, code)
 
 
 # --- coordinators -----------------------------------------------------------------------------------
@@ -446,11 +445,7 @@ async def api_tiers(request: Request) -> TierList:
 async def _member_id(data: CounterPaymentIn) -> int:
     if data.member_id is not None:
         return data.member_id
-    code = codes.normalise(data.card_code or "")
-    found = [m for m in await members.find_members(query=code) if m.card_code == code] if code else []
-    if not found:
-        raise errors.NotFound(_l("There is no member with that card."), code="member_not_found")
-    return found[0].id
+    return (await members.member_by_card(card_code=data.card_code or "")).id
 
 
 @post("/memberships", name="api:memberships_counter", guards=[requires(Role.volunteer)], tags=["memberships"],
@@ -475,14 +470,8 @@ def _member_only(request: Request):
       status_code=200, summary="Start paying for a membership (0 activates a free one where allowed)")
 async def api_checkout(request: Request, data: JSONBody[CheckoutIn]) -> CheckoutOut:
     user = _member_only(request)
-    tier = data.tier
-    if tier is None and data.interval:
-        matching = [t for t in await memberships.list_tiers(public_only=True) if t.interval == data.interval]
-        if len(matching) != 1:
-            raise errors.InvalidInput(_l("Choose a membership."), code="tier_required", field="tier")
-        tier = matching[0].id
     outcome = await memberships.start_membership(
-        member_id=user.id, tier=tier, amount=data.amount_pence, forward=data.forward_pence,
+        member_id=user.id, tier=data.tier, interval=data.interval, amount=data.amount_pence, forward=data.forward_pence,
         gift_aid=_gift_aid_from_json(data.gift_aid), agreement_version=data.agreement_version,
         gateway=_gateway(request), base_url=request.app.state.settings.base_url)
     return CheckoutOut(checkout_url=outcome.checkout_url, membership=membership_out(outcome.membership),

@@ -244,10 +244,11 @@ async def get_tier(*, tier_id: int) -> TierView:
     return _tier_view(row)
 
 
-async def find_tier(*, tier: int | str | None, public_only: bool = False) -> TierView:
-    """A tier by id or name; with several public tiers, one must be named."""
+async def find_tier(*, tier: int | str | None, public_only: bool = False, interval: str | None = None) -> TierView:
+    """A tier by id or name; without one, the only tier offered (with ``interval``, the only
+    one paid that often)."""
     if tier in (None, ""):
-        offered = await list_tiers(public_only=public_only)
+        offered = [t for t in await list_tiers(public_only=public_only) if interval in (None, t.interval)]
         if len(offered) == 1:
             return offered[0]
         raise errors.InvalidInput(_l("Choose a membership."), code="tier_required", field="tier")
@@ -403,6 +404,15 @@ async def member_payments(*, member_id: int, limit: int = 100) -> list[PaymentVi
     rows = await (Payment.select(*_PAYMENT_COLUMNS).where(Payment.member == member_id)
                   .order_by(Payment.paid_at, ascending=False).limit(limit).run())
     return [_payment_view(row) for row in rows]
+
+
+async def receipt_for(*, receipt_code: str, viewer_id: int, sees_everyones: bool) -> PaymentView:
+    """A receipt is for its member, and for the staff at the counter; to anyone else it does
+    not exist."""
+    payment = await get_payment(receipt_code=receipt_code)
+    if payment.member_id != viewer_id and not sees_everyones:
+        raise errors.NotFound(_l("There is no such payment."), code="payment_not_found")
+    return payment
 
 
 async def get_payment(*, payment_id: int | None = None, receipt_code: str | None = None) -> PaymentView:
@@ -579,12 +589,12 @@ class _Choice:
 
 
 async def _check_choice(*, tier: int | str | None, amount: object, forward: object, pounds: bool,
-                        gateway: StripeGateway, public_only: bool, gift_aid: GiftAid | None = None
-                        ) -> tuple[_Choice | None, dict[str, tuple]]:
+                        gateway: StripeGateway, public_only: bool, gift_aid: GiftAid | None = None,
+                        interval: str | None = None) -> tuple[_Choice | None, dict[str, tuple]]:
     """The tier and amounts chosen, or every problem with them by field as (code, message)."""
     problems: dict[str, tuple] = {}
     try:
-        chosen = await find_tier(tier=tier, public_only=public_only)
+        chosen = await find_tier(tier=tier, public_only=public_only, interval=interval)
     except (errors.InvalidInput, errors.NotFound) as exc:
         return None, {"tier": (exc.code, exc.detail)}
     amounts = {}
@@ -682,7 +692,8 @@ async def _open_checkout(pending: _PendingCheckout, *, gateway: StripeGateway, b
 async def start_membership(*, member_id: int, tier: int | str | None, amount: object, forward: object = 0,
                            pounds: bool = False, gift_aid: GiftAid | None = None,
                            agreement_version: int | str | None = None, gateway: StripeGateway, base_url: str,
-                           public_only: bool = True, now: datetime | None = None) -> StartOutcome:
+                           public_only: bool = True, interval: str | None = None,
+                           now: datetime | None = None) -> StartOutcome:
     """A member chooses a tier and an amount (no means test). £0 where the tier allows it
     activates (or, in its last weeks, renews) the membership at once, without Stripe. Any
     other amount goes to Stripe Checkout: a one-off payment, or a subscription at that amount
@@ -690,7 +701,8 @@ async def start_membership(*, member_id: int, tier: int | str | None, amount: ob
     payment is not set up, it waits for payment at the counter."""
     now = now or clock.now()
     choice, problems = await _check_choice(tier=tier, amount=amount, forward=forward, pounds=pounds,
-                                           gateway=gateway, public_only=public_only, gift_aid=gift_aid)
+                                           gateway=gateway, public_only=public_only, gift_aid=gift_aid,
+                                           interval=interval)
     _raise_problems(problems, _gift_aid_problems(gift_aid))
     assert choice is not None
     await members.get_account(account_id=member_id)
