@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from litestar import Request, Response, Router, get, post, put
 from litestar.background_tasks import BackgroundTask
-from litestar.datastructures import Cookie
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import Redirect, Template
 
@@ -130,7 +129,10 @@ async def join_submit(request: Request) -> Response:
     if outcome.checkout_url:
         response: Response = Redirect(path=outcome.checkout_url, status_code=303)
     else:
-        if outcome.membership.status == rules.Status.active.value:
+        if outcome.membership.status == rules.Status.active.value and user is not None:
+            flash.add(request.scope, _("Your membership is active until %(date)s.",
+                                       date=i18n.format_date(outcome.membership.ends_at)))
+        elif outcome.membership.status == rules.Status.active.value:
             flash.add(request.scope, _("Welcome! Your membership is active: show your card number at the counter."))
         elif outcome.payment_problem:
             flash.add(request.scope, outcome.payment_problem, "warning")
@@ -140,9 +142,7 @@ async def join_submit(request: Request) -> Response:
         response = Redirect(path="/account", status_code=303)
     token = getattr(outcome, "session_token", "")
     if token:
-        response.set_cookie(Cookie(key=auth.SESSION_COOKIE, value=token, path="/", httponly=True, samesite="lax",
-                                   secure=request.app.state.settings.secure_cookies,
-                                   max_age=int(members.SESSION_MAX.total_seconds())))
+        response.set_cookie(auth.session_cookie(token, secure=request.app.state.settings.secure_cookies))
     return response
 
 

@@ -97,6 +97,12 @@ class RequestContextMiddleware(ASGIMiddleware):
         headers.add("set-cookie", cookie.to_header(header=""))
 
 
+def session_cookie(token: str, *, secure: bool) -> Cookie:
+    """The cookie that keeps a person signed in (after signing in, or joining)."""
+    return Cookie(key=SESSION_COOKIE, value=token, path="/", httponly=True, samesite="lax", secure=secure,
+                  max_age=int(members.SESSION_MAX.total_seconds()))
+
+
 def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> AccountView | None:
     return connection.scope.get("user")
 

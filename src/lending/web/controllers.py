@@ -46,9 +46,7 @@ async def login_submit(request: Request) -> Response:
         )
     flash.add(request.scope, _("You are signed in as %(name)s.", name=account.name))
     response = Redirect(path=next_url or account.home, status_code=303)
-    response.set_cookie(Cookie(key=auth.SESSION_COOKIE, value=token, path="/", httponly=True, samesite="lax",
-                               secure=request.app.state.settings.secure_cookies,
-                               max_age=int(members.SESSION_MAX.total_seconds())))
+    response.set_cookie(auth.session_cookie(token, secure=request.app.state.settings.secure_cookies))
     return response
 
 
