@@ -256,6 +256,26 @@ async def test_a_delayed_payment_waits_until_it_settles(people, gateway, fake_st
     assert (await memberships.current_membership(member_id=people["member"].id)).status == "active"
 
 
+async def test_a_new_payment_page_closes_the_old_one_and_reuses_the_customer(people, gateway, fake_stripe):
+    t = await tiers()
+    events = Events(fake_stripe)
+    first = await start(people, gateway, t["yearly"])
+    second = await start(people, gateway, t["yearly"], amount=900)
+    old = fake_stripe.client().v1.checkout.sessions.retrieve(session_id(first.checkout_url))
+    assert old["status"] == "expired"
+    fake_stripe.pay(session_id(second.checkout_url))
+    await events.apply()
+    membership = await memberships.current_membership(member_id=people["member"].id)
+    assert membership.status == "active" and membership.amount_pence == 900
+    assert (await Checkout.select(Checkout.status).where(
+        Checkout.session_id == session_id(first.checkout_url)).first().run())["status"] == "expired"
+    customer = (await Membership.select(Membership.stripe_customer).first().run())["stripe_customer"]
+    renewal = await start(people, gateway, t["yearly"], amount=500)
+    sent = fake_stripe.requests()[-1]
+    assert sent["params"].get("customer") == customer and "customer_email" not in sent["params"]
+    assert renewal.checkout_url
+
+
 async def test_below_stripes_minimum_online_is_refused(people, gateway):
     tier = await memberships.save_tier(values=TierInput(name="Pennies", min_pence=10, max_pence=100))
     with pytest.raises(errors.InvalidInput) as raised:

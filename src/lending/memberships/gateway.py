@@ -119,6 +119,16 @@ class StripeGateway:
             params=params, options={"idempotency_key": f"checkout-{request.reference}-{request.nonce}"}))
         return CreatedCheckout(session_id=session["id"], url=session["url"])
 
+    async def expire_checkout(self, *, session_id: str) -> None:
+        """Close a payment page nobody should use any more; one already paid or closed is left."""
+        client = self._require()
+        try:
+            await client.v1.checkout.sessions.expire_async(session_id)
+        except stripe.InvalidRequestError:
+            log.info("checkout %s was already complete or expired", session_id)
+        except stripe.StripeError as exc:
+            log.warning("could not expire checkout %s: %s", session_id, exc)
+
     async def change_subscription_amount(self, *, subscription_id: str, amount_pence: int, currency: str,
                                          interval: str, reference: str) -> dict:
         """The next invoices charge the new amount; nothing is prorated: the member chose to

@@ -618,6 +618,7 @@ async def _check_choice(*, tier: int | str | None, amount: object, forward: obje
 class _PendingCheckout:
     membership_id: int
     request: CheckoutRequest
+    superseded: list[str] = field(default_factory=list)  # earlier payment pages for this membership
 
 
 async def _prepare(*, member_id: int, choice: _Choice, gift_aid: GiftAid | None,
@@ -653,6 +654,12 @@ async def _prepare(*, member_id: int, choice: _Choice, gift_aid: GiftAid | None,
     await audit.record(action="membership.checkout", actor_id=member_id, subject=f"membership:{row['id']}",
                        detail=f"checkout={checkout_id}", at=now)
     account = await Account.select(Account.email).where(Account.id == member_id).first().run()
+    # A returning member pays as the same Stripe customer, so Stripe keeps one record of them.
+    known = await (Membership.select(Membership.stripe_customer)
+                   .where(Membership.member == member_id, Membership.stripe_customer.is_not_null())
+                   .order_by(Membership.id, ascending=False).first().run())
+    superseded = await Checkout.select(Checkout.session_id).where(
+        Checkout.membership == row["id"], Checkout.status == "open", Checkout.id != checkout_id).run()
     request = CheckoutRequest(
         reference=str(checkout_id), nonce=secrets.token_hex(8),
         mode="subscription" if tier.recurring else "payment",
@@ -663,9 +670,11 @@ async def _prepare(*, member_id: int, choice: _Choice, gift_aid: GiftAid | None,
         success_url="/join/done?session_id={CHECKOUT_SESSION_ID}",
         cancel_url=f"/join/cancelled?checkout={checkout_id}",
         customer_email=account["email"] if account else None,
+        customer_id=known["stripe_customer"] if known else None,
         metadata={"checkout_id": str(checkout_id), "membership_id": str(row["id"]), "member_id": str(member_id)},
     )
-    return _PendingCheckout(membership_id=row["id"], request=request)
+    return _PendingCheckout(membership_id=row["id"], request=request,
+                            superseded=[r["session_id"] for r in superseded if r["session_id"]])
 
 
 async def _open_checkout(pending: _PendingCheckout, *, gateway: StripeGateway, base_url: str,
@@ -685,6 +694,9 @@ async def _open_checkout(pending: _PendingCheckout, *, gateway: StripeGateway, b
                             pay_at_counter=True, payment_problem=str(exc.detail))
     await Checkout.update({Checkout.status: "open", Checkout.session_id: created.session_id,
                            Checkout.url: created.url}).where(Checkout.id == checkout_id).run()
+    # The new page replaces any left open, so the same membership cannot be paid for twice.
+    for session_id in pending.superseded:
+        await gateway.expire_checkout(session_id=session_id)
     return StartOutcome(membership=await get_membership(membership_id=pending.membership_id, now=now),
                         checkout_url=created.url)
 
