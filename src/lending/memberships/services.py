@@ -1008,10 +1008,15 @@ async def _on_checkout_closed(event: dict) -> str:
     return "applied"
 
 
-async def _on_invoice_paid(event: dict) -> str:
+async def _invoice_membership(event: dict) -> tuple[dict, str | None, dict, dict | None]:
+    """An invoice event's invoice, subscription, metadata and membership (locked)."""
     invoice = event["data"]["object"]
     subscription, metadata = _invoice_subscription(invoice)
-    membership = await _membership_for_subscription(subscription, metadata)
+    return invoice, subscription, metadata, await _membership_for_subscription(subscription, metadata)
+
+
+async def _on_invoice_paid(event: dict) -> str:
+    invoice, subscription, metadata, membership = await _invoice_membership(event)
     if membership is None:
         return "unmatched"
     when = _stamp(event.get("created")) or clock.now()
@@ -1044,9 +1049,7 @@ async def _on_invoice_paid(event: dict) -> str:
 
 
 async def _on_invoice_failed(event: dict) -> str:
-    invoice = event["data"]["object"]
-    subscription, metadata = _invoice_subscription(invoice)
-    membership = await _membership_for_subscription(subscription, metadata)
+    invoice, _subscription, _metadata, membership = await _invoice_membership(event)
     if membership is None:
         return "unmatched"
     if membership["status"] == Status.active.value:
