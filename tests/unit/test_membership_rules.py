@@ -121,3 +121,14 @@ def test_gift_aid_needs_what_hmrc_asks_for():
 def test_money_reads_as_pounds():
     assert rules.format_money(0) == "£0.00"
     assert rules.format_money(123456) == "£1,234.56"
+
+
+def test_a_tier_offers_nothing_where_it_allows_it_and_knows_stripes_minimum():
+    from lending.memberships.services import TierView
+
+    tier = TierView(id=1, name="T", description="", suggested=[500, 1000], min_pence=10, max_pence=5000,
+                    allow_free=True, interval="month", offer_pay_forward=True, gift_aid=False, loan_limit=3,
+                    loan_days=7, public=True, active=True, position=0)
+    assert tier.choices == [0, 500, 1000] and tier.online_min_pence == 30
+    paid_only = TierView(**{**tier.__dict__, "allow_free": False, "min_pence": 300})
+    assert paid_only.choices == [500, 1000] and paid_only.online_min_pence == 300

@@ -77,6 +77,16 @@ class TierView:
     def recurring(self) -> bool:
         return rules.is_recurring(self.interval)
 
+    @property
+    def choices(self) -> list[int]:
+        """The amounts offered first: the suggestions, and nothing where nothing is allowed."""
+        return self.suggested if not self.allow_free or 0 in self.suggested else [0, *self.suggested]
+
+    @property
+    def online_min_pence(self) -> int:
+        """The smallest amount a member can pay through Stripe."""
+        return max(self.min_pence, rules.STRIPE_MINIMUM_PENCE)
+
 
 def _tier_view(row: dict) -> TierView:
     return TierView(
