@@ -22,6 +22,7 @@ DEFAULT_LANGUAGE = "en"
 LOCALE_DIR = Path(__file__).parent / "locale"
 
 _current = contextvars.ContextVar("lending_language", default=DEFAULT_LANGUAGE)
+_time_zone = contextvars.ContextVar("lending_time_zone", default="Europe/London")
 
 
 def catalogue_path(language: str) -> Path:
@@ -51,6 +52,19 @@ def reset_language(token: contextvars.Token) -> None:
 
 def current_language() -> str:
     return _current.get()
+
+
+class in_language:  # noqa: N801 - used as a context manager, like a function
+    """Render text in someone's language (a member's email), whatever the request's is."""
+
+    def __init__(self, language: str) -> None:
+        self.language = language
+
+    def __enter__(self) -> None:
+        self.token = set_language(self.language)
+
+    def __exit__(self, *_: object) -> None:
+        reset_language(self.token)
 
 
 def gettext(message: str, **variables: object) -> str:
@@ -124,9 +138,22 @@ def negotiate(*, chosen: str | None, account_language: str | None, accept_langua
 _LOCALES = {"en": "en_GB", "cy": "cy_GB"}
 
 
-def format_date(moment, language: str | None = None, *, time_zone: str = "Europe/London") -> str:
+def set_time_zone(time_zone: str) -> contextvars.Token:
+    """The venue's zone for dates shown in this task (a request, a reminder run)."""
+    return _time_zone.set(time_zone)
+
+
+def reset_time_zone(token: contextvars.Token) -> None:
+    _time_zone.reset(token)
+
+
+def current_time_zone() -> str:
+    return _time_zone.get()
+
+
+def format_date(moment, language: str | None = None, *, time_zone: str | None = None, weekday: bool = False) -> str:
     """A date as people write it in their language ("31 January 2027", "31 Ionawr 2027"), in
-    the venue's time zone."""
+    the venue's time zone; ``weekday`` adds the day's name ("Sunday 31 January 2027")."""
     from zoneinfo import ZoneInfo
 
     from babel.dates import format_date as babel_format_date
@@ -134,8 +161,20 @@ def format_date(moment, language: str | None = None, *, time_zone: str = "Europe
     if moment is None:
         return ""
     if hasattr(moment, "astimezone") and getattr(moment, "tzinfo", None) is not None:
-        moment = moment.astimezone(ZoneInfo(time_zone)).date()
-    return babel_format_date(moment, format="long", locale=_LOCALES.get(language or current_language(), "en_GB"))
+        moment = moment.astimezone(ZoneInfo(time_zone or _time_zone.get())).date()
+    pattern = "EEEE d MMMM y" if weekday else "long"
+    return babel_format_date(moment, format=pattern, locale=_LOCALES.get(language or current_language(), "en_GB"))
+
+
+def format_when(moment, language: str | None = None, *, time_zone: str | None = None) -> str:
+    """A moment as a day and a wall-clock time in the venue's zone: "Sunday 31 January 2027,
+    17:00", the form due dates take."""
+    from zoneinfo import ZoneInfo
+
+    if moment is None:
+        return ""
+    local = moment.astimezone(ZoneInfo(time_zone or _time_zone.get()))
+    return f"{format_date(local.date(), language, weekday=True)}, {local:%H:%M}"
 
 
 def format_money(pence: int, language: str | None = None, currency: str = "GBP") -> str:

@@ -6,6 +6,7 @@ from piccolo.conf.apps import AppConfig
 
 from lending.audit.tables import AuditEvent
 from lending.catalog.tables import Category, Item, ItemGroup, Manual, Photo, ProblemReport, Sticker
+from lending.loans.tables import CalendarFeed, Fee, Hold, Loan, LoanPolicy, Reservation
 from lending.mail.tables import Email
 from lending.members.tables import Account, ApiToken, LoginAttempt, Session
 from lending.memberships.tables import (
@@ -21,7 +22,7 @@ from lending.memberships.tables import (
 )
 from lending.referrals.tables import Organisation
 from lending.suggestions.tables import Suggestion, Support
-from lending.venues.tables import Site
+from lending.venues.tables import Closure, OpeningSession, Site, Venue
 
 APP_CONFIG = AppConfig(
     app_name="lending",
@@ -32,6 +33,7 @@ APP_CONFIG = AppConfig(
         Suggestion, Support,
         Tier, Agreement, AgreementAcceptance, Membership, GiftAidDeclaration, Checkout, Payment, Refund,
         StripeEvent, Email,
+        Venue, OpeningSession, Closure, LoanPolicy, Loan, Hold, Reservation, Fee, CalendarFeed,
     ],
     migration_dependencies=[],
     commands=[],

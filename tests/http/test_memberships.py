@@ -128,7 +128,7 @@ async def test_at_the_desk_a_volunteer_takes_cash_and_the_member_sees_the_receip
     async with as_role("volunteer") as volunteer:
         desk = await volunteer.get("/desk", params={"q": "Test member"})
         assert f'/desk/members/{people["member"].id}' in desk.text
-        page = await volunteer.get(f"/desk/members/{people['member'].id}")
+        page = await volunteer.get(f"/desk/members/{people['member'].id}/membership")
         assert page.status_code == 200 and "Take a payment" in page.text
         bad = await post_form(volunteer, f"/desk/members/{people['member'].id}/payments",
                               {"tier": str(free.id), "amount": "0.5", "method": "cash"})

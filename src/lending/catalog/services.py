@@ -193,6 +193,13 @@ async def _views(rows: list[dict]) -> list[ItemView]:
         for manual in await (Manual.select(Manual.id, Manual.item_group, Manual.title)
                              .where(Manual.item_group.is_in(group_ids)).order_by(Manual.id).run()):
             manuals.setdefault(manual["item_group"], []).append((manual["id"], manual["title"]))
+    due: dict[int, datetime] = {}
+    on_loan = [row["id"] for row in rows if row["status"] == Status.on_loan.value]
+    if on_loan:
+        from lending.loans.tables import Loan  # lending builds on the catalogue, not the reverse
+
+        due = {loan["item"]: loan["due_at"] for loan in await Loan.select(Loan.item, Loan.due_at).where(
+            Loan.item.is_in(on_loan), Loan.returned_at.is_null()).run()}
     views = []
     for row in rows:
         parts = row["parts"]
@@ -206,6 +213,7 @@ async def _views(rows: list[dict]) -> list[ItemView]:
             photo_ids=photos.get(row["item_group"], []), manuals=manuals.get(row["item_group"], []),
             copies=len(copies.get(row["item_group"], [])) or 1,
             copies_available=copies.get(row["item_group"], []).count(Status.available.value),
+            due_back=due.get(row["id"]),
         ))
     return views
 
@@ -351,6 +359,11 @@ async def set_status(*, code: str, status: str, reason: str = "", actor_id: int 
             Item.code == current.code).run()
         await audit.record(action="item.status", actor_id=actor_id, subject=f"item:{current.code}",
                            detail=f"{current.status}->{status}")
+    if status == Status.available.value:
+        from lending.loans import services as loans  # lending builds on the catalogue, not the reverse
+
+        row = await Item.select(Item.id).where(Item.code == current.code).first().run()
+        await loans.offer_copy_if_waiting(item_id=row["id"])  # back from repair: the queue comes first
     return await get_item(code=current.code)
 
 

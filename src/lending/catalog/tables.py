@@ -16,6 +16,7 @@ class Category(Table, tablename="category"):
     name = Varchar(length=100)
     parent = ForeignKey(references="self", null=True, on_delete=OnDelete.restrict)
     position = Integer(default=0)
+    loan_days = Integer(null=True, default=None)  # None: the parent's, else the membership's
     created_at = Timestamptz()
 
 

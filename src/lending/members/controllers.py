@@ -25,9 +25,14 @@ from lending.web.forms import form_data
 async def account_page(request: Request) -> Template:
     from lending.memberships import controllers as membership_pages
 
+    from lending.catalog import qr
+    from lending.loans import services as loans
+
     user = current_user(request)
+    card_url = f"{request.app.state.settings.base_url}/c/{user.card_code}"
     return Template(template_name="members/account.html",
-                    context={"account": user, **await membership_pages.account_context(user.id)})
+                    context={"account": user, **await membership_pages.account_context(user.id),
+                             "card_qr": qr.qr_svg(card_url).decode(), "loans": await loans.member_loans(member_id=user.id)})
 
 
 # --- the desk: registering members --------------------------------------------------------------

@@ -233,7 +233,7 @@ async def _desk_context(member_id: int, values: dict, problems: dict, error: str
     }
 
 
-@get("/members/{member_id:int}", name="memberships:desk_member", include_in_schema=False)
+@get("/members/{member_id:int}/membership", name="memberships:desk_member", include_in_schema=False)
 async def desk_member(request: Request, member_id: FromPath[int]) -> Template:
     return Template(template_name="memberships/desk_member.html",
                     context=await _desk_context(member_id, {"method": "cash"}, {}, None))

@@ -1079,7 +1079,7 @@ async def _queue_payment_failed(member_id: int, invoice_id: str) -> None:
         Account.id == member_id).first().run()
     if not account or not account["email"]:
         return
-    with _InLanguage(account["language"]):
+    with i18n.in_language(account["language"]):
         subject = i18n.gettext("Your membership payment did not go through")
         body = "\n".join([
             i18n.gettext("Hello %(name)s,", name=account["name"]),
@@ -1454,19 +1454,6 @@ async def expire_lapsed(*, now: datetime | None = None) -> int:
 
 # --- messages to members ------------------------------------------------------------------------
 
-class _InLanguage:
-    """Render text in a member's language, whatever the request's language is."""
-
-    def __init__(self, language: str) -> None:
-        self.language = language
-
-    def __enter__(self) -> None:
-        self.token = i18n.set_language(self.language)
-
-    def __exit__(self, *_: object) -> None:
-        i18n.reset_language(self.token)
-
-
 async def _queue_receipt(payment_id: int) -> None:
     """Inside the transaction that recorded the payment: the member's receipt, in their
     language, once."""
@@ -1475,7 +1462,7 @@ async def _queue_receipt(payment_id: int) -> None:
         Account.id == payment.member_id).first().run()
     if not account or not account["email"]:
         return
-    with _InLanguage(account["language"]):
+    with i18n.in_language(account["language"]):
         lines = [
             i18n.gettext("Thank you, %(name)s. This is your receipt.", name=account["name"]),
             "",
@@ -1517,7 +1504,7 @@ async def queue_expiry_reminders(*, now: datetime | None = None, dry_run: bool =
                          and row["stripe_subscription"] and not row["cancel_at_period_end"])
         if renews_itself or not row["email"]:
             continue
-        with _InLanguage(row["language"]):
+        with i18n.in_language(row["language"]):
             subject = i18n.gettext("Your membership ends on %(date)s", date=i18n.format_date(row["ends_at"]))
             body = "\n".join([
                 i18n.gettext("Hello %(name)s,", name=row["name"]),

@@ -21,6 +21,7 @@ from lending.i18n import lazy_gettext as _l
 from lending.members import rules
 from lending.members import services as members
 from lending.members.services import AccountView
+from lending.venues import services as venues
 from lending.web import flash
 
 # piccolo_admin reads the same session cookie, so one sign-in serves the app and /admin/.
@@ -71,6 +72,10 @@ class RequestContextMiddleware(ASGIMiddleware):
         state["language"] = language
         state["flash_in"] = flash.decode(jar.get(flash.COOKIE), self.secret)
         token = i18n.set_language(language)
+        zone_token = None
+        if scope["path"] != "/health":
+            # Dates on every page are the venue's, whatever zone the server runs in.
+            zone_token = i18n.set_time_zone(await venues.timezone())
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -90,6 +95,8 @@ class RequestContextMiddleware(ASGIMiddleware):
             await next_app(scope, receive, send_wrapper)
         finally:
             i18n.reset_language(token)
+            if zone_token is not None:
+                i18n.reset_time_zone(zone_token)
 
     def _cookie(self, headers: MutableScopeHeaders, key: str, value: str, max_age: int | None = None) -> None:
         cookie = Cookie(key=key, value=value, path="/", httponly=True, samesite="lax", secure=self.secure,

@@ -80,6 +80,8 @@ def build_environment(*, reload: bool = False) -> Environment:
         display_code=codes.display,
         money=lambda pence: i18n.format_money(pence or 0),
         long_date=lambda moment: i18n.format_date(moment),
+        day_date=lambda moment: i18n.format_date(moment, weekday=True),
+        when=lambda moment: i18n.format_when(moment),
         pounds=lambda pence: f"{(pence or 0) / 100:.2f}",
     )
     return env
