@@ -32,8 +32,9 @@ from lending.memberships.tables import (
     StripeEvent,
     Tier,
 )
+from lending.loans.tables import Fee, Hold, Loan, LoanPolicy, Reservation
 from lending.referrals.tables import Organisation
-from lending.venues.tables import Site
+from lending.venues.tables import Closure, OpeningSession, Site, Venue
 
 
 def _reject(exc: errors.DomainError) -> HTTPException:
@@ -124,6 +125,12 @@ def _money_is_changed_on_its_pages(*_: Any, **__: Any) -> None:
                                                 "account and /manage/payments, where their rules and receipts are.")
 
 
+def _lending_has_its_pages(*_: Any, **__: Any) -> None:
+    raise HTTPException(status_code=405, detail="Loans, holds, bookings and fees change at the desk, on members' "
+                                                "account pages and under Manage → Lending rules, where their rules "
+                                                "and the audit log are.")
+
+
 def build_admin(*, production: bool):
     account = TableConfig(
         Account,
@@ -177,8 +184,21 @@ def build_admin(*, production: bool):
         *(TableConfig(table, validators=records_only, menu_group="Memberships")
           for table in (Refund, Checkout, GiftAidDeclaration, Agreement, AgreementAcceptance, StripeEvent)),
     ]
+    lending_only = Validators(post_single=[_lending_has_its_pages], patch_single=[_lending_has_its_pages],
+                              put_single=[_lending_has_its_pages], delete_single=[_lending_has_its_pages],
+                              delete_all=[_lending_has_its_pages])
+    lending = [
+        TableConfig(Loan, validators=lending_only, menu_group="Lending",
+                    visible_columns=[Loan.id, Loan.item, Loan.member, Loan.lent_at, Loan.due_at, Loan.returned_at,
+                                     Loan.renewals]),
+        TableConfig(Hold, validators=lending_only, menu_group="Lending",
+                    visible_columns=[Hold.id, Hold.item_group, Hold.member, Hold.status, Hold.placed_at,
+                                     Hold.expires_at]),
+        *(TableConfig(table, validators=lending_only, menu_group="Lending")
+          for table in (Reservation, Fee, LoanPolicy, Venue, OpeningSession, Closure)),
+    ]
     return create_admin(
-        tables=[account, organisation, audit, *catalogue, *money],
+        tables=[account, organisation, audit, *catalogue, *money, *lending],
         auth_table=Account,
         session_table=Session,
         site_name="lending",

@@ -152,17 +152,28 @@ def cmd_reminders_send(args: argparse.Namespace) -> int:
         raise CommandError(f"SMTP_URL: {exc}.") from exc
 
     async def work() -> None:
+        from lending import i18n
+        from lending.loans import services as loans
+        from lending.venues import services as venues
+
+        i18n.set_time_zone(await venues.timezone())  # dates in messages are the venue's
         if args.dry_run:
             due = await memberships.queue_expiry_reminders(dry_run=True)
-            print(f"Would queue {_counted(due, 'membership expiry reminder')}; {await mail.waiting()} message(s) "
+            lending = await loans.queue_loan_reminders(dry_run=True)
+            print(f"Would queue {_counted(due, 'membership expiry reminder')}, "
+                  f"{_counted(lending.due_soon, 'due-soon reminder')} and "
+                  f"{_counted(lending.overdue, 'overdue reminder')}; {await mail.waiting()} message(s) "
                   "wait to be sent. Nothing was written or sent.")
             return
         expired = await memberships.expire_lapsed()
         queued = await memberships.queue_expiry_reminders()
+        lending = await loans.queue_loan_reminders()
         sent = await mail.send_pending(mailer=outgoing)
         waiting = await mail.waiting()
         print(f"Marked {_counted(expired, 'lapsed membership')} expired; queued "
-              f"{_counted(queued, 'membership expiry reminder')}; sent {_counted(sent, 'message')}.")
+              f"{_counted(queued, 'membership expiry reminder')}, {_counted(lending.due_soon, 'due-soon reminder')} "
+              f"and {_counted(lending.overdue, 'overdue reminder')}; passed on "
+              f"{_counted(lending.holds_expired, 'uncollected hold')}; sent {_counted(sent, 'message')}.")
         if waiting:
             reason = "SMTP_URL is not set" if outgoing is None else "the mail server refused them or they failed"
             print(f"{_counted(waiting, 'message')} still wait to be sent ({reason}).", file=sys.stderr)
@@ -285,8 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     reminders = commands.add_parser("reminders", help="messages to members").add_subparsers(
         dest="reminders_command", required=True, parser_class=_Parser)
-    send = reminders.add_parser("send", help="expire lapsed memberships, queue expiry reminders and send what "
-                                             "waits; each message goes once (run it from cron)")
+    send = reminders.add_parser("send", help="expire lapsed memberships and uncollected holds, queue expiry, "
+                                             "due-soon and overdue reminders and send what waits; each message "
+                                             "goes once (run it from cron)")
     send.add_argument("--dry-run", action="store_true", help="say what would be sent, change nothing")
     send.set_defaults(handler=cmd_reminders_send)
 

@@ -10,7 +10,7 @@ from lending import errors
 from lending.catalog import photos
 from lending.catalog import services as catalog
 from lending.catalog.services import ItemDetails
-from lending.catalog.tables import ItemGroup
+from lending.catalog.tables import Item, ItemGroup
 from lending.members import services as members
 from lending.members.tables import Account
 from lending.memberships import services as memberships
@@ -51,6 +51,7 @@ async def load(*, progress: Callable[[str], None] = print, force: bool = False) 
         progress(f"Added {role.replace('_', ' ')} {name}.")
     await _load_catalogue(progress)
     await _load_memberships(progress)
+    await _load_lending(progress)
     progress("\nDemo sign-ins (email / password):")
     for email, name, role, password in ACCOUNTS:
         progress(f"  {role.replace('_', ' '):<12} {email:<28} {password}")
@@ -218,3 +219,41 @@ async def _load_memberships(progress: Callable[[str], None]) -> None:
                 gift_aid=GiftAid(full_name=member["name"], house="12", postcode="CF5 1QJ") if gift_aid else None,
                 actor_id=volunteer["id"] if volunteer else None)
         progress(f"Membership for {member['name']}: {tier_name}.")
+
+
+async def _load_lending(progress: Callable[[str], None]) -> None:
+    """Opening hours, a Christmas closure and a few loans: one in Alex's history, one overdue
+    with Sam (so the desk shows why Sam cannot borrow more) and Alex waiting for it."""
+    from datetime import date, timedelta
+
+    from lending import clock
+    from lending.loans import services as loans
+    from lending.loans.tables import Loan
+    from lending.venues import services as venues
+
+    if not (await venues.calendar(fresh=True)).sessions:
+        await venues.set_hours(timezone_name="Europe/London",
+                               hours={1: "10:00-13:00, 14:00-17:00", 3: "10:00-13:00, 14:00-19:00", 5: "10:00-16:00"})
+        year = clock.now().year
+        await venues.add_closure(starts_on=date(year, 12, 24), ends_on=date(year + 1, 1, 1), reason="Christmas")
+        progress("Set the opening hours and a Christmas closure.")
+    if await Loan.count().run():
+        return
+    volunteer = await Account.select(Account.id).where(Account.email == "volunteer@demo.example").first().run()
+    alex = await Account.select(Account.id).where(Account.email == "member@demo.example").first().run()
+    sam = await Account.select(Account.id).where(Account.email == "member2@demo.example").first().run()
+    if not (volunteer and alex and sam):
+        return
+    available = [row["code"] for row in await Item.select(Item.code).where(Item.status == "available").order_by(
+        Item.id).limit(3).run()]
+    if len(available) < 2:
+        return
+    now = clock.now()
+    [past] = await loans.check_out(member_id=alex["id"], item_codes=[available[0]], actor_id=volunteer["id"],
+                                   via="cli", lent_at=now - timedelta(days=20))
+    await loans.check_in(loan_id=past.id, returned_at=now - timedelta(days=14), condition="good",
+                         actor_id=volunteer["id"], via="cli")
+    await loans.check_out(member_id=sam["id"], item_codes=[available[1]], actor_id=volunteer["id"], via="cli",
+                          lent_at=now - timedelta(days=12))
+    await loans.place_hold(member_id=alex["id"], item_code=available[1], via="cli")
+    progress("Lent a few things: Sam has one overdue, Alex is waiting for it.")

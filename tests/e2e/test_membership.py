@@ -81,9 +81,10 @@ def test_a_volunteer_takes_cash_at_the_counter_on_a_phone(browser, paying_server
     page: Page = context.new_page()
     try:
         sign_in(page, "volunteer@demo.example", "demo-volunteer")
-        page.get_by_label("Find a member by name, email or card number").fill("Dewi")
-        page.get_by_role("button", name="Search").click()
+        page.get_by_label("Lend: find the member").fill("Dewi")
+        page.get_by_role("button", name="Find", exact=True).click()
         page.get_by_role("link", name="Dewi Morgan").click()
+        page.get_by_role("link", name="Membership: take a payment").click()
         expect(page.get_by_role("heading", name="Take a payment")).to_be_visible()
         assert_accessible(page)
         page.get_by_label("Amount, in pounds").fill("3")

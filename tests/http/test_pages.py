@@ -96,10 +96,11 @@ async def test_volunteer_registers_a_member_at_the_counter(client, people):
     response = await post_form(client, "/desk/members/", {"name": "Rhys Evans", "phone": "029 2000 0000",
                                                           "language": "cy"})
     assert response.status_code == 303
-    card = (await Account.select(Account.card_code).where(Account.name == "Rhys Evans").first().run())["card_code"]
-    assert response.headers["location"] == f"/desk?q={card}"
+    rhys = await Account.select(Account.id, Account.card_code).where(Account.name == "Rhys Evans").first().run()
+    assert response.headers["location"] == f"/desk/members/{rhys['id']}"
     desk = await client.get(response.headers["location"])
-    assert "Rhys Evans is registered" in desk.text and "Rhys Evans</strong>" in desk.text
+    assert "Rhys Evans is registered" in desk.text and "<h1>Rhys Evans</h1>" in desk.text
+    assert rhys["card_code"][:4] in desk.text
 
 
 async def test_coordinator_adds_an_organisation_and_a_link_worker(client, people):

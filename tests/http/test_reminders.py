@@ -105,3 +105,59 @@ async def test_a_bad_smtp_url_is_one_clear_line(database):
     env = server_env(DATABASE_URL=database, SECRET_KEY=SECRET, SMTP_URL="http://nope")
     [result] = await run_reminders(env)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "SMTP_URL" in result.stderr
+
+
+async def test_loan_reminders_and_hold_notices_go_once_even_from_two_runs_at_once(database, smtp):
+    from lending.catalog import services as catalog
+    from lending.catalog.services import ItemDetails
+    from lending.loans import services as loans
+    from lending.loans.tables import Loan
+
+    inbox, url = smtp
+    tier = await memberships.save_tier(values=TierInput(name="Free", min_pence=0, max_pence=5000, allow_free=True))
+    gwen = await members.create_account(name="Gwen", email="gwen@example.org", role="member", language="cy")
+    tom = await members.create_account(name="Tom", email="tom@example.org", role="member", language="en")
+    for person in (gwen, tom):
+        await memberships.record_counter_payment(member_id=person.id, tier=tier.id, amount=0, method="cash",
+                                                 actor_id=None)
+    tent = await catalog.add_item(details=ItemDetails(name="Tent"))
+    drill = await catalog.add_item(details=ItemDetails(name="Drill"))
+    [soon] = await loans.check_out(member_id=gwen.id, item_codes=[tent.code], actor_id=None)
+    [late] = await loans.check_out(member_id=tom.id, item_codes=[drill.code], actor_id=None)
+    await Loan.update({Loan.due_at: clock.now() + timedelta(hours=30)}).where(Loan.id == soon.id).run()
+    await Loan.update({Loan.due_at: clock.now() - timedelta(days=2)}).where(Loan.id == late.id).run()
+    await loans.place_hold(member_id=gwen.id, item_code=drill.code)
+    await loans.check_in(loan_id=late.id, actor_id=None)  # the drill is now ready for Gwen
+    env = server_env(DATABASE_URL=database, SECRET_KEY=SECRET, SMTP_URL=url)
+    results = await run_reminders(env, copies=2)
+    assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
+    by_person = sorted((m["To"], m["Content-Language"]) for m in inbox.messages)
+    # Gwen: her receipt, one due-soon reminder and one hold notice, each once and in Welsh; Tom:
+    # his receipt. Tom's overdue reminder never went: the drill came back before the run.
+    assert by_person == [("gwen@example.org", "cy")] * 3 + [("tom@example.org", "en")], by_person
+    keys = sorted(row["key"].split(":")[0] for row in await Email.select(Email.key).run())
+    assert keys == ["hold-ready", "loan-due-soon", "loan-receipt", "loan-receipt"]
+    again = await run_reminders(env)
+    assert again[0].returncode == 0 and len(inbox.messages) == 4
+
+
+async def test_an_overdue_reminder_goes_once_per_due_date(database, smtp):
+    from lending.catalog import services as catalog
+    from lending.catalog.services import ItemDetails
+    from lending.loans import services as loans
+    from lending.loans.tables import Loan
+
+    inbox, url = smtp
+    tier = await memberships.save_tier(values=TierInput(name="Free", min_pence=0, max_pence=5000, allow_free=True))
+    tom = await members.create_account(name="Tom", email="tom@example.org", role="member")
+    await memberships.record_counter_payment(member_id=tom.id, tier=tier.id, amount=0, method="cash", actor_id=None)
+    drill = await catalog.add_item(details=ItemDetails(name="Drill"))
+    [late] = await loans.check_out(member_id=tom.id, item_codes=[drill.code], actor_id=None)
+    await Loan.update({Loan.due_at: clock.now() - timedelta(days=2)}).where(Loan.id == late.id).run()
+    env = server_env(DATABASE_URL=database, SECRET_KEY=SECRET, SMTP_URL=url)
+    [first] = await run_reminders(env)
+    assert first.returncode == 0 and "1 overdue reminder" in first.stdout, first.stdout
+    [second] = await run_reminders(env)
+    assert "0 overdue reminders" in second.stdout
+    subjects = sorted(subject(m) for m in inbox.messages)
+    assert len(subjects) == 2 and subjects[0] == "Overdue: Drill" and subjects[1].startswith("Your loan: due back by")

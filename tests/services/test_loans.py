@@ -359,3 +359,17 @@ def test_days_between_bookings_round_the_buffer_up():
     assert rules.buffer_days(rules.Policy(buffer_hours=48)) == 2
     assert rules.late_fee(policy=rules.Policy(fees_enabled=True, fee_per_day_pence=20), due_on=date(2026, 1, 1),
                           returned_on=date(2026, 1, 4)) == 60
+
+
+async def test_a_copy_lent_after_its_hold_lapsed_is_not_offered_to_the_queue_while_out(library):
+    carol = await member_with_membership("Carol", tier_id=library["tier"].id)
+    await lend(library, library["ann"], library["tent"])
+    bobs = await loans.place_hold(member_id=library["bob"].id, item_code=library["tent"].code)
+    await loans.check_in(item_code=library["tent"].code, actor_id=None)
+    await Hold.update({Hold.expires_at: clock.now() - timedelta(minutes=1)}).where(Hold.id == bobs.id).run()
+    carols = await loans.place_hold(member_id=carol.id, item_code=library["drill"].code)  # another thing
+    [loan] = await lend(library, library["ann"], library["tent"])  # the lapsed hold no longer holds it
+    assert (await loans.get_hold(hold_id=bobs.id)).status == "expired"
+    assert await loans.expire_holds() == 0
+    assert (await catalog.get_item(code=library["tent"].code)).status == "on_loan"
+    assert loan.item_code == library["tent"].code and carols.status == "ready"

@@ -36,11 +36,13 @@ class CategoryNode:
     parent_id: int | None
     depth: int
     path: str
+    loan_days: int | None = None
 
 
 async def category_tree() -> list[CategoryNode]:
     """Every category in tree order (parents before children, siblings by position and name)."""
-    rows = await Category.select(Category.id, Category.name, Category.parent, Category.position).run()
+    rows = await Category.select(Category.id, Category.name, Category.parent, Category.position,
+                                 Category.loan_days).run()
     children: dict[int | None, list[dict]] = {}
     for row in rows:
         children.setdefault(row["parent"], []).append(row)
@@ -49,7 +51,8 @@ async def category_tree() -> list[CategoryNode]:
     def walk(parent: int | None, depth: int, prefix: str) -> None:
         for row in sorted(children.get(parent, []), key=lambda r: (r["position"], r["name"].lower())):
             path = f"{prefix} › {row['name']}" if prefix else row["name"]
-            ordered.append(CategoryNode(id=row["id"], name=row["name"], parent_id=parent, depth=depth, path=path))
+            ordered.append(CategoryNode(id=row["id"], name=row["name"], parent_id=parent, depth=depth, path=path,
+                                        loan_days=row["loan_days"]))
             walk(row["id"], depth + 1, path)
 
     walk(None, 0, "")
@@ -67,6 +70,39 @@ async def create_category(*, name: str, parent_id: int | None = None, actor_id: 
                 Category.id).run()
             await audit.record(action="category.create", actor_id=actor_id, subject=f"category:{row[0]['id']}")
     return next(node for node in await category_tree() if node.id == row[0]["id"])
+
+
+def _category_loan_days(days: object) -> int | None:
+    if days in (None, ""):
+        return None
+    try:
+        value = int(str(days).strip())
+    except ValueError:
+        value = 0
+    if problem := rules.loan_days_problem(value):
+        raise errors.InvalidInput(problem, field="loan_days", code="invalid_loan_days")
+    return value
+
+
+async def set_category_loan_days(*, periods: dict[int, object], actor_id: int | None = None) -> None:
+    """Loan periods by category (empty: the parent's, else the membership's), all or nothing."""
+    known = {node.id for node in await category_tree()}
+    problems: dict[str, str] = {}
+    cleaned: dict[int, int | None] = {}
+    for category_id, days in periods.items():
+        if category_id not in known:
+            raise errors.NotFound(_l("There is no such category."), code="unknown_category")
+        try:
+            cleaned[category_id] = _category_loan_days(days)
+        except errors.InvalidInput as exc:
+            problems[f"category_{category_id}"] = exc.detail
+    if problems:
+        raise errors.InvalidInput(_l("Some loan periods need correcting."), code="invalid_loan_days", errors=problems)
+    async with db.transaction(write=True):
+        for category_id, days in cleaned.items():
+            await Category.update({Category.loan_days: days}).where(Category.id == category_id).run()
+        await audit.record(action="category.loan_days", actor_id=actor_id, subject="categories",
+                           detail=", ".join(f"{k}={v}" for k, v in sorted(cleaned.items())))
 
 
 def _category_name(name: str | None) -> str:
@@ -658,7 +694,9 @@ async def admin_update_category(*, category_id: int, values: dict) -> dict:
     current = await Category.select().where(Category.id == category_id).first().run()
     if current is None:
         raise errors.NotFound(_l("There is no such category."), code="unknown_category")
-    cleaned = {key: value for key, value in values.items() if key in {"name", "parent", "position"}}
+    cleaned = {key: value for key, value in values.items() if key in {"name", "parent", "position", "loan_days"}}
+    if "loan_days" in cleaned:
+        cleaned["loan_days"] = _category_loan_days(cleaned["loan_days"])
     if "name" in cleaned:
         cleaned["name"] = _category_name(cleaned["name"])
     parent = cleaned.get("parent", current["parent"])

@@ -73,7 +73,7 @@ def _outcome(assessment: loans.Assessment, added: str) -> tuple[str, str] | None
     if assessment.borrower_reasons:
         return "blocked", _("Added %(name)s, but %(member)s cannot borrow now: %(reason)s", name=line.name,
                             member=assessment.member_name, reason=assessment.borrower_reasons[0].message)
-    return "success", _("Added %(name)s, due back by %(when)s.", name=line.name, when=i18n.format_when(line.due_at))
+    return "success", _("%(name)s, due back by %(when)s.", name=line.name, when=i18n.format_when(line.due_at))
 
 
 async def _all(request: Request, name: str) -> list[str]:
@@ -156,7 +156,7 @@ async def desk_check_out(request: Request, member_id: FromPath[int]) -> Response
     flash.add(request.scope, i18n.ngettext("Lent %(num)d item. The receipt is on its way by email.",
                                            "Lent %(num)d items. The receipt is on its way by email.", len(lent)))
     query = urlencode([("lent", str(loan.id)) for loan in lent])
-    return Redirect(path=f"/desk/members/{member_id}?{query}#outcome", status_code=303, background=_send_mail(request))
+    return Redirect(path=f"/desk/members/{member_id}?{query}", status_code=303, background=_send_mail(request))
 
 
 @post("/loans/{loan_id:int}/renew", name="loans:desk_renew", include_in_schema=False)
@@ -389,7 +389,8 @@ async def _manage_page(request: Request, *, error: errors.DomainError | None = N
     return Template(template_name="loans/manage.html", status_code=status, context={
         "policy": await loans.policy(), "calendar": cal, "hours_text": hours_text, "weekdays": hours.WEEKDAY_NAMES,
         "closures": await venues.list_closures(from_day=venues.today(cal)),
-        "fees": await loans.list_fees(), "errors": error.errors if error else {}, "error": error,
+        "fees": await loans.list_fees(), "categories": await catalog.category_tree(),
+        "errors": error.errors if error else {}, "error": error,
         "values": values or {},
     })
 
@@ -414,6 +415,19 @@ def _pence(text: object) -> object:
     except ValueError:
         return "x"
     return 0 if value is None else value
+
+
+@post("/categories", name="loans:save_category_periods", include_in_schema=False)
+async def save_category_periods(request: Request) -> Response:
+    form = await form_data(request)
+    periods = {int(key.removeprefix("category_")): value for key, value in form.items()
+               if key.startswith("category_") and key.removeprefix("category_").isdigit()}
+    try:
+        await catalog.set_category_loan_days(periods=periods, actor_id=current_user(request).id)
+    except errors.InvalidInput as exc:
+        return await _manage_page(request, error=exc, values=dict(form), status=422)
+    flash.add(request.scope, _("The loan periods are saved."))
+    return Redirect(path="/manage/lending#categories", status_code=303)
 
 
 @post("/hours", name="loans:save_hours", include_in_schema=False)
@@ -602,5 +616,5 @@ ROUTES = [
     Router(path="/account", guards=[signed_in], route_handlers=[
         my_loans, my_card, my_renew, my_hold, my_cancel_hold, my_reserve, my_cancel_reservation, my_calendar_renew]),
     Router(path="/manage/lending", guards=[requires(Role.coordinator)], route_handlers=[
-        manage_lending, save_policy, save_hours, add_closure, remove_closure, settle_fee]),
+        manage_lending, save_policy, save_category_periods, save_hours, add_closure, remove_closure, settle_fee]),
 ]

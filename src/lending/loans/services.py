@@ -2,7 +2,7 @@
 the fee ledger and the reminders members get.
 
 Every change runs in one write transaction: SQLite's ``BEGIN IMMEDIATE`` serialises writers,
-and on PostgreSQL the items involved are locked (``FOR UPDATE``, in id order). The database has
+and on PostgreSQL the items involved are locked (``FOR UPDATE``, always in code order). The database has
 the last word: a partial unique index allows one open loan per item, and a violation becomes
 409 ``item_unavailable``, never a 500.
 """
@@ -487,6 +487,10 @@ async def check_out(*, member_id: int, item_codes: list[str], actor_id: int | No
                 loan_ids.append(rows[0]["id"])
                 await Item.update({Item.status: ItemStatus.on_loan.value, Item.updated_at: now}).where(
                     Item.id == item["id"]).run()
+                # Someone else's hold on this copy lapsed (the sweep had not run yet): it has ended.
+                await Hold.update({Hold.status: HoldStatus.expired, Hold.closed_at: now}).where(
+                    Hold.item == item["id"], Hold.status == HoldStatus.ready, Hold.member != member_id,
+                    Hold.expires_at <= now).run()
                 await Hold.update({Hold.status: HoldStatus.collected, Hold.closed_at: now}).where(
                     Hold.member == member_id, Hold.item_group == item["item_group"],
                     Hold.status.is_in(list(HoldStatus.ACTIVE))).run()
@@ -745,9 +749,12 @@ async def cancel_hold(*, hold_id: int, actor_id: int | None, member_id: int | No
 
 
 async def _release_copy(item_id: int, group_id: int, *, now: datetime) -> None:
-    await Item.update({Item.status: ItemStatus.available.value, Item.updated_at: now}).where(
-        Item.id == item_id, Item.status == ItemStatus.reserved.value).run()
-    await _offer_copy(item_id, group_id, now=now, pol=await policy(), cal=await venues.calendar())
+    """A copy no longer put aside goes back on the shelf, and to the next in the queue; unless
+    it has gone out meanwhile (a hold that lapsed before the sweep noticed) or into repair."""
+    released = await Item.update({Item.status: ItemStatus.available.value, Item.updated_at: now}).where(
+        Item.id == item_id, Item.status == ItemStatus.reserved.value).returning(Item.id).run()
+    if released:
+        await _offer_copy(item_id, group_id, now=now, pol=await policy(), cal=await venues.calendar())
 
 
 async def expire_holds(*, now: datetime | None = None) -> int:

@@ -56,7 +56,7 @@ async def register_submit(request: Request) -> Response:
                         status_code=exc.status)
     flash.add(request.scope, _("%(name)s is registered. Their card number is %(code)s.",
                                name=member.name, code=member.card_code))
-    return Redirect(path=f"/desk?q={member.card_code}", status_code=303)
+    return Redirect(path=f"/desk/members/{member.id}", status_code=303)  # straight on to lending
 
 
 desk_members = Router(path="/desk/members", guards=[requires(Role.volunteer)],

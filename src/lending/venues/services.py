@@ -3,6 +3,7 @@ measured against."""
 
 from __future__ import annotations
 
+import asyncio
 import time as monotonic
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -17,11 +18,12 @@ from lending.venues.tables import Closure, OpeningSession, Venue
 # keeps it cheap while a change made through another process shows within seconds.
 CACHE_SECONDS = 10.0
 _cache: tuple[float, rules.Calendar] | None = None
+_loading: asyncio.Future | None = None
 
 
 def forget_cache() -> None:
-    global _cache
-    _cache = None
+    global _cache, _loading
+    _cache, _loading = None, None
 
 
 async def _venue_row(*, create: bool = False) -> dict:
@@ -40,10 +42,20 @@ def _clock_time(text: str) -> time:
 
 
 async def calendar(*, fresh: bool = False) -> rules.Calendar:
-    """The venue's zone, weekly sessions and closures (those that ended over a year ago left out)."""
-    global _cache
+    """The venue's zone, weekly sessions and closures (those that ended over a year ago left out).
+    Requests arriving together while the cache is stale share one read."""
+    global _loading
     if not fresh and _cache is not None and monotonic.monotonic() - _cache[0] < CACHE_SECONDS:
         return _cache[1]
+    if fresh or db.in_transaction():
+        return await _load_calendar()  # a writer sees its own transaction's hours
+    if _loading is None or _loading.done():
+        _loading = asyncio.ensure_future(_load_calendar())
+    return await asyncio.shield(_loading)
+
+
+async def _load_calendar() -> rules.Calendar:
+    global _cache
     venue = await _venue_row()
     sessions = tuple(
         rules.Session(weekday=row["weekday"], opens=_clock_time(row["opens"]), closes=_clock_time(row["closes"]))

@@ -1,0 +1,88 @@
+"""The app with its double-loan guard taken out: FOR THE NEGATIVE CONTROL OF
+tests/http/test_loan_races.py ONLY. Never serve this.
+
+The race tests claim that 50 simultaneous check-outs of one item give exactly one loan. A test
+like that passes just as well when its requests never overlap, or when it cannot see a second
+loan; so the same load is also run against a server that has no guard, and there the test
+must find more than one loan. The control's database has the partial unique index
+``loan_one_open`` dropped (tests/fakes/loan_race_data.py ``--drop-guard-index``), and this
+factory, started by granian instead of ``lending run``, patches the rest of the guard out of
+``lending.loans.services`` before building the app. App code is not changed.
+
+``LENDING_UNGUARDED`` picks what is removed:
+
+``no_guard`` (the default)
+    The whole guard: ``_copy_facts`` reports every copy as on the shelf and not on loan,
+    ``_raise_for`` ignores ``item_unavailable``, and ``_item_row`` takes no ``FOR UPDATE``
+    lock (a no-op on SQLite, where ``BEGIN IMMEDIATE`` still serialises the writers). Every
+    check-out is then allowed, so the test must see every double loan the database accepts.
+``no_lock`` (meant for PostgreSQL)
+    Only the row lock goes. The availability check stays, so a second loan can only appear
+    when two transactions really run at the same time and both see the item free: it shows
+    that the test's requests overlap, not just that it counts loans. Each check-out then
+    waits RACE_WINDOW_SECONDS between the check and its insert, as a slow request might:
+    without that, the first transaction sometimes commits before any other has read the
+    item (the rest queue for the pool's ten connections behind their sign-in queries), and
+    the control would pass or fail by luck.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+
+from lending.loans import services
+
+MODES = ("no_guard", "no_lock")
+RACE_WINDOW_SECONDS = 0.2
+
+
+def _unguard_check() -> None:
+    copy_facts, raise_for = services._copy_facts, services._raise_for
+
+    async def copy_facts_always_free(item, **kwargs):
+        facts = await copy_facts(item, **kwargs)
+        return dataclasses.replace(facts, status="available", on_loan=False)
+
+    def raise_for_ignoring_unavailable(assessment):
+        lines = tuple(dataclasses.replace(line, reasons=tuple(r for r in line.reasons if r.code != "item_unavailable"))
+                      for line in assessment.lines)
+        return raise_for(dataclasses.replace(assessment, lines=lines))
+
+    services._copy_facts = copy_facts_always_free
+    services._raise_for = raise_for_ignoring_unavailable
+
+
+def _unguard_lock() -> None:
+    item_row = services._item_row
+
+    async def item_row_never_locked(code, *, lock):
+        return await item_row(code, lock=False)
+
+    services._item_row = item_row_never_locked
+
+
+def _widen_race_window() -> None:
+    copy_facts = services._copy_facts
+
+    async def copy_facts_then_wait(item, **kwargs):
+        facts = await copy_facts(item, **kwargs)
+        await asyncio.sleep(RACE_WINDOW_SECONDS)
+        return facts
+
+    services._copy_facts = copy_facts_then_wait
+
+
+def create_app():
+    from lending.app import create_app_from_env
+
+    mode = os.environ.get("LENDING_UNGUARDED", "no_guard")
+    if mode not in MODES:
+        raise SystemExit(f"LENDING_UNGUARDED must be one of {', '.join(MODES)}, not {mode!r}")
+    if mode == "no_guard":
+        _unguard_check()
+    else:
+        _widen_race_window()
+    _unguard_lock()
+    return create_app_from_env()
