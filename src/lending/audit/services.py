@@ -29,6 +29,22 @@ ACTION_LABELS = {
     "suggestion.withdraw_support": _l("Withdrew support for a suggestion"),
     "suggestion.acquired": _l("Marked a suggestion acquired"),
     "suggestion.declined": _l("Declined a suggestion"),
+    "loan.check_out": _l("Lent an item"),
+    "loan.check_in": _l("Checked an item in"),
+    "loan.renew": _l("Renewed a loan"),
+    "loan.policy": _l("Changed the lending rules"),
+    "hold.place": _l("Placed a hold"),
+    "hold.ready": _l("Put a copy aside for a hold"),
+    "hold.cancel": _l("Cancelled a hold"),
+    "hold.expire": _l("A hold lapsed"),
+    "reservation.create": _l("Booked an item"),
+    "reservation.cancel": _l("Cancelled a booking"),
+    "fee.paid": _l("Marked a fee paid"),
+    "fee.written_off": _l("Wrote off a fee"),
+    "venue.hours": _l("Changed the opening hours"),
+    "venue.closure": _l("Added a closure"),
+    "venue.closure_removed": _l("Removed a closure"),
+    "category.loan_days": _l("Changed loan periods"),
 }
 
 
