@@ -319,3 +319,15 @@ async def test_the_admin_shows_loans_but_changes_them_only_through_the_desk(clie
     too_long = await client.patch("/admin/api/tables/category/1/", json={"loan_days": 999}, headers=headers)
     assert too_long.status_code in (404, 422)
     assert (await loans.get_loan(loan_id=loan.id)).open
+
+
+async def test_the_desk_lists_what_is_overdue_and_finds_members_by_phone(as_role, people, kit):
+    [loan] = await loans.check_out(member_id=people["member"].id, item_codes=[kit["tent"].code], actor_id=None)
+    await Loan.update({Loan.due_at: clock.now() - timedelta(days=2)}).where(Loan.id == loan.id).run()
+    phoned = await members.register_member(name="Phone Only", phone="029 2000 1234")
+    async with as_role("volunteer") as desk:
+        page = await desk.get("/desk")
+        overdue = page.text.split("<h2>Overdue</h2>", 1)[1].split("<h2>", 1)[0]
+        assert "Tent" in overdue and "Test member" in overdue
+        found = await desk.get("/desk", params={"q": "2000 1234"})
+        assert f"/desk/members/{phoned.id}" in found.text

@@ -131,7 +131,7 @@ async def desk(request: Request, q: FromQuery[str] = "") -> Response:
         results = await members.find_members(query=q)
     return Template(template_name="loans/desk.html", context={
         "q": q, "results": results, "problems": await catalog.open_problems(),
-        "ready": await loans.ready_holds(limit=50),
+        "ready": await loans.ready_holds(limit=50), "overdue": await loans.overdue_loans(limit=50),
     })
 
 

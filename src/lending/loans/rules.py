@@ -288,6 +288,9 @@ class BasketLine:
     name: str
     reasons: tuple[Reason, ...] = field(default_factory=tuple)
     due_at: datetime | None = None
+    item_id: int | None = None
+    group_id: int | None = None
+    booking_id: int | None = None  # the member's own booking this loan collects
 
     @property
     def ok(self) -> bool:

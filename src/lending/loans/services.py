@@ -138,6 +138,13 @@ async def member_loans(*, member_id: int, open_only: bool = True, limit: int = 2
     return [_loan_view(row) for row in await query.limit(limit).run()]
 
 
+async def overdue_loans(*, now: datetime | None = None, limit: int = 100) -> list[LoanView]:
+    """Loans past their due date, the longest overdue first: the volunteers' list to follow up."""
+    rows = await Loan.select(*_LOAN_COLUMNS).where(Loan.returned_at.is_null(), Loan.due_at < (now or clock.now())
+                                                   ).order_by(Loan.due_at).limit(limit).run()
+    return [_loan_view(row) for row in rows]
+
+
 async def open_loan_for_item(*, code: str) -> LoanView | None:
     row = await Loan.select(*_LOAN_COLUMNS).where(Loan.item.code == codes.normalise(code),
                                                   Loan.returned_at.is_null()).first().run()
@@ -279,8 +286,9 @@ async def _category_days(category_id: int | None) -> tuple[int | None, ...]:
 
 async def _borrower(member_id: int, now: datetime, pol: rules.Policy) -> tuple[rules.Borrower, object]:
     membership = await memberships.current_membership(member_id=member_id, now=now)
-    open_loans = await Loan.count().where(Loan.member == member_id, Loan.returned_at.is_null()).run()
-    overdue = await Loan.count().where(Loan.member == member_id, Loan.returned_at.is_null(), Loan.due_at < now).run()
+    due = [row["due_at"] for row in await Loan.select(Loan.due_at).where(Loan.member == member_id,
+                                                                          Loan.returned_at.is_null()).run()]
+    open_loans, overdue = len(due), sum(1 for moment in due if moment < now)
     unpaid = 0
     if pol.fees_enabled:
         rows = await Fee.select(Fee.amount_pence).where(Fee.member == member_id, Fee.settled_at.is_null()).run()
@@ -310,7 +318,8 @@ async def _copy_facts(item: dict, *, member_id: int, now: datetime, due_on: date
     held = await Hold.select(Hold.member).where(Hold.item == item["id"], Hold.status == HoldStatus.ready,
                                                 Hold.expires_at > now).first().run()
     waiting_ahead = 0
-    if held is None:
+    if held is None and await Hold.exists().where(Hold.item_group == item["item_group"],
+                                                  Hold.status == HoldStatus.waiting).run():
         mine = await Hold.select(Hold.placed_at, Hold.id).where(
             Hold.item_group == item["item_group"], Hold.member == member_id, Hold.status == HoldStatus.waiting
         ).first().run()
@@ -325,12 +334,14 @@ async def _copy_facts(item: dict, *, member_id: int, now: datetime, due_on: date
         Reservation.member != member_id, Reservation.starts_on <= due_on + timedelta(days=gap),
         Reservation.ends_on >= now.date() - timedelta(days=1),
     ).order_by(Reservation.starts_on).first().run()
-    last = await Loan.select(Loan.returned_at).where(Loan.item == item["id"], Loan.returned_at.is_not_null()).order_by(
-        Loan.returned_at, ascending=False).first().run()
+    last = None
+    if pol.buffer_hours:
+        last = await Loan.select(Loan.returned_at).where(Loan.item == item["id"], Loan.returned_at.is_not_null()
+                                                         ).order_by(Loan.returned_at, ascending=False).first().run()
     return rules.Copy(
         status=item["status"], on_loan=on_loan, held_for=held["member"] if held else None,
         waiting_for_others=waiting_ahead, reserved_by_other_from=booking["starts_on"] if booking else None,
-        available_from=(last["returned_at"] + pol.buffer) if last and pol.buffer_hours else None,
+        available_from=(last["returned_at"] + pol.buffer) if last else None,
     )
 
 
@@ -402,7 +413,9 @@ async def _assess(*, member_id: int, item_codes: list[str], now: datetime, lent_
         facts = await _copy_facts(item, member_id=member_id, now=now, due_on=hours.local_date(due, cal.timezone),
                                   pol=pol)
         lines.append(rules.BasketLine(code=item["code"], name=group["name"],
-                                      reasons=rules.copy_reasons(facts, member_id=member_id, now=now), due_at=due))
+                                      reasons=rules.copy_reasons(facts, member_id=member_id, now=now), due_at=due,
+                                      item_id=item["id"], group_id=item["item_group"],
+                                      booking_id=booking["id"] if booking else None))
     found = sum(1 for line in lines if line.name)
     return Assessment(member_id=member_id, member_name=member["name"], membership=membership,
                       borrower_reasons=rules.borrower_reasons(borrower, pol, adding=max(found, 1)),
@@ -474,35 +487,35 @@ async def check_out(*, member_id: int, item_codes: list[str], actor_id: int | No
         async with db.transaction(write=True):
             now = clock.now()
             when = _when(lent_at, now=now, field_name="lent_at")
-            cal = await venues.calendar()
             ordered = sorted(item_codes, key=lambda c: code_from_scan(c) or str(c))
             assessment = await _assess(member_id=member_id, item_codes=ordered, now=now, lent_at=when, lock=True)
             _raise_for(assessment)
-            today = hours.local_date(now, cal.timezone)
-            loan_ids = []
+            loans = []
             for line in assessment.lines:
-                item = await _item_row(line.code, lock=False)
-                rows = await Loan.insert(Loan(item=item["id"], member=member_id, lent_at=when, due_at=line.due_at,
+                rows = await Loan.insert(Loan(item=line.item_id, member=member_id, lent_at=when, due_at=line.due_at,
                                               renewals=0, lent_by=actor_id, recorded_at=now)).returning(Loan.id).run()
-                loan_ids.append(rows[0]["id"])
+                loans.append(LoanView(
+                    id=rows[0]["id"], item_code=line.code, item_name=line.name, group_id=line.group_id,
+                    member_id=member_id, member_name=assessment.member_name, lent_at=when, due_at=line.due_at,
+                    renewals=0, recorded_at=now, returned_at=None, return_condition="", return_notes="",
+                    parts_missing=[]))
                 await Item.update({Item.status: ItemStatus.on_loan.value, Item.updated_at: now}).where(
-                    Item.id == item["id"]).run()
+                    Item.id == line.item_id).run()
                 # Someone else's hold on this copy lapsed (the sweep had not run yet): it has ended.
                 await Hold.update({Hold.status: HoldStatus.expired, Hold.closed_at: now}).where(
-                    Hold.item == item["id"], Hold.status == HoldStatus.ready, Hold.member != member_id,
+                    Hold.item == line.item_id, Hold.status == HoldStatus.ready, Hold.member != member_id,
                     Hold.expires_at <= now).run()
                 await Hold.update({Hold.status: HoldStatus.collected, Hold.closed_at: now}).where(
-                    Hold.member == member_id, Hold.item_group == item["item_group"],
+                    Hold.member == member_id, Hold.item_group == line.group_id,
                     Hold.status.is_in(list(HoldStatus.ACTIVE))).run()
-                if booking := await _own_booking(item["id"], member_id, today):
+                if line.booking_id is not None:
                     await Reservation.update({Reservation.status: ReservationStatus.collected,
-                                              Reservation.closed_at: now}).where(Reservation.id == booking["id"]).run()
+                                              Reservation.closed_at: now}).where(Reservation.id == line.booking_id).run()
                 detail = f"member:{member_id}; due:{line.due_at.isoformat()}; via:{screen}"
                 if when != now:
                     detail += f"; backdated to {when.isoformat()}"
                 await audit.record(action="loan.check_out", actor_id=actor_id, subject=f"item:{line.code}",
                                    detail=detail, at=now)
-            loans = [await get_loan(loan_id=loan_id) for loan_id in loan_ids]
             await _queue_loan_receipt(member_id, loans)
     return loans
 

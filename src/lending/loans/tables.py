@@ -19,7 +19,7 @@ class LoanPolicy(Table, tablename="loan_policy"):
 
     renewal_limit = Integer(default=2)
     buffer_hours = Integer(default=0)  # cleaning or safety testing between two loans of a copy
-    hold_days = Integer(default=3)  # how many open days a copy put aside waits for its member
+    hold_days = Integer(default=3)  # days a copy put aside waits for its member (to an open day's close)
     due_soon_days = Integer(default=2)
     reserve_ahead_days = Integer(default=90)
     max_reservation_days = Integer(default=14)

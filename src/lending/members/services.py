@@ -200,11 +200,11 @@ async def register_member(*, name: str, email: str | None = None, phone: str | N
 
 
 async def find_members(*, query: str, limit: int = 50) -> list[AccountView]:
-    """Members whose name or email contains the query, or whose card code it is."""
+    """Members whose name, email or phone number contains the query, or whose card code it is."""
     text = " ".join((query or "").replace("%", "").replace("_", " ").split())
     if not text:
         return []
-    condition = db.contains(Account.name, text) | db.contains(Account.email, text)
+    condition = db.contains(Account.name, text) | db.contains(Account.email, text) | db.contains(Account.phone, text)
     code = codes.normalise(text)
     if code:
         condition = condition | (Account.card_code == code)
