@@ -485,9 +485,12 @@ async def check_out(*, member_id: int, item_codes: list[str], actor_id: int | No
     with db.unique_violation_as(lambda: errors.Conflict(_l("That item has just gone out on another loan."),
                                                         code="item_unavailable")):
         async with db.transaction(write=True):
-            now = clock.now()
-            when = _when(lent_at, now=now, field_name="lent_at")
             ordered = sorted(item_codes, key=lambda c: code_from_scan(c) or str(c))
+            for raw in ordered:  # lock the copies first (PostgreSQL), always in code order
+                if code := code_from_scan(raw):
+                    await _item_row(code, lock=True)
+            now = clock.now()  # after the locks, so a loan never starts before the return it waited for
+            when = _when(lent_at, now=now, field_name="lent_at")
             assessment = await _assess(member_id=member_id, item_codes=ordered, now=now, lent_at=when, lock=True)
             _raise_for(assessment)
             loans = []
@@ -562,7 +565,6 @@ async def check_in(*, loan_id: int | None = None, item_code: str | None = None, 
         raise errors.InvalidInput(_l("Keep notes under 2,000 characters."), code="notes_too_long", field="notes")
     screen = _screen(via)
     async with db.transaction(write=True):
-        now = clock.now()
         if loan_id is not None:
             target = await Loan.select(Loan.id, Loan.item).where(Loan.id == loan_id).first().run()
             if target is None:
@@ -575,6 +577,7 @@ async def check_in(*, loan_id: int | None = None, item_code: str | None = None, 
             item = await _item_row(code, lock=True) if code else None
             if item is None:
                 raise errors.NotFound(_l("There is no item with that code."), code="item_not_found", field="item_code")
+        now = clock.now()  # after the lock, so a return is never recorded before the loan it closes
         open_loan = await Loan.select(Loan.id, Loan.lent_at, Loan.due_at, Loan.member).where(
             Loan.item == item["id"], Loan.returned_at.is_null()).first().run()
         if loan_id is not None and (open_loan is None or open_loan["id"] != loan_id):
@@ -630,12 +633,12 @@ async def renew(*, loan_id: int, actor_id: int | None, borrower_id: int | None =
     ``borrower_id`` set means the member themself is asking: it must be their loan."""
     screen = _screen(via)
     async with db.transaction(write=True):
-        now = clock.now()
         query = Loan.select(Loan.id, Loan.item, Loan.member, Loan.due_at, Loan.renewals, Loan.returned_at).where(
             Loan.id == loan_id)
         if db.is_postgres():
             query = query.lock_rows("UPDATE")
         row = await query.first().run()
+        now = clock.now()
         if row is None or (borrower_id is not None and row["member"] != borrower_id):
             raise errors.NotFound(_l("There is no such loan."), code="loan_not_found")
         item = await Item.select(Item.id, Item.code, Item.item_group).where(Item.id == row["item"]).first().run()
@@ -708,8 +711,8 @@ async def place_hold(*, member_id: int, item_code: str, actor_id: int | None = N
     shelf now, it is put aside straight away."""
     code = code_from_scan(item_code)
     async with db.transaction(write=True):
-        now = clock.now()
         item = await _item_row(code, lock=True) if code else None
+        now = clock.now()
         if item is None:
             raise errors.NotFound(_l("There is no item with that code."), code="item_not_found", field="item_code")
         if item["status"] == ItemStatus.retired.value:
@@ -754,7 +757,11 @@ async def cancel_hold(*, hold_id: int, actor_id: int | None, member_id: int | No
             raise errors.NotFound(_l("There is no such hold."), code="hold_not_found")
         if row["status"] not in HoldStatus.ACTIVE:
             return
-        await Hold.update({Hold.status: HoldStatus.cancelled, Hold.closed_at: now}).where(Hold.id == hold_id).run()
+        # Guarded by the status read, so a sweep that expired it meanwhile (PostgreSQL) wins.
+        cancelled = await Hold.update({Hold.status: HoldStatus.cancelled, Hold.closed_at: now}).where(
+            Hold.id == hold_id, Hold.status == row["status"]).returning(Hold.id).run()
+        if not cancelled:
+            return
         await audit.record(action="hold.cancel", actor_id=actor_id, subject=f"hold:{hold_id}",
                            detail=f"member:{row['member']}; via:{_screen(via)}", at=now)
         if row["status"] == HoldStatus.ready and row["item"]:
@@ -778,8 +785,10 @@ async def expire_holds(*, now: datetime | None = None) -> int:
         rows = await Hold.select(Hold.id, Hold.item, Hold.item_group).where(
             Hold.status == HoldStatus.ready, Hold.expires_at <= now).run()
         for row in rows:
-            await Hold.update({Hold.status: HoldStatus.expired, Hold.closed_at: now}).where(
-                Hold.id == row["id"], Hold.status == HoldStatus.ready).run()
+            changed = await Hold.update({Hold.status: HoldStatus.expired, Hold.closed_at: now}).where(
+                Hold.id == row["id"], Hold.status == HoldStatus.ready).returning(Hold.id).run()
+            if not changed:  # collected or cancelled meanwhile
+                continue
             await audit.record(action="hold.expire", actor_id=None, subject=f"hold:{row['id']}", at=now)
             if row["item"]:
                 await _release_copy(row["item"], row["item_group"], now=now)
@@ -806,8 +815,8 @@ async def reserve(*, member_id: int, item_code: str, starts_on: date | str, ends
     start, end = _day(starts_on, "starts_on"), _day(ends_on, "ends_on")
     code = code_from_scan(item_code)
     async with db.transaction(write=True):
-        now = clock.now()
         item = await _item_row(code, lock=True) if code else None
+        now = clock.now()
         if item is None:
             raise errors.NotFound(_l("There is no item with that code."), code="item_not_found", field="item_code")
         pol = await policy()
