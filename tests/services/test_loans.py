@@ -373,3 +373,30 @@ async def test_a_copy_lent_after_its_hold_lapsed_is_not_offered_to_the_queue_whi
     assert await loans.expire_holds() == 0
     assert (await catalog.get_item(code=library["tent"].code)).status == "on_loan"
     assert loan.item_code == library["tent"].code and carols.status == "ready"
+
+
+async def test_loans_of_one_copy_never_overlap_in_time_under_concurrent_desks(library):
+    """Several desks lending and checking in the same copy at once: one loan at a time, and the
+    recorded times agree (a loan never starts before the return it waited for)."""
+    import asyncio
+
+    people = [library["ann"], library["bob"]] + [await member_with_membership(f"M{n}", tier_id=library["tier"].id)
+                                                 for n in range(4)]
+    done = 0
+
+    async def desk(member) -> None:
+        nonlocal done
+        for _ in range(15):
+            try:
+                [loan] = await loans.check_out(member_id=member.id, item_codes=[library["tent"].code], actor_id=None)
+            except errors.Conflict:
+                await asyncio.sleep(0.001)
+                continue
+            await loans.check_in(loan_id=loan.id, actor_id=None)
+            done += 1
+
+    await asyncio.gather(*(desk(member) for member in people))
+    rows = await Loan.select(Loan.lent_at, Loan.returned_at).order_by(Loan.lent_at).run()
+    assert done == len(rows) and done >= 1
+    for earlier, later in zip(rows, rows[1:]):
+        assert earlier["returned_at"] is not None and earlier["returned_at"] <= later["lent_at"]
