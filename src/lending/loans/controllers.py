@@ -41,7 +41,6 @@ from lending.loans.schemas import (
 from lending.mail import services as mail
 from lending.members import services as members
 from lending.members.rules import Role, may_act_as
-from lending.memberships import services as memberships
 from lending.venues import rules as hours
 from lending.venues import services as venues
 from lending.web import flash
