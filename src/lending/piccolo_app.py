@@ -20,7 +20,7 @@ from lending.memberships.tables import (
     StripeEvent,
     Tier,
 )
-from lending.referrals.tables import Organisation
+from lending.referrals.tables import Organisation, Referral, ReferralSettings
 from lending.suggestions.tables import Suggestion, Support
 from lending.venues.tables import Closure, OpeningSession, Site, Venue
 
@@ -34,6 +34,7 @@ APP_CONFIG = AppConfig(
         Tier, Agreement, AgreementAcceptance, Membership, GiftAidDeclaration, Checkout, Payment, Refund,
         StripeEvent, Email,
         Venue, OpeningSession, Closure, LoanPolicy, Loan, Hold, Reservation, Fee, CalendarFeed,
+        Referral, ReferralSettings,
     ],
     migration_dependencies=[],
     commands=[],

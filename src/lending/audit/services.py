@@ -45,6 +45,14 @@ ACTION_LABELS = {
     "venue.closure": _l("Added a closure"),
     "venue.closure_removed": _l("Removed a closure"),
     "category.loan_days": _l("Changed loan periods"),
+    "referral.settings": _l("Changed the referral settings"),
+    "referral.issue": _l("Issued a referral"),
+    "referral.view": _l("Viewed a referred person's details"),
+    "referral.list": _l("Listed referrals"),
+    "referral.redeem": _l("Redeemed a referral"),
+    "referral.withdraw": _l("Withdrew a referral"),
+    "referral.extend": _l("Extended a referral"),
+    "referral.erase": _l("Erased ended referrals' personal details"),
 }
 
 
