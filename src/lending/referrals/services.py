@@ -399,3 +399,29 @@ async def sweep(*, now: datetime | None = None) -> tuple[int, int, int]:
             await audit.record(action="referral.erase", actor_id=None, subject="referrals",
                                detail=f"{len(erased)} referral(s)", at=now)
     return len(expired), len(completed), len(erased)
+
+
+async def join_with_code(*, code: str, name: str, email: str, password: str, language: str, address: str):
+    """Someone referred signs up with their code: the account and the free membership are made
+    together, or neither is. Returns (account, membership, session token)."""
+    from lending.members import services as members
+
+    await check_redeem_attempts(address=address)
+    canonical = codes.normalise(code)
+    row = await Referral.select(Referral.status, Referral.redeem_by, Referral.ends_at).where(
+        Referral.code == canonical).first().run() if canonical else None
+    if row is None:
+        raise await _wrong_code(address)
+    now = clock.now()
+    status = rules.effective_status(status=row["status"], redeem_by=row["redeem_by"], today=await _today(now),
+                                    ends_at=row["ends_at"], now=now)
+    if problem := rules.redeem_problem(status):
+        error_code, message = problem
+        raise (errors.Conflict if error_code == "referral_used" else errors.RuleViolation)(message, code=error_code,
+                                                                                             field="code")
+    async with db.transaction(write=True):
+        account = await members.create_account(name=name, email=email, role="member", password=password,
+                                               language=language)
+        membership = await redeem(code=canonical, member_id=account.id, address=address)
+    token = await members.start_session(account_id=account.id)
+    return account, membership, token
