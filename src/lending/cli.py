@@ -168,12 +168,16 @@ def cmd_reminders_send(args: argparse.Namespace) -> int:
         expired = await memberships.expire_lapsed()
         queued = await memberships.queue_expiry_reminders()
         lending = await loans.queue_loan_reminders()
+        from lending.referrals import services as referrals
+
+        lapsed, completed, erased = await referrals.sweep()
         sent = await mail.send_pending(mailer=outgoing)
         waiting = await mail.waiting()
         print(f"Marked {_counted(expired, 'lapsed membership')} expired; queued "
               f"{_counted(queued, 'membership expiry reminder')}, {_counted(lending.due_soon, 'due-soon reminder')} "
               f"and {_counted(lending.overdue, 'overdue reminder')}; passed on "
-              f"{_counted(lending.holds_expired, 'uncollected hold')}; sent {_counted(sent, 'message')}.")
+              f"{_counted(lending.holds_expired, 'uncollected hold')}; referrals: {lapsed} expired, {completed} "
+              f"completed, {erased} erased; sent {_counted(sent, 'message')}.")
         if waiting:
             reason = "SMTP_URL is not set" if outgoing is None else "the mail server refused them or they failed"
             print(f"{_counted(waiting, 'message')} still wait to be sent ({reason}).", file=sys.stderr)

@@ -19,12 +19,14 @@ from lending.memberships.tables import Membership
 from lending.referrals import services as referrals
 
 ORGANISATION = "Riverside Surgery"
+SECOND_ORGANISATION = "Hillside Primary Care Network"
 
 # email, name, role, password: printed for people trying the demo, never for real use.
 ACCOUNTS = [
     ("coordinator@demo.example", "Carys Coordinator", "coordinator", "demo-coordinator"),
     ("volunteer@demo.example", "Vic Volunteer", "volunteer", "demo-volunteer"),
     ("linkworker@demo.example", "Lowri Link Worker", "link_worker", "demo-link-worker"),
+    ("linkworker2@demo.example", "Huw Link Worker", "link_worker", "demo-link-worker2"),
     ("member@demo.example", "Alex Member", "member", "demo-member"),
     ("member2@demo.example", "Sam Rivers", "member", "demo-member2"),
     ("member3@demo.example", "Dewi Morgan", "member", "demo-member3"),
@@ -32,26 +34,29 @@ ACCOUNTS = [
 
 
 async def load(*, progress: Callable[[str], None] = print, force: bool = False) -> None:
-    emails = [email for email, *_ in ACCOUNTS]
-    others = await Account.count().where(Account.email.not_in(emails) | Account.email.is_null()).run()
+    # Demo people (the sign-ins below and the members the demo makes) all have @demo.example emails.
+    others = await Account.count().where(Account.email.not_like("%@demo.example") | Account.email.is_null()).run()
     if others and not force:
         raise errors.RuleViolation(
             "This database holds real accounts; demo accounts have published passwords. "
             "Use 'lending demo --force' (or LENDING_DEMO=1) only if you mean it.",
             code="demo_refused",
         )
-    if not await referrals.find_organisation(name=ORGANISATION):
-        await referrals.create_organisation(name=ORGANISATION, kind="gp_practice")
-        progress(f"Added the referring organisation {ORGANISATION}.")
+    for organisation, kind in ((ORGANISATION, "gp_practice"), (SECOND_ORGANISATION, "primary_care_network")):
+        if not await referrals.find_organisation(name=organisation):
+            await referrals.create_organisation(name=organisation, kind=kind)
+            progress(f"Added the referring organisation {organisation}.")
     for email, name, role, password in ACCOUNTS:
         if await Account.exists().where(Account.email == email).run():
             continue
+        organisation = SECOND_ORGANISATION if email.startswith("linkworker2") else ORGANISATION
         await members.create_account(name=name, email=email, role=role, password=password,
-                                     organisation=ORGANISATION if role == "link_worker" else None)
+                                     organisation=organisation if role == "link_worker" else None)
         progress(f"Added {role.replace('_', ' ')} {name}.")
     await _load_catalogue(progress)
     await _load_memberships(progress)
     await _load_lending(progress)
+    await _load_referrals(progress)
     progress("\nDemo sign-ins (email / password):")
     for email, name, role, password in ACCOUNTS:
         progress(f"  {role.replace('_', ' '):<12} {email:<28} {password}")
@@ -257,3 +262,55 @@ async def _load_lending(progress: Callable[[str], None]) -> None:
                           lent_at=now - timedelta(days=12))
     await loans.place_hold(member_id=alex["id"], item_code=available[1], via="cli")
     progress("Lent a few things: Sam has one overdue, Alex is waiting for it.")
+
+
+async def _load_referrals(progress: Callable[[str], None]) -> None:
+    """Referral settings (the Concession tier) and referrals in every state from both
+    organisations: issued, redeemed (with a first loan), expired, withdrawn and completed."""
+    from datetime import timedelta
+
+    from lending import clock
+    from lending.referrals import rules
+    from lending.referrals.tables import Referral
+
+    settings = await referrals.settings()
+    if settings.tier_id is None:
+        tier = next(t for t in await memberships.list_tiers(include_inactive=True) if t.name == "Concession")
+        await referrals.save_settings(tier_id=tier.id, months_options="3, 6, 12", redeem_days="60",
+                                      erase_after_days="365")
+    if await Referral.count().run():
+        return
+    lowri = await members.account_by_email(email="linkworker@demo.example")
+    huw = await members.account_by_email(email="linkworker2@demo.example")
+    today = clock.now().date()
+
+    def person(name: str, **changes) -> rules.Details:
+        values = dict(name=name, contact_route="through_me", months=6, redeem_by=today + timedelta(days=45),
+                      consent_referral=True, consent_share=True, need_category="connection")
+        values.update(changes)
+        return rules.Details(**values)
+
+    await referrals.issue_referral(issuer=lowri, details=person("Gareth", language="cy", need_category="skills"))
+    used = await referrals.issue_referral(issuer=lowri, details=person("Rhian", months=3, need_category="home"))
+    old = await referrals.issue_referral(issuer=lowri, details=person("Megan", consent_share=False))
+    gone = await referrals.issue_referral(issuer=huw, details=person("Owen"))
+    done = await referrals.issue_referral(issuer=huw, details=person("Ceri", months=3, need_category="money"))
+    rhian = await members.create_account(name="Rhian Hughes", email="rhian@demo.example", role="member",
+                                         password="demo-member4")
+    await referrals.redeem(code=used.code, member_id=rhian.id, address="demo")
+    ceri = await members.create_account(name="Ceri Price", email="ceri@demo.example", role="member",
+                                        password="demo-member5")
+    await referrals.redeem(code=done.code, member_id=ceri.id, address="demo")
+    await referrals.withdraw(viewer=huw, code=gone.code)
+    # Time passes for two of them: Megan's code was never used; Ceri's free months have ended.
+    await Referral.update({Referral.redeem_by: today - timedelta(days=3)}).where(Referral.code == old.code).run()
+    await Referral.update({Referral.ends_at: clock.now() - timedelta(days=1)}).where(Referral.code == done.code).run()
+    await referrals.sweep()
+    from lending.catalog.tables import Item
+    from lending.loans import services as loans
+
+    free = await Item.select(Item.code).where(Item.status == "available").order_by(Item.id, ascending=False).first().run()
+    if free:
+        volunteer = await members.account_by_email(email="volunteer@demo.example")
+        await loans.check_out(member_id=rhian.id, item_codes=[free["code"]], actor_id=volunteer.id, via="cli")
+    progress("Added referrals in every state from both organisations.")

@@ -180,3 +180,28 @@ async def test_a_link_worker_whose_organisation_was_removed_cannot_issue(world):
         await referrals.issue_referral(issuer=stale, details=details())
     assert caught.value.code == "organisation_removed"
     assert await Referral.count().run() == 0
+
+
+async def test_the_referrer_learns_how_it_went_only_with_consent(world):
+    from lending.catalog import services as catalog
+    from lending.catalog.services import ItemDetails
+    from lending.loans import services as loans
+
+    tools = await catalog.create_category(name="Tools")
+    drills = await catalog.create_category(name="Drills", parent_id=tools.id)
+    drill = await catalog.add_item(details=ItemDetails(name="Drill", category_id=drills.id))
+    sharing = await referrals.issue_referral(issuer=world["lw_a"], details=details(consent_share=True))
+    private = await referrals.issue_referral(issuer=world["lw_a"], details=details(consent_share=False))
+    quiet = await members.create_account(name="Quiet", email="quiet@example.org", role="member")
+    await referrals.redeem(code=sharing.code, member_id=world["member"].id, address="1")
+    await referrals.redeem(code=private.code, member_id=quiet.id, address="1")
+    await loans.check_out(member_id=world["member"].id, item_codes=[drill.code], actor_id=None)
+    told = await referrals.outcome(viewer=world["lw_a"], code=sharing.code)
+    assert told.shared and told.loans == 1 and told.kinds == (("Tools", 1),) and told.first_loan_at
+    message = referrals.outcome_message(told)
+    assert "1 loan so far." in message and "Tools (1)" in message
+    kept = await referrals.outcome(viewer=world["lw_a"], code=private.code)
+    assert kept.redeemed and not kept.shared and kept.loans == 0
+    assert "did not agree to share" in referrals.outcome_message(kept)
+    with pytest.raises(errors.NotFound):
+        await referrals.outcome(viewer=world["lw_b"], code=sharing.code)

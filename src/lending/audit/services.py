@@ -53,6 +53,8 @@ ACTION_LABELS = {
     "referral.withdraw": _l("Withdrew a referral"),
     "referral.extend": _l("Extended a referral"),
     "referral.erase": _l("Erased ended referrals' personal details"),
+    "person.export": _l("Downloaded a person's data"),
+    "person.erase": _l("Erased a person's personal details"),
 }
 
 

@@ -4,7 +4,7 @@ page, and the members API."""
 from __future__ import annotations
 
 from litestar import Request, Response, Router, get, post
-from litestar.params import FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import Redirect, Template
 
 from lending import errors
@@ -101,8 +101,41 @@ async def people_create(request: Request) -> Response:
     return Redirect(path="/manage/people", status_code=303)
 
 
+@get("/{account_id:int}", name="members:person", include_in_schema=False)
+async def person_page(request: Request, account_id: FromPath[int]) -> Template:
+    return Template(template_name="members/person.html",
+                    context={"person": await members.get_account(account_id=account_id)})
+
+
+@get("/{account_id:int}/export", name="members:person_export", include_in_schema=False)
+async def person_export(request: Request, account_id: FromPath[int]) -> Response:
+    """Everything held about one person, for a subject access request."""
+    from lending.members import privacy
+
+    body = await privacy.export_person(account_id=account_id, actor_id=current_user(request).id)
+    return Response(content=body, media_type="application/json", headers={
+        "Content-Disposition": f'attachment; filename="person-{account_id}.json"', "Cache-Control": "no-store"})
+
+
+@post("/{account_id:int}/erase", name="members:person_erase", include_in_schema=False)
+async def person_erase(request: Request, account_id: FromPath[int]) -> Response:
+    from lending.members import privacy
+
+    data = await form_data(request)
+    if data.get("confirm") != "yes":
+        flash.add(request.scope, _("Tick the box to confirm the erasure."), "error")
+        return Redirect(path=f"/manage/people/{account_id}", status_code=303)
+    try:
+        await privacy.erase_person(account_id=account_id, actor_id=current_user(request).id)
+    except (errors.Conflict, errors.RuleViolation) as exc:
+        flash.add(request.scope, str(exc.detail), "error")
+        return Redirect(path=f"/manage/people/{account_id}", status_code=303)
+    flash.add(request.scope, _("Their personal details are erased; the anonymous records stay."))
+    return Redirect(path="/manage/people/", status_code=303)
+
+
 manage_people = Router(path="/manage/people", guards=[requires(Role.coordinator)],
-                       route_handlers=[people_page, people_create])
+                       route_handlers=[people_page, people_create, person_page, person_export, person_erase])
 
 
 # --- JSON API ----------------------------------------------------------------------------------

@@ -425,3 +425,65 @@ async def join_with_code(*, code: str, name: str, email: str, password: str, lan
         membership = await redeem(code=canonical, member_id=account.id, address=address)
     token = await members.start_session(account_id=account.id)
     return account, membership, token
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the referrer may learn: with the person's consent to share, their first visit, how
+    many loans and what kinds of things; without it, only whether the code was used."""
+
+    code: str
+    redeemed: bool
+    shared: bool
+    redeemed_at: datetime | None = None
+    first_loan_at: datetime | None = None
+    loans: int = 0
+    kinds: tuple[tuple[str, int], ...] = ()
+
+
+async def outcome(*, viewer, code: str) -> Outcome:
+    from lending.catalog.tables import Category
+    from lending.loans.tables import Loan
+
+    referral = await get_referral(viewer=viewer, code=code)  # scoped and logged
+    redeemed = referral.redeemed_at is not None
+    if not redeemed or not referral.consent_share or referral.member_id is None:
+        return Outcome(code=referral.code, redeemed=redeemed, shared=False)
+    rows = await Loan.select(Loan.lent_at, Loan.item.item_group.category.as_alias("category")).where(
+        Loan.member == referral.member_id, Loan.lent_at >= referral.redeemed_at).order_by(Loan.lent_at).run()
+    categories = {row["id"]: row for row in await Category.select(Category.id, Category.name, Category.parent).run()}
+
+    def top(category_id: int | None) -> str:
+        seen = set()
+        while category_id in categories and categories[category_id]["parent"] and category_id not in seen:
+            seen.add(category_id)
+            category_id = categories[category_id]["parent"]
+        return categories[category_id]["name"] if category_id in categories else str(_l("Other things"))
+
+    kinds: dict[str, int] = {}
+    for row in rows:
+        kinds[top(row["category"])] = kinds.get(top(row["category"]), 0) + 1
+    return Outcome(code=referral.code, redeemed=True, shared=True, redeemed_at=referral.redeemed_at,
+                   first_loan_at=rows[0]["lent_at"] if rows else None, loans=len(rows),
+                   kinds=tuple(sorted(kinds.items(), key=lambda kind: (-kind[1], kind[0]))))
+
+
+def outcome_message(result: Outcome) -> str:
+    """A short message back to the referrer, in the reader's language."""
+    from lending import i18n
+
+    lines = [i18n.gettext("Referral %(code)s", code=codes.display(result.code))]
+    if not result.redeemed:
+        lines.append(i18n.gettext("The code has not been used."))
+    elif not result.shared:
+        lines.append(i18n.gettext("The code has been used. The person did not agree to share more."))
+    else:
+        lines.append(i18n.gettext("The code was used on %(date)s.", date=i18n.format_date(result.redeemed_at)))
+        if result.first_loan_at:
+            lines.append(i18n.gettext("First visit to borrow: %(date)s.", date=i18n.format_date(result.first_loan_at)))
+            lines.append(i18n.ngettext("%(num)d loan so far.", "%(num)d loans so far.", result.loans))
+            lines.append(i18n.gettext("Kinds of things: %(kinds)s.",
+                                      kinds=", ".join(f"{name} ({count})" for name, count in result.kinds)))
+        else:
+            lines.append(i18n.gettext("They have not borrowed anything yet."))
+    return "\n".join(lines) + "\n"
