@@ -92,12 +92,12 @@ def test_demo_is_safe_to_run_twice_and_prints_sign_ins(tmp_path):
     first = run("demo", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     for email in ("coordinator@demo.example", "volunteer@demo.example", "linkworker@demo.example",
-                  "member@demo.example", "member2@demo.example", "member3@demo.example"):
+                  "linkworker2@demo.example", "member@demo.example", "member2@demo.example", "member3@demo.example"):
         assert email in first.stdout
     assert "Added the membership Pay what you can." in first.stdout
     second = run("demo", cwd=tmp_path)
     assert second.returncode == 0 and "Added" not in second.stdout and "Membership for" not in second.stdout
-    assert len(accounts(tmp_path)) == 6
+    assert len(accounts(tmp_path)) == 9  # the seven sign-ins and two referred members
     assert {role for _, role in accounts(tmp_path)} == {"coordinator", "volunteer", "link_worker", "member"}
 
 

@@ -71,7 +71,7 @@ async def test_the_referred_person_joins_with_the_code_once(client, people, setu
     page = await client.get(target.headers["location"])
     assert referral.code in page.text and "Start my free membership" in page.text
     joined = await post_form(client, "/redeem", {"code": referral.code, "name": "Sam Jones", "email": "sam@example.org",
-                                                  "password": "a long enough password", "language": "cy"})
+                                                  "password": "a long enough password", "language": "en"})
     assert joined.status_code == 303 and joined.headers["location"] == "/account"
     account = await client.get("/account")
     assert "Sam Jones" in account.text
@@ -151,6 +151,12 @@ async def test_the_api_issues_and_redeems_with_stable_codes(client, people, setu
     assert used.status_code == 200 and used.json()["status"] == "active"
     twice = await client.post(f"/api/v1/referrals/{code}/redeem", json={}, headers=member)
     assert twice.status_code == 409 and twice.json()["code"] == "referral_used"
+    nobody = await client.post(f"/api/v1/referrals/{code}/redeem", json={"member_id": 999_999},
+                               headers=await bearer(people["volunteer"].id))
+    assert nobody.status_code == 404 and nobody.json()["code"] == "member_not_found"
+    staff = await client.post(f"/api/v1/referrals/{code}/redeem", json={"member_id": people["coordinator"].id},
+                              headers=await bearer(people["volunteer"].id))
+    assert staff.status_code == 422 and staff.json()["code"] == "not_a_member"
     unknown = await client.post("/api/v1/referrals/ZZZZZZZZZZ/redeem", json={}, headers=member)
     assert unknown.status_code == 404 and unknown.json()["code"] == "referral_not_found"
     not_for_others = await client.post(f"/api/v1/referrals/{code}/redeem",
@@ -183,3 +189,18 @@ async def test_the_session_api_needs_csrf_for_redeeming(as_role, people, setup):
         token = await csrf_token(me)
         checked = await me.post("/api/v1/referrals/ZZZZZZZZZZ/redeem", json={}, headers={"X-CSRFToken": token})
         assert checked.status_code == 404
+
+
+async def test_the_referral_page_says_how_it_went_and_offers_the_message(as_role, people, setup):
+    from lending.referrals import rules
+
+    referral = await referrals.issue_referral(issuer=people["link_worker"], details=rules.Details(
+        name="Sam", contact_route="through_me", months=3, redeem_by=clock.now().date() + timedelta(days=10),
+        consent_referral=True, consent_share=True))
+    await referrals.redeem(code=referral.code, member_id=people["member"].id, address="x")
+    async with as_role("link_worker") as lw:
+        page = await lw.get(f"/referrals/{referral.code}")
+        assert "How it went" in page.text and "First visit to borrow" in page.text
+        message = await lw.get(f"/referrals/{referral.code}/outcome.txt")
+        assert message.status_code == 200 and "They have not borrowed anything yet." in message.text
+        assert "attachment" in message.headers["content-disposition"]

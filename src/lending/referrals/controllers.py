@@ -3,9 +3,14 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import date, timedelta
+from typing import Annotated
+
 import msgspec
 from litestar import Request, Response, Router, get, post
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.exceptions import HTTPException
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import Redirect, Template
 
 from lending import clock, codes, errors, i18n
@@ -15,7 +20,7 @@ from lending.i18n import lazy_gettext as _l
 from lending.members import services as members
 from lending.members.rules import Role, may_act_as
 from lending.memberships import services as memberships
-from lending.referrals import rules
+from lending.referrals import fhir, reports, rules
 from lending.referrals import services as referrals
 from lending.venues import rules as venue_rules
 from lending.web import auth, flash
@@ -84,7 +89,16 @@ async def show(request: Request, code: FromPath[str]) -> Template:
     referral = await referrals.get_referral(viewer=current_user(request), code=code)
     return Template(template_name="referrals/show.html", context={
         "referral": referral, "labels": rules.STATUS_LABELS, "needs": rules.NEED_CATEGORIES,
-        "routes": rules.CONTACT_ROUTES, "config": await referrals.settings()})
+        "routes": rules.CONTACT_ROUTES, "config": await referrals.settings(),
+        "outcome": await referrals.outcome(viewer=current_user(request), code=referral.code)})
+
+
+@get("/{code:str}/outcome.txt", name="referrals:outcome", include_in_schema=False)
+async def outcome_download(request: Request, code: FromPath[str]) -> Response:
+    """How it went, as a short message to file with the referrer's notes."""
+    result = await referrals.outcome(viewer=current_user(request), code=code)
+    return Response(content=referrals.outcome_message(result), media_type="text/plain; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="referral-{result.code}.txt"', "Cache-Control": "no-store"})
 
 
 @get("/{code:str}/voucher", name="referrals:voucher", include_in_schema=False)
@@ -225,6 +239,62 @@ async def organisations_create(request: Request) -> Response:
     return Redirect(path="/manage/organisations", status_code=303)
 
 
+# --- the impact report ------------------------------------------------------------------------
+# Aggregates only, small numbers suppressed (see referrals.reports). Coordinators read every
+# organisation's figures at /manage/impact; link workers their own at /referrals/impact.
+
+FromDay = Annotated[str | None, QueryParameter(name="from", description="The first day, like 2026-01-01")]
+ToDay = Annotated[str | None, QueryParameter(name="to", description="The last day, like 2026-12-31")]
+
+
+def _month_label(month: date) -> str:
+    from babel.dates import format_date
+
+    return format_date(month, format="LLLL y", locale="cy_GB" if i18n.current_language() == "cy" else "en_GB")
+
+
+async def _impact_page(request: Request, from_text: str | None, to_text: str | None, base: str) -> Template:
+    values = {"from": (from_text or "").strip()[:20], "to": (to_text or "").strip()[:20]}
+    context = {"report": None, "values": values, "errors": {}, "error": None, "base": base,
+               "back": "/manage" if base.startswith("/manage") else "/referrals/", "month_label": _month_label}
+    try:
+        from_day, to_day = reports.parse_period(from_text, to_text)
+        report = await reports.impact(viewer=current_user(request), from_day=from_day, to_day=to_day)
+    except errors.InvalidInput as exc:
+        return Template(template_name="referrals/impact.html", status_code=exc.status,
+                        context={**context, "errors": exc.errors, "error": str(exc.detail)})
+    values = {"from": report.from_day.isoformat(), "to": report.to_day.isoformat()}
+    return Template(template_name="referrals/impact.html", context={**context, "report": report, "values": values})
+
+
+async def _impact_csv(request: Request, from_text: str | None, to_text: str | None) -> Response:
+    from_day, to_day = reports.parse_period(from_text, to_text)
+    report = await reports.impact(viewer=current_user(request), from_day=from_day, to_day=to_day)
+    filename = f"referral-impact-{report.from_day.isoformat()}-to-{report.to_day.isoformat()}.csv"
+    return Response(content=reports.impact_csv(report), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})
+
+
+@get("/impact", name="referrals:impact", include_in_schema=False)
+async def impact_page(request: Request, from_text: FromDay = None, to_text: ToDay = None) -> Template:
+    return await _impact_page(request, from_text, to_text, "/referrals/impact")
+
+
+@get("/impact.csv", name="referrals:impact_csv", include_in_schema=False)
+async def impact_csv(request: Request, from_text: FromDay = None, to_text: ToDay = None) -> Response:
+    return await _impact_csv(request, from_text, to_text)
+
+
+@get("/impact", name="referrals:manage_impact", include_in_schema=False)
+async def manage_impact_page(request: Request, from_text: FromDay = None, to_text: ToDay = None) -> Template:
+    return await _impact_page(request, from_text, to_text, "/manage/impact")
+
+
+@get("/impact.csv", name="referrals:manage_impact_csv", include_in_schema=False)
+async def manage_impact_csv(request: Request, from_text: FromDay = None, to_text: ToDay = None) -> Response:
+    return await _impact_csv(request, from_text, to_text)
+
+
 # --- JSON API ---------------------------------------------------------------------------------
 
 class ReferralIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -300,12 +370,182 @@ async def api_redeem(request: Request, code: FromPath[str], data: JSONBody[Redee
     return RedeemOut(status=membership.status, ends_at=membership.ends_at.isoformat())
 
 
-API_ROUTES = [api_issue, api_list, api_redeem]
+class ImpactCounts(msgspec.Struct):
+    issued: int | None
+    redeemed: int | None
+    in_use: int | None
+    take_up_percent: int | None
+
+
+class ImpactMonth(ImpactCounts, kw_only=True):
+    month: str  # 2026-01
+
+
+class ImpactOrganisation(ImpactCounts, kw_only=True):
+    organisation: str
+
+
+class ImpactCategory(msgspec.Struct):
+    category: str
+    loans: int | None
+
+
+class ImpactOut(msgspec.Struct):
+    """Aggregate counts only. Every count from 1 to 4 is null, and so is every rate, average
+    or median worked out from fewer than 5 people; 0 is 0."""
+
+    from_day: str = msgspec.field(name="from")
+    to_day: str = msgspec.field(name="to")
+    organisation: str | None  # the link worker's organisation; null: every organisation
+    suppressed_below: int
+    totals: ImpactCounts
+    referred_members: int | None
+    borrowed: int | None
+    median_days_to_first_loan: float | None
+    loans_per_referred_member: float | None
+    other_members: int | None
+    loans_per_other_member: float | None
+    by_month: list[ImpactMonth]
+    by_organisation: list[ImpactOrganisation]
+    categories: list[ImpactCategory]
+
+
+def _counts(counts: reports.Counts) -> dict:
+    return {"issued": counts.issued, "redeemed": counts.redeemed, "in_use": counts.in_use,
+            "take_up_percent": counts.take_up_percent}
+
+
+def impact_out(report: reports.Impact) -> ImpactOut:
+    return ImpactOut(
+        from_day=report.from_day.isoformat(), to_day=report.to_day.isoformat(), organisation=report.organisation,
+        suppressed_below=reports.SMALL, totals=ImpactCounts(**_counts(report.totals)),
+        referred_members=report.referred_members, borrowed=report.borrowed,
+        median_days_to_first_loan=report.median_days_to_first_loan,
+        loans_per_referred_member=report.loans_per_referred_member, other_members=report.other_members,
+        loans_per_other_member=report.loans_per_other_member,
+        by_month=[ImpactMonth(month=row.month.strftime("%Y-%m"), **_counts(row.counts)) for row in report.by_month],
+        by_organisation=[ImpactOrganisation(organisation=row.organisation, **_counts(row.counts))
+                         for row in report.by_organisation],
+        categories=[ImpactCategory(category=str(row.category), loans=row.loans) for row in report.categories])
+
+
+@get("/reports/impact", name="api:reports_impact", guards=[requires(Role.link_worker)], tags=["referrals"],
+     summary="The impact of referrals: aggregate counts only, small numbers suppressed (null)")
+async def api_impact(request: Request, from_text: FromDay = None, to_text: ToDay = None) -> ImpactOut:
+    from_day, to_day = reports.parse_period(from_text, to_text)
+    return impact_out(await reports.impact(viewer=current_user(request), from_day=from_day, to_day=to_day))
+
+
+# --- FHIR R4: a referring system sends a ServiceRequest -----------------------------------------
+# Authenticated with a link worker's API token, which names the organisation. Every answer is
+# FHIR: the ServiceRequest made, or an OperationOutcome (never the API's {code, detail}).
+
+log = logging.getLogger("lending")
+
+_ISSUE_TYPES = {400: "structure", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported",
+                409: "business-rule", 413: "too-long", 415: "not-supported", 422: "invalid", 429: "throttled",
+                503: "transient"}
+
+
+def _fhir_response(content: dict, status: int, headers: dict[str, str] | None = None) -> Response:
+    return Response(content=content, status_code=status, media_type=fhir.MEDIA_TYPES[0], headers=headers)
+
+
+def _outcome(problem: fhir.Problem, headers: dict[str, str] | None = None) -> Response:
+    if problem.status == 401:
+        headers = {"WWW-Authenticate": "Bearer", **(headers or {})}
+    return _fhir_response(fhir.operation_outcome(problem.issues), problem.status, headers)
+
+
+def _domain_problem(exc: errors.DomainError) -> fhir.Problem:
+    if isinstance(exc, errors.InvalidInput) and exc.errors:
+        return fhir.Problem(status=exc.status, issues=fhir.details_issues(exc.errors))
+    return fhir.problem(exc.status, _ISSUE_TYPES.get(exc.status, "processing"), str(exc.detail))
+
+
+def _fhir_error(request: Request, exc: Exception) -> Response:
+    """What goes wrong before or around the handler (a bad token, a route's method), as an
+    OperationOutcome in the reader's language."""
+    language = request.scope.get("state", {}).get("language") or i18n.negotiate(
+        chosen=None, account_language=None, accept_language=request.headers.get("accept-language"))
+    with i18n.in_language(language):
+        if isinstance(exc, errors.DomainError):
+            return _outcome(_domain_problem(exc))
+        if isinstance(exc, HTTPException) and exc.status_code < 500:
+            return _outcome(fhir.problem(exc.status_code, _ISSUE_TYPES.get(exc.status_code, "invalid"),
+                                         _("This request could not be understood")), exc.headers)
+        log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return _outcome(fhir.problem(500, "exception", _("Sorry, something went wrong on our side. The problem has "
+                                                          "been logged; please try again.")))
+
+
+_FHIR_HANDLERS = {errors.DomainError: _fhir_error, HTTPException: _fhir_error, Exception: _fhir_error}
+
+
+def _fhir_sender(request: Request):
+    """The link worker whose API token came with the request; Problem otherwise."""
+    user = current_user(request)
+    if user is None or not request.headers.get("authorization"):
+        raise fhir.problem(401, "login", _("Send your organisation's API token as 'Authorization: Bearer <token>'."))
+    if user.role != Role.link_worker.value:
+        raise fhir.problem(403, "forbidden", _("Only a link worker's API token can send referrals."))
+    if user.organisation_id is None:
+        raise fhir.problem(409, "business-rule", _("Your organisation is no longer registered with the library."))
+    return user
+
+
+def _resource(referral: referrals.ReferralView, intent: str = "order") -> dict:
+    return fhir.service_request(code=referral.code, status=referral.status, intent=intent, months=referral.months,
+                                redeem_by=referral.redeem_by, issued_at=referral.issued_at,
+                                consent_share=referral.consent_share)
+
+
+@post("/fhir/ServiceRequest", name="api:fhir_service_request", tags=["fhir"], status_code=201,
+      exception_handlers=_FHIR_HANDLERS, opt={"exclude_from_csrf": True},
+      summary="FHIR R4: refer someone with a ServiceRequest (see docs/fhir.md)")
+async def fhir_create(request: Request) -> Response:
+    # Only a bearer token is accepted (never the session cookie), so CSRF cannot reach this.
+    try:
+        user = _fhir_sender(request)
+        if problem := fhir.media_type_problem(request.headers.get("content-type", "")):
+            raise problem
+        resource = fhir.parse_json(await request.body())
+        config = await referrals.settings()
+        today = venue_rules.local_date(clock.now(), i18n.current_time_zone())
+        details = fhir.read_service_request(
+            resource, default_months=config.months_options[len(config.months_options) // 2],
+            default_redeem_by=today + timedelta(days=config.redeem_days))
+        referral = await referrals.issue_referral(issuer=user, details=details)
+    except fhir.Problem as problem:
+        return _outcome(problem)
+    except errors.DomainError as exc:
+        return _outcome(_domain_problem(exc))
+    location = f"/api/v1/fhir/ServiceRequest/{referral.code}"
+    return _fhir_response(_resource(referral, intent=resource["intent"]), 201, {"Location": location})
+
+
+@get("/fhir/ServiceRequest/{code:str}", name="api:fhir_service_request_read", tags=["fhir"],
+     exception_handlers=_FHIR_HANDLERS, summary="FHIR R4: a referral your organisation sent, as a ServiceRequest")
+async def fhir_read(request: Request, code: FromPath[str]) -> Response:
+    try:
+        user = _fhir_sender(request)
+        referral = await referrals.get_referral(viewer=user, code=code)
+    except fhir.Problem as problem:
+        return _outcome(problem)
+    except errors.DomainError as exc:
+        return _outcome(_domain_problem(exc))
+    return _fhir_response(_resource(referral), 200)
+
+
+API_ROUTES = [api_issue, api_list, api_redeem, api_impact, fhir_create, fhir_read]
 ROUTES = [
     voucher_target, redeem_page, redeem_submit,
     Router(path="/referrals", guards=[requires(Role.link_worker)],
-           route_handlers=[index, issue, show, voucher, withdraw, extend]),
+           route_handlers=[index, issue, impact_page, impact_csv, show, outcome_download, voucher, withdraw,
+                           extend]),
     Router(path="/desk", guards=[requires(Role.volunteer)], route_handlers=[desk_redeem]),
     Router(path="/manage/organisations", guards=[requires(Role.coordinator)],
            route_handlers=[organisations_page, organisations_create, settings_submit]),
+    Router(path="/manage", guards=[requires(Role.coordinator)],
+           route_handlers=[manage_impact_page, manage_impact_csv]),
 ]

@@ -306,8 +306,15 @@ async def redeem(*, code: str, member_id: int, address: str, actor_id: int | Non
     active free membership of the referral tier for the referral's months."""
     from lending.memberships import services as memberships
 
+    from lending.members.tables import Account
+
     await check_redeem_attempts(address=address)
     config = await settings()
+    account = await Account.select(Account.role).where(Account.id == member_id).first().run()
+    if account is None:
+        raise errors.NotFound(_l("There is no member with that card."), code="member_not_found", field="member_id")
+    if account["role"] != "member":
+        raise errors.RuleViolation(_l("Referral codes are for members' accounts."), code="not_a_member")
     if not codes.normalise(code) or not await Referral.exists().where(Referral.code == codes.normalise(code)).run():
         raise await _wrong_code(address)  # counted outside any transaction, so the count survives the error
     async with db.transaction(write=True):
@@ -337,7 +344,10 @@ async def withdraw(*, viewer, code: str) -> None:
         row = await _lock(code)
         if row is None or (organisation_id is not None and row["organisation"] != organisation_id):
             raise errors.NotFound(_l("There is no such referral."), code="referral_not_found")
-        if row["status"] != rules.Status.issued:
+        now = clock.now()
+        status = rules.effective_status(status=row["status"], redeem_by=row["redeem_by"], today=await _today(now),
+                                        ends_at=row["ends_at"], now=now)
+        if status != rules.Status.issued:
             raise errors.Conflict(_l("Only a referral not yet used can be withdrawn."), code="referral_not_issued")
         await Referral.update({Referral.status: rules.Status.withdrawn, Referral.closed_at: clock.now()}).where(
             Referral.id == row["id"]).run()
