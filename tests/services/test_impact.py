@@ -17,6 +17,7 @@ from lending.memberships.services import TierInput
 from lending.referrals import reports, rules
 from lending.referrals import services as referrals
 from lending.referrals.tables import Referral
+from lending.spreadsheets import safe_cell
 from lending.venues import services as venues
 
 PASSWORD = "correct horse battery"
@@ -67,8 +68,8 @@ def test_the_period_defaults_to_twelve_months_and_is_checked():
 
 def test_csv_cells_cannot_become_formulas():
     for text in ("=SUM(A1)", "+1", "-1", "@cmd", "\tx"):
-        assert reports._csv_safe(text).startswith("'")
-    assert reports._csv_safe("Riverside Surgery") == "Riverside Surgery" and reports._csv_safe(None) == ""
+        assert safe_cell(text).startswith("'")
+    assert safe_cell("Riverside Surgery") == "Riverside Surgery" and safe_cell(None) == ""
 
 
 # --- the report -------------------------------------------------------------------------------

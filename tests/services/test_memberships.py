@@ -16,6 +16,7 @@ from lending.memberships import services as memberships
 from lending.memberships.gateway import StripeGateway
 from lending.memberships.services import GiftAid, TierInput
 from lending.memberships.tables import AgreementAcceptance, GiftAidDeclaration, Membership, Payment
+from lending.spreadsheets import safe_cell
 from tests.conftest import PASSWORD
 
 OFFLINE = StripeGateway(secret_key="", webhook_secret="")
@@ -212,8 +213,8 @@ async def test_income_by_month_and_method_and_the_csv(people):
 
 
 async def test_csv_cells_cannot_become_formulas(database):
-    assert memberships._csv_safe("=HYPERLINK(1)") == "'=HYPERLINK(1)"
-    assert memberships._csv_safe("Nia") == "Nia"
+    assert safe_cell("=HYPERLINK(1)") == "'=HYPERLINK(1)"
+    assert safe_cell("Nia") == "Nia"
 
 
 async def test_the_sweep_expires_lapsed_memberships(people):

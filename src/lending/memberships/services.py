@@ -43,6 +43,7 @@ from lending.memberships.tables import (
     Tier,
 )
 from lending.members.tables import Account
+from lending.spreadsheets import safe_cell
 
 VENUE_TIME_ZONE = ZoneInfo("Europe/London")  # the venue's own setting arrives with venue settings
 LIST_LIMIT = 500
@@ -1431,12 +1432,6 @@ CSV_COLUMNS = ("receipt", "paid_at", "member_id", "member_name", "member_email",
                "gift_aid_full_name", "gift_aid_house", "gift_aid_postcode", "gift_aid_declared_at")
 
 
-def _csv_safe(value: object) -> str:
-    """Spreadsheets run cells that start with = + - @ as formulas; such text is quoted."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 async def export_payments_csv() -> str:
     """Every payment, oldest first, in pounds, with the Gift Aid declaration where there is one."""
     rows = await Payment.select(
@@ -1455,7 +1450,7 @@ async def export_payments_csv() -> str:
         def pounds(pence: int) -> str:
             return f"{pence / 100:.2f}"
 
-        writer.writerow([_csv_safe(v) for v in (
+        writer.writerow([safe_cell(v) for v in (
             view.receipt_code, view.paid_at.astimezone(timezone.utc).isoformat(), view.member_id, view.member_name,
             view.member_email or "", view.tier_name, view.method, pounds(view.amount_pence),
             pounds(view.forward_pence), pounds(view.refunded_pence), view.currency.upper(),

@@ -24,6 +24,7 @@ from lending.i18n import lazy_gettext as _l
 from lending.referrals import rules
 from lending.referrals import services as referrals
 from lending.referrals.tables import Organisation, Referral
+from lending.spreadsheets import safe_cell
 
 SMALL = 5  # counts below this (except 0) are never shown
 MAX_PERIOD_DAYS = 3660  # about ten years: one report, one screen of months
@@ -336,15 +337,8 @@ CSV_COLUMNS = ("section", "group", "measure", "value")
 SUPPRESSED_CSV = "<5"
 
 
-def _csv_safe(value: object) -> str:
-    """Spreadsheets run cells that start with = + - @ (or a tab or return) as formulas; such
-    text is quoted with a leading apostrophe. (The same rule as the payments export.)"""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def _cell(value: object) -> str:
-    return SUPPRESSED_CSV if value is None else _csv_safe(value)
+    return SUPPRESSED_CSV if value is None else safe_cell(value)
 
 
 def impact_csv(report: Impact) -> str:
@@ -356,11 +350,11 @@ def impact_csv(report: Impact) -> str:
     writer.writerow(["period", "", "from", report.from_day.isoformat()])
     writer.writerow(["period", "", "to", report.to_day.isoformat()])
     if report.organisation is not None:
-        writer.writerow(["period", "", "organisation", _csv_safe(report.organisation)])
+        writer.writerow(["period", "", "organisation", safe_cell(report.organisation)])
 
     def counts(section: str, group: str, values: Counts) -> None:
         for measure in ("issued", "redeemed", "in_use", "take_up_percent"):
-            writer.writerow([section, _csv_safe(group), measure, _cell(getattr(values, measure))])
+            writer.writerow([section, safe_cell(group), measure, _cell(getattr(values, measure))])
 
     counts("summary", "", report.totals)
     for measure in ("referred_members", "borrowed", "median_days_to_first_loan", "loans_per_referred_member",
@@ -371,5 +365,5 @@ def impact_csv(report: Impact) -> str:
     for row in report.by_organisation:
         counts("organisation", row.organisation, row.counts)
     for row in report.categories:
-        writer.writerow(["category", _csv_safe(str(row.category)), "loans", _cell(row.loans)])
+        writer.writerow(["category", safe_cell(str(row.category)), "loans", _cell(row.loans)])
     return out.getvalue()
