@@ -198,9 +198,12 @@ async def test_the_referral_page_says_how_it_went_and_offers_the_message(as_role
         name="Sam", contact_route="through_me", months=3, redeem_by=clock.now().date() + timedelta(days=10),
         consent_referral=True, consent_share=True))
     await referrals.redeem(code=referral.code, member_id=people["member"].id, address="x")
+    from lending.audit.tables import AuditEvent
+
     async with as_role("link_worker") as lw:
         page = await lw.get(f"/referrals/{referral.code}")
         assert "How it went" in page.text and "First visit to borrow" in page.text
+        assert await AuditEvent.count().where(AuditEvent.action == "referral.view").run() == 1  # one view, one row
         message = await lw.get(f"/referrals/{referral.code}/outcome.txt")
         assert message.status_code == 200 and "They have not borrowed anything yet." in message.text
         assert "attachment" in message.headers["content-disposition"]

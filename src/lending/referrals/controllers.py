@@ -90,7 +90,7 @@ async def show(request: Request, code: FromPath[str]) -> Template:
     return Template(template_name="referrals/show.html", context={
         "referral": referral, "labels": rules.STATUS_LABELS, "needs": rules.NEED_CATEGORIES,
         "routes": rules.CONTACT_ROUTES, "config": await referrals.settings(),
-        "outcome": await referrals.outcome(viewer=current_user(request), code=referral.code)})
+        "outcome": await referrals.outcome_of(referral=referral)})
 
 
 @get("/{code:str}/outcome.txt", name="referrals:outcome", include_in_schema=False)

@@ -452,10 +452,14 @@ class Outcome:
 
 
 async def outcome(*, viewer, code: str) -> Outcome:
+    return await outcome_of(referral=await get_referral(viewer=viewer, code=code))  # scoped and logged
+
+
+async def outcome_of(*, referral: ReferralView) -> Outcome:
+    """How a referral the caller has already read (and so logged) went."""
     from lending.catalog.tables import Category
     from lending.loans.tables import Loan
 
-    referral = await get_referral(viewer=viewer, code=code)  # scoped and logged
     redeemed = referral.redeemed_at is not None
     if not redeemed or not referral.consent_share or referral.member_id is None:
         return Outcome(code=referral.code, redeemed=redeemed, shared=False)
