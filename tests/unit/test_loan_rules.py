@@ -156,3 +156,10 @@ def test_policy_numbers_are_checked_against_their_bounds():
     assert rules.policy_problems(good) == {}
     assert set(rules.policy_problems({**good, "renewal_limit": 21, "hold_days": 0, "buffer_hours": True})) == {
         "renewal_limit", "hold_days", "buffer_hours"}
+
+
+def test_holds_and_bookings_ignore_the_item_limit_but_not_the_membership():
+    full = Borrower("active", loan_limit=1, open_loans=1, overdue_loans=0)
+    assert rules.queue_reasons(full, Policy()) == ()
+    assert codes(rules.queue_reasons(Borrower("expired", 1, 1, 1), Policy())) == ["membership_expired",
+                                                                                   "overdue_items"]

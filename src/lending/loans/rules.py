@@ -153,6 +153,12 @@ def borrower_reasons(borrower: Borrower, policy: Policy, *, adding: int = 1) -> 
     return tuple(reasons)
 
 
+def queue_reasons(borrower: Borrower, policy: Policy) -> tuple[Reason, ...]:
+    """Why a member may not place a hold or book: the same as borrowing, except how many things
+    they have out, which counts when they collect."""
+    return tuple(reason for reason in borrower_reasons(borrower, policy, adding=0) if reason.code != "over_limit")
+
+
 # --- whether a copy can go out ----------------------------------------------------------------
 
 @dataclass(frozen=True)

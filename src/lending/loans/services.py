@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -706,6 +707,16 @@ async def offer_copy_if_waiting(*, item_id: int) -> str | None:
                                  cal=await venues.calendar())
 
 
+async def _refuse_unless_may_queue(member_id: int, now: datetime, pol: rules.Policy,
+                                   message: Callable[[object], object]) -> None:
+    """Holds and bookings are for members who may borrow (the item limit applies when they
+    collect, not when they ask); ``message`` words the first reason."""
+    borrower, _ = await _borrower(member_id, now, pol)
+    if blocking := rules.queue_reasons(borrower, pol):
+        raise errors.RuleViolation(message(blocking[0].message), code="borrower_blocked",
+                                   reasons=_reason_list(blocking))
+
+
 async def place_hold(*, member_id: int, item_code: str, actor_id: int | None = None, via: str = "account") -> HoldView:
     """A place in the queue for the thing this copy is (any copy will do). If a copy is on the
     shelf now, it is put aside straight away."""
@@ -718,12 +729,8 @@ async def place_hold(*, member_id: int, item_code: str, actor_id: int | None = N
         if item["status"] == ItemStatus.retired.value:
             raise errors.Conflict(_l("This item has been retired."), code="item_retired")
         pol = await policy()
-        borrower, _ = await _borrower(member_id, now, pol)
-        blocking = [r for r in rules.borrower_reasons(borrower, pol, adding=0) if r.code != "over_limit"]
-        if blocking:
-            raise errors.RuleViolation(_l("A hold needs a membership that allows borrowing: %(reason)s",
-                                          reason=blocking[0].message), code="borrower_blocked",
-                                       reasons=_reason_list(blocking))
+        await _refuse_unless_may_queue(member_id, now, pol, lambda reason: _l(
+            "A hold needs a membership that allows borrowing: %(reason)s", reason=reason))
         if await Loan.exists().where(Loan.member == member_id, Loan.returned_at.is_null(),
                                      Loan.item.item_group == item["item_group"]).run():
             raise errors.Conflict(_l("You already have this on loan."), code="already_borrowed")
@@ -820,12 +827,8 @@ async def reserve(*, member_id: int, item_code: str, starts_on: date | str, ends
         if item is None:
             raise errors.NotFound(_l("There is no item with that code."), code="item_not_found", field="item_code")
         pol = await policy()
-        borrower, _ = await _borrower(member_id, now, pol)
-        blocking = [r for r in rules.borrower_reasons(borrower, pol, adding=0) if r.code != "over_limit"]
-        if blocking:
-            raise errors.RuleViolation(_l("A booking needs a membership that allows borrowing: %(reason)s",
-                                          reason=blocking[0].message), code="borrower_blocked",
-                                       reasons=_reason_list(blocking))
+        await _refuse_unless_may_queue(member_id, now, pol, lambda reason: _l(
+            "A booking needs a membership that allows borrowing: %(reason)s", reason=reason))
         cal = await venues.calendar()
         today = hours.local_date(now, cal.timezone)
         # A venue that has not set its hours is open every day but its closures.
