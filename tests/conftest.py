@@ -183,6 +183,13 @@ async def sign_in(client, email: str, password: str = PASSWORD):
     return await client.post("/login", data={"email": email, "password": password, "_csrf_token": token})
 
 
+async def bearer(account_id: int) -> dict[str, str]:
+    """Headers carrying a new API token of this account."""
+    from lending.members import services as members
+
+    return {"Authorization": f"Bearer {await members.create_api_token(account_id=account_id)}"}
+
+
 async def post_form(client, url: str, data: dict):
     token = await csrf_token(client)
     return await client.post(url, data={**data, "_csrf_token": token})

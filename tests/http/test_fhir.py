@@ -17,15 +17,14 @@ from lending.referrals import fhir
 from lending.referrals import services as referrals
 from lending.referrals.tables import Referral
 from lending.venues import services as venues
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, bearer
 
 URL = "/api/v1/fhir/ServiceRequest"
 FHIR_JSON = "application/fhir+json"
 
 
 async def token_for(account_id: int) -> dict[str, str]:
-    return {"Authorization": f"Bearer {await members.create_api_token(account_id=account_id)}",
-            "Content-Type": FHIR_JSON}
+    return {**await bearer(account_id), "Content-Type": FHIR_JSON}
 
 
 @pytest.fixture

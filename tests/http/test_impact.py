@@ -8,13 +8,9 @@ import io
 
 import pytest
 
-from lending.members import services as members
 from lending.referrals import services as referrals
+from tests.conftest import bearer
 from tests.services.test_impact import issue, setup_world
-
-
-async def bearer(account_id: int) -> dict[str, str]:
-    return {"Authorization": f"Bearer {await members.create_api_token(account_id=account_id)}"}
 
 
 @pytest.fixture

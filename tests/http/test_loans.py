@@ -19,11 +19,7 @@ from lending.memberships import services as memberships
 from lending.memberships.services import TierInput
 from lending.memberships.tables import Membership
 from lending.venues import services as venues
-from tests.conftest import csrf_token, post_form
-
-
-async def bearer(account_id: int) -> dict[str, str]:
-    return {"Authorization": f"Bearer {await members.create_api_token(account_id=account_id)}"}
+from tests.conftest import bearer, csrf_token, post_form
 
 
 @pytest.fixture

@@ -14,11 +14,7 @@ from lending.memberships.services import TierInput
 from lending.referrals import services as referrals
 from lending.referrals.tables import Referral
 from lending.venues import services as venues
-from tests.conftest import PASSWORD, csrf_token, post_form, sign_in
-
-
-async def bearer(account_id: int) -> dict[str, str]:
-    return {"Authorization": f"Bearer {await members.create_api_token(account_id=account_id)}"}
+from tests.conftest import PASSWORD, bearer, csrf_token, post_form, sign_in
 
 
 @pytest.fixture
