@@ -43,11 +43,19 @@ ENV PATH="/opt/venv/bin:${PATH}" \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
 
+# pg_dump and pg_restore for `lending backup` and `lending restore` on PostgreSQL. They must be
+# of the server's major version or newer: docker-compose.yml runs postgres:15, and Debian
+# bookworm ships postgresql-client-15.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends postgresql-client-15 \
+ && rm -rf /var/lib/apt/lists/*
+
 # A fixed, non-root uid/gid so a bind-mounted var/ folder can be chowned to match (10001:10001).
+# var/backups is where `lending backup` writes in the container (docs/deploy.md).
 RUN groupadd --system --gid 10001 lending \
  && useradd --system --uid 10001 --gid lending --home-dir /app --no-create-home \
             --shell /usr/sbin/nologin lending \
- && mkdir -p /app/var \
+ && mkdir -p /app/var/backups \
  && chown -R lending:lending /app
 
 COPY --from=build /opt/venv /opt/venv

@@ -24,6 +24,7 @@ COMPOSE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERIGNORE = ROOT / ".dockerignore"
 PYPROJECT = ROOT / "pyproject.toml"
+DOCS_DEPLOY = ROOT / "docs" / "deploy.md"
 
 # CONTRACT.md, "Environment".
 CONTRACT_VARIABLES = ["DATABASE_URL", "SECRET_KEY", "BASE_URL", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET",
@@ -266,6 +267,22 @@ def test_dockerfile_copies_everything_the_wheel_is_built_from():
         copied.update(path.rstrip("/").removeprefix("./") or "." for path in paths[:-1])
     for path in needed:
         assert "." in copied or any(path == source or path.startswith(source + "/") for source in copied), path
+
+
+def test_the_runtime_image_has_pg_dump_of_the_servers_version_or_newer():
+    """`lending backup` and `lending restore` run pg_dump and pg_restore in the app container;
+    pg_dump refuses a server newer than itself."""
+    server = int(re.match(r"postgres:(\d+)", services()["db"]["image"]).group(1))
+    installs = [run for run in values(final_stage(), "RUN") if re.search(r"\bpostgresql-client-\d+\b", run)]
+    assert installs, "the runtime stage installs no postgresql-client"
+    for run in installs:
+        assert min(int(v) for v in re.findall(r"\bpostgresql-client-(\d+)\b", run)) >= server, run
+        assert "apt-get update" in run and "--no-install-recommends" in run and "rm -rf /var/lib/apt/lists" in run
+
+
+def test_the_image_has_the_folder_the_backup_docs_write_to():
+    assert "/app/var/backups" in DOCS_DEPLOY.read_text()
+    assert any("mkdir" in run and "/app/var/backups" in run and "chown" in run for run in values(final_stage(), "RUN"))
 
 
 # --- .env.example and .dockerignore -------------------------------------------------------------------
