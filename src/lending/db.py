@@ -189,13 +189,49 @@ async def ping(timeout: float = 2.0) -> bool:
     return True
 
 
+MIGRATION_LOCK_KEY = 0x6C656E64696E67  # "lending": the PostgreSQL advisory lock migrations hold
+
+
+@contextlib.asynccontextmanager
+async def _one_migrator() -> AsyncIterator[None]:
+    """One process at a time applies migrations. Every command migrates first, so app processes
+    (and a cron job) starting together after an upgrade would otherwise each create the same
+    tables, and all but one would fail. PostgreSQL: an advisory lock on a connection of its own
+    (closing it lets go, even if this process dies). SQLite, one machine: a lock file beside
+    the database."""
+    current = engine()
+    if isinstance(current, PostgresEngine):
+        import asyncpg
+
+        connection = await asyncpg.connect(current.config["dsn"])
+        try:
+            await connection.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+            yield
+        finally:
+            await connection.close()
+        return
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system: no lock, as before
+        yield
+        return
+    database = Path(current.path)
+    with open(database.with_name(database.name + ".migrate-lock"), "a") as lock:
+        await asyncio.to_thread(fcntl.flock, lock.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
 async def migrate(*, quiet: bool = True) -> None:
     """Apply pending migrations of our one Piccolo app; raise if one fails."""
     from piccolo.apps.migrations.commands.forwards import run_forwards
 
     stream = io.StringIO() if quiet else None
-    with contextlib.redirect_stdout(stream) if stream else contextlib.nullcontext():
-        result = await run_forwards(app_name="lending")
+    async with _one_migrator():
+        with contextlib.redirect_stdout(stream) if stream else contextlib.nullcontext():
+            result = await run_forwards(app_name="lending")
     if not result.success:
         raise RuntimeError(f"migration failed: {result.message}")
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_DATABASE_URL = "sqlite:///var/lending.db"
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class SettingsError(Exception):
@@ -30,6 +33,8 @@ class Settings:
     stripe_api_base: str
     smtp_url: str
     default_language: str = "en"
+    # Reverse proxies and load balancers whose X-Forwarded-For is believed (web/clients.py).
+    trusted_proxies: tuple[Network, ...] = ()
 
     @property
     def is_postgres(self) -> bool:
@@ -71,7 +76,23 @@ class Settings:
             stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET", ""),
             stripe_api_base=env.get("STRIPE_API_BASE", ""),
             smtp_url=env.get("SMTP_URL", ""),
+            trusted_proxies=trusted_proxies(env.get("TRUSTED_PROXIES", "")),
         )
+
+
+def trusted_proxies(text: str) -> tuple[Network, ...]:
+    """``TRUSTED_PROXIES``: addresses or networks (``127.0.0.1``, ``10.0.0.0/8``, ``::1``),
+    separated by commas; empty trusts no proxy."""
+    networks = []
+    for part in text.replace(" ", ",").split(","):
+        if not part:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise SettingsError(f"TRUSTED_PROXIES: {part!r} is not an IP address or network "
+                                "(write them like 127.0.0.1, 10.0.0.0/8, separated by commas).") from None
+    return tuple(networks)
 
 
 def sqlite_path(database_url: str) -> Path:

@@ -25,11 +25,8 @@ from lending.referrals import services as referrals
 from lending.venues import rules as venue_rules
 from lending.web import auth, flash
 from lending.web.auth import current_user, requires, signed_in
+from lending.web.clients import client_address
 from lending.web.forms import form_data
-
-
-def _address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 def _details(data: dict) -> rules.Details:
@@ -159,12 +156,14 @@ async def redeem_submit(request: Request) -> Response:
         if user is not None:
             if user.role != Role.member.value:
                 raise errors.RuleViolation(_l("Referral codes are for members' accounts."), code="not_a_member")
-            membership = await referrals.redeem(code=data.get("code", ""), member_id=user.id, address=_address(request))
+            membership = await referrals.redeem(code=data.get("code", ""), member_id=user.id,
+                                                address=client_address(request))
             token = ""
         else:
             _account, membership, token = await referrals.join_with_code(
                 code=data.get("code", ""), name=data.get("name", ""), email=data.get("email", ""),
-                password=data.get("password", ""), language=data.get("language", "en"), address=_address(request))
+                password=data.get("password", ""), language=data.get("language") or i18n.current_language(),
+                address=client_address(request))
     except (errors.InvalidInput, errors.Conflict, errors.RuleViolation, errors.NotFound,
             errors.TooManyAttempts) as exc:
         data.pop("password", None)
@@ -184,7 +183,7 @@ async def desk_redeem(request: Request, member_id: FromPath[int]) -> Response:
     membership is active, never that it came from a referral."""
     data = await form_data(request)
     try:
-        await referrals.redeem(code=data.get("code", ""), member_id=member_id, address=_address(request),
+        await referrals.redeem(code=data.get("code", ""), member_id=member_id, address=client_address(request),
                                actor_id=current_user(request).id)
         flash.add(request.scope, _("The code is accepted: the membership is active."))
     except (errors.Conflict, errors.RuleViolation, errors.NotFound, errors.TooManyAttempts) as exc:
@@ -366,7 +365,8 @@ async def api_redeem(request: Request, code: FromPath[str], data: JSONBody[Redee
     else:
         raise errors.InvalidInput(_l("Send the member_id of the member at the counter."), code="member_required",
                                   field="member_id")
-    membership = await referrals.redeem(code=code, member_id=member_id, address=_address(request), actor_id=user.id)
+    membership = await referrals.redeem(code=code, member_id=member_id, address=client_address(request),
+                                        actor_id=user.id)
     return RedeemOut(status=membership.status, ends_at=membership.ends_at.isoformat())
 
 
