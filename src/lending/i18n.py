@@ -123,16 +123,21 @@ def lazy_ngettext(singular: str, plural: str, count: int, **variables: object) -
     return LazyPlural(singular, plural, count, **variables)
 
 
-def negotiate(*, chosen: str | None, account_language: str | None, accept_language: str | None) -> str:
-    """The switch a person used wins, then their account's choice, then their browser's."""
-    for candidate in (chosen, account_language):
-        if candidate in LANGUAGES:
+def negotiate(*, chosen: str | None, account_language: str | None, accept_language: str | None,
+              offered: tuple[str, ...] | None = None) -> str:
+    """A signed-in person's account decides (the switch saves their choice there, so it follows
+    them to every browser and into their emails), then the switch they used (its cookie), then
+    their browser's languages, among the languages the venue offers (all by default); else the
+    venue's first."""
+    offered = tuple(code for code in (offered or tuple(LANGUAGES)) if code in LANGUAGES) or (DEFAULT_LANGUAGE,)
+    for candidate in (account_language, chosen):
+        if candidate in offered:
             return candidate
     for part in (accept_language or "").split(","):
         tag = part.split(";", 1)[0].strip().lower()
-        if tag[:2] in LANGUAGES:
+        if tag[:2] in offered:
             return tag[:2]
-    return DEFAULT_LANGUAGE
+    return offered[0]
 
 
 _LOCALES = {"en": "en_GB", "cy": "cy_GB"}
@@ -166,6 +171,27 @@ def format_date(moment, language: str | None = None, *, time_zone: str | None = 
     return babel_format_date(moment, format=pattern, locale=_LOCALES.get(language or current_language(), "en_GB"))
 
 
+class LazyDate:
+    """A date (or moment) inside a lazy message, written in the language of whoever reads it:
+    ``_l("Booked from %(day)s.", day=lazy_date(day))`` shows "31 Ionawr 2027" to a Welsh reader."""
+
+    __slots__ = ("moment", "weekday")
+
+    def __init__(self, moment, *, weekday: bool = False) -> None:
+        self.moment = moment
+        self.weekday = weekday
+
+    def __str__(self) -> str:
+        return format_date(self.moment, weekday=self.weekday)
+
+    def __repr__(self) -> str:
+        return f"LazyDate({self.moment!r})"
+
+
+def lazy_date(moment, *, weekday: bool = False) -> LazyDate:
+    return LazyDate(moment, weekday=weekday)
+
+
 def format_when(moment, language: str | None = None, *, time_zone: str | None = None) -> str:
     """A moment as a day and a wall-clock time in the venue's zone: "Sunday 31 January 2027,
     17:00", the form due dates take."""
@@ -177,8 +203,25 @@ def format_when(moment, language: str | None = None, *, time_zone: str | None = 
     return f"{format_date(local.date(), language, weekday=True)}, {local:%H:%M}"
 
 
-def format_money(pence: int, language: str | None = None, currency: str = "GBP") -> str:
-    """Money in the reader's language: "£5.50" in English and in Welsh."""
+_currency = contextvars.ContextVar("lending_currency", default="gbp")
+
+
+def set_currency(currency: str) -> contextvars.Token:
+    """The venue's currency for this request or command (set beside its time zone)."""
+    return _currency.set(currency)
+
+
+def reset_currency(token: contextvars.Token) -> None:
+    _currency.reset(token)
+
+
+def current_currency() -> str:
+    return _currency.get()
+
+
+def format_money(pence: int, language: str | None = None, currency: str | None = None) -> str:
+    """Money in the reader's language and the venue's currency: "£5.50" in English and in Welsh."""
     from babel.numbers import format_currency
 
-    return format_currency(pence / 100, currency.upper(), locale=_LOCALES.get(language or current_language(), "en_GB"))
+    return format_currency(pence / 100, (currency or current_currency()).upper(),
+                           locale=_LOCALES.get(language or current_language(), "en_GB"))

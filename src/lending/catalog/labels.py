@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from fpdf import FPDF
 from fpdf.prefs import ViewerPreferences
 
-from lending import codes
+from lending import codes, i18n
 from lending.catalog.qr import QUIET_ZONE, dark_runs, qr_matrix
 from lending.errors import InvalidInput
 from lending.i18n import lazy_gettext as _l
@@ -162,7 +162,8 @@ def _new_document(layout: Template) -> _LabelDocument:
     pdf = _LabelDocument(unit="mm", format=(layout.page_width, layout.page_height))
     pdf.set_auto_page_break(False)
     pdf.set_margins(0, 0, 0)
-    pdf.set_title("Item labels")
+    pdf.set_title(i18n.gettext("Item labels"))
+    pdf.set_lang(i18n.current_language())
     pdf.set_creator("lending")
     # Labels only line up at 100 %; this stops viewers from defaulting to "fit to page".
     pdf.viewer_preferences = ViewerPreferences(print_scaling="None")

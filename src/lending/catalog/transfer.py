@@ -222,8 +222,8 @@ def _check_values(line: int, values: dict[str, str], problems: _Problems) -> _Ro
     before = len(problems.found)
     for column, limit in MAX_LENGTHS.items():
         if len(values.get(column, "")) > limit:
-            problems.add(line, _l("at most %(limit)s characters (this has %(count)s).", limit=f"{limit:,}",
-                                  count=f"{len(values[column]):,}"), column)
+            problems.add(line, _l("at most %(limit)s characters (this has %(count)s).", limit=format(limit, ","),
+                                  count=format(len(values[column]), ",")), column)
     loan_days: int | None = None
     if text := values.get("loan_days", ""):
         if text.isascii() and text.isdigit():

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from lending.i18n import lazy_date, lazy_ngettext
 from lending.i18n import lazy_gettext as _l
 
 DEFAULT_LOAN_DAYS = 7
@@ -190,7 +191,7 @@ def copy_reasons(copy: Copy, *, member_id: int, now: datetime) -> tuple[Reason, 
         reasons.append(Reason("others_waiting", _l("Other members are waiting for this item.")))
     if copy.reserved_by_other_from is not None:
         reasons.append(Reason("reserved_by_other", _l("Another member has booked it from %(day)s.",
-                                                      day=copy.reserved_by_other_from.isoformat())))
+                                                      day=lazy_date(copy.reserved_by_other_from))))
     if copy.available_from is not None and copy.available_from > now:
         reasons.append(Reason("in_buffer", _l("It is being cleaned or checked after its last loan.")))
     return tuple(reasons)
@@ -208,11 +209,12 @@ def renewal_reasons(*, renewals: int, policy: Policy, someone_waiting: bool, ret
     if someone_waiting:
         reasons.append(Reason("someone_waiting", _l("Someone is waiting for this item, so it cannot be renewed.")))
     if renewals >= policy.renewal_limit:
-        reasons.append(Reason("renewal_limit", _l("It has been renewed %(count)d time(s), the most allowed.",
-                                                  count=renewals)))
+        reasons.append(Reason("renewal_limit", lazy_ngettext(
+            "It has been renewed %(num)d time, the most allowed.",
+            "It has been renewed %(num)d times, the most allowed.", renewals)))
     if reserved_by_other_from is not None and new_due_on is not None and new_due_on >= reserved_by_other_from:
         reasons.append(Reason("reserved_by_other", _l("Another member has booked it from %(day)s.",
-                                                      day=reserved_by_other_from.isoformat())))
+                                                      day=lazy_date(reserved_by_other_from))))
     return tuple(reasons)
 
 
@@ -256,19 +258,19 @@ def reservation_reasons(*, starts_on: date, ends_on: date, today: date, policy: 
         reasons.append(Reason("too_long", _l("A booking is at most %(days)d days.", days=policy.max_reservation_days)))
     if not open_days.get(starts_on, True):
         reasons.append(Reason("closed_day", _l("The venue is closed on %(day)s, the collection day.",
-                                               day=starts_on.isoformat())))
+                                               day=lazy_date(starts_on))))
     if not open_days.get(ends_on, True):
         reasons.append(Reason("closed_day", _l("The venue is closed on %(day)s, the return day.",
-                                               day=ends_on.isoformat())))
+                                               day=lazy_date(ends_on))))
     gap = timedelta(days=buffer_days)
     for other in other_bookings:
         if starts_on <= other.ends_on + gap and other.starts_on <= ends_on + gap:
             reasons.append(Reason("reservation_conflict", _l("It is already booked from %(start)s to %(end)s.",
-                                                             start=other.starts_on.isoformat(),
-                                                             end=other.ends_on.isoformat())))
+                                                             start=lazy_date(other.starts_on),
+                                                             end=lazy_date(other.ends_on))))
             break
     if loan_due_on is not None and starts_on <= loan_due_on + gap:
-        reasons.append(Reason("reservation_conflict", _l("It is on loan until %(day)s.", day=loan_due_on.isoformat())))
+        reasons.append(Reason("reservation_conflict", _l("It is on loan until %(day)s.", day=lazy_date(loan_due_on))))
     return tuple(reasons)
 
 

@@ -7,7 +7,7 @@ from litestar import Request, Response, Router, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import Redirect, Template
 
-from lending import errors
+from lending import errors, i18n
 from lending.i18n import gettext as _
 from lending.members import rules
 from lending.members import services as members
@@ -15,7 +15,7 @@ from lending.members.rules import Role
 from lending.members.schemas import MeOut, MemberIn, MemberList, MemberOut, member_out
 from lending.referrals import services as referrals
 from lending.web import flash
-from lending.web.auth import current_user, requires, signed_in
+from lending.web.auth import current_user, language_cookie, requires, signed_in
 from lending.web.forms import form_data
 
 
@@ -35,6 +35,24 @@ async def account_page(request: Request) -> Template:
                              "card_qr": qr.qr_svg(card_url).decode(), "loans": await loans.member_loans(member_id=user.id)})
 
 
+@post("/account/language", name="members:account_language", guards=[signed_in], include_in_schema=False)
+async def account_language(request: Request) -> Response:
+    """The language of the member's pages and of every email the library sends them."""
+    data = await form_data(request)
+    language = data.get("language", "")
+    try:
+        await members.set_language(account_id=current_user(request).id, language=language)
+    except errors.InvalidInput as exc:
+        flash.add(request.scope, str(exc.detail), "error")
+        return Redirect(path="/account#language", status_code=303)
+    with i18n.in_language(language):
+        flash.add(request.scope, _("Your pages and emails will be in %(language)s.",
+                                   language=i18n.LANGUAGES[language]))
+    response = Redirect(path="/account#language", status_code=303)
+    response.set_cookie(language_cookie(language, secure=request.app.state.settings.secure_cookies))
+    return response
+
+
 # --- the desk: registering members --------------------------------------------------------------
 
 @get("/new", name="members:register", include_in_schema=False)
@@ -48,7 +66,7 @@ async def register_submit(request: Request) -> Response:
     try:
         member = await members.register_member(
             name=data.get("name", ""), email=data.get("email") or None, phone=data.get("phone") or None,
-            language=data.get("language", "en"), actor_id=current_user(request).id,
+            language=data.get("language") or i18n.current_language(), actor_id=current_user(request).id,
         )
     except (errors.InvalidInput, errors.Conflict) as exc:
         return Template(template_name="members/register.html",
@@ -59,8 +77,23 @@ async def register_submit(request: Request) -> Response:
     return Redirect(path=f"/desk/members/{member.id}", status_code=303)  # straight on to lending
 
 
+@post("/{account_id:int}/language", name="members:desk_language", include_in_schema=False)
+async def desk_language(request: Request, account_id: FromPath[int]) -> Response:
+    """At the counter: the language the library writes to this member in."""
+    data = await form_data(request)
+    member = await members.get_account(account_id=account_id)
+    try:
+        await members.set_language(account_id=member.id, language=data.get("language", ""))
+    except errors.InvalidInput as exc:
+        flash.add(request.scope, str(exc.detail), "error")
+    else:
+        flash.add(request.scope, _("Messages to %(name)s will be in %(language)s.", name=member.name,
+                                   language=i18n.LANGUAGES[data["language"]]))
+    return Redirect(path=f"/desk/members/{member.id}#language", status_code=303)
+
+
 desk_members = Router(path="/desk/members", guards=[requires(Role.volunteer)],
-                      route_handlers=[register_page, register_submit])
+                      route_handlers=[register_page, register_submit, desk_language])
 
 
 # --- the coordinator's people page -------------------------------------------------------------
@@ -162,4 +195,4 @@ async def api_me(request: Request) -> MeOut:
 
 
 API_ROUTES = [api_create_member, api_search_members, api_me]
-ROUTES = [account_page, desk_members, manage_people]
+ROUTES = [account_page, account_language, desk_members, manage_people]

@@ -66,16 +66,21 @@ class RequestContextMiddleware(ASGIMiddleware):
             stale_session = user is None
         scope["user"] = user
 
+        # /health answers without reading the venue, so it says whether the database does.
+        venue = await venues.settings() if scope["path"] != "/health" else None
         language = i18n.negotiate(chosen=jar.get(LANGUAGE_COOKIE), account_language=user.language if user else None,
-                                  accept_language=headers.get("accept-language"))
+                                  accept_language=headers.get("accept-language"),
+                                  offered=venue.languages if venue else None)
         state = scope.setdefault("state", {})
         state["language"] = language
+        state["venue"] = venue
         state["flash_in"] = flash.decode(jar.get(flash.COOKIE), self.secret)
         token = i18n.set_language(language)
-        zone_token = None
-        if scope["path"] != "/health":
-            # Dates on every page are the venue's, whatever zone the server runs in.
-            zone_token = i18n.set_time_zone(await venues.timezone())
+        zone_token = currency_token = None
+        if venue is not None:
+            # Dates and money on every page are the venue's, whatever zone the server runs in.
+            zone_token = i18n.set_time_zone(venue.timezone)
+            currency_token = i18n.set_currency(venue.currency)
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -97,6 +102,8 @@ class RequestContextMiddleware(ASGIMiddleware):
             i18n.reset_language(token)
             if zone_token is not None:
                 i18n.reset_time_zone(zone_token)
+            if currency_token is not None:
+                i18n.reset_currency(currency_token)
 
     def _cookie(self, headers: MutableScopeHeaders, key: str, value: str, max_age: int | None = None) -> None:
         cookie = Cookie(key=key, value=value, path="/", httponly=True, samesite="lax", secure=self.secure,
@@ -108,6 +115,13 @@ def session_cookie(token: str, *, secure: bool) -> Cookie:
     """The cookie that keeps a person signed in (after signing in, or joining)."""
     return Cookie(key=SESSION_COOKIE, value=token, path="/", httponly=True, samesite="lax", secure=secure,
                   max_age=int(members.SESSION_MAX.total_seconds()))
+
+
+def language_cookie(code: str, *, secure: bool) -> Cookie:
+    """The browser's language for pages when nobody is signed in: set by the switch, and on
+    signing in to the account's language, so it carries on after signing out."""
+    return Cookie(key=LANGUAGE_COOKIE, value=code, path="/", max_age=365 * 24 * 3600, samesite="lax",
+                  httponly=True, secure=secure)
 
 
 def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> AccountView | None:

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 from litestar import Request, Response, get, post
-from litestar.datastructures import Cookie
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from lending import db, errors, i18n
 from lending.i18n import gettext as _
 from lending.members import services as members
+from lending.venues import first_run
+from lending.venues import services as venues
 from lending.web import auth, flash
+from lending.web.clients import client_address
 from lending.web.forms import form_data, safe_next
 
 
 @get("/", name="web:home", include_in_schema=False)
 async def home(request: Request) -> Template:
+    if await first_run.needed():  # an empty installation: set it up instead of showing an empty site
+        return Template(template_name="venues/welcome.html", context={"values": {}, "errors": {}, "error": None})
     return Template(template_name="web/home.html", context={})
 
 
@@ -32,7 +36,7 @@ async def login_page(request: Request) -> Response:
 async def login_submit(request: Request) -> Response:
     data = await form_data(request)
     next_url = safe_next(data.get("next"), "")
-    address = request.client.host if request.client else "unknown"
+    address = client_address(request)
     try:
         account, token = await members.sign_in(email=data.get("email", ""), password=data.get("password", ""),
                                                address=address)
@@ -44,9 +48,13 @@ async def login_submit(request: Request) -> Response:
             status_code=exc.status if exc.status != 401 else 400,
             headers=headers,
         )
-    flash.add(request.scope, _("You are signed in as %(name)s.", name=account.name))
+    # Signing in brings back the account's language, for this page and after signing out.
+    language = account.language if account.language in i18n.LANGUAGES else i18n.current_language()
+    with i18n.in_language(language):
+        flash.add(request.scope, _("You are signed in as %(name)s.", name=account.name))
     response = Redirect(path=next_url or account.home, status_code=303)
     response.set_cookie(auth.session_cookie(token, secure=request.app.state.settings.secure_cookies))
+    response.set_cookie(auth.language_cookie(language, secure=request.app.state.settings.secure_cookies))
     return response
 
 
@@ -64,14 +72,13 @@ async def logout(request: Request) -> Response:
 @get("/language/{code:str}", name="web:language", include_in_schema=False)
 async def switch_language(request: Request, code: FromPath[str]) -> Response:
     """A plain link, so the switch works without JavaScript and from any page."""
-    if code not in i18n.LANGUAGES:
+    if code not in (await venues.settings()).languages:
         raise errors.NotFound(_("That language is not available."), code="unknown_language")
     user = auth.current_user(request)
     if user is not None:
         await members.set_language(account_id=user.id, language=code)
     response = Redirect(path=safe_next(request.query_params.get("next"), "/"), status_code=303)
-    response.set_cookie(Cookie(key=auth.LANGUAGE_COOKIE, value=code, path="/", max_age=365 * 24 * 3600,
-                               samesite="lax", httponly=True, secure=request.app.state.settings.secure_cookies))
+    response.set_cookie(auth.language_cookie(code, secure=request.app.state.settings.secure_cookies))
     return response
 
 
