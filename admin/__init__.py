@@ -18,6 +18,8 @@ from lending import errors
 from lending.audit.tables import AuditEvent
 from lending.catalog import services as catalog
 from lending.catalog.tables import Category, Item, ItemGroup, ProblemReport
+from lending.loans.tables import Fee, Hold, Loan, LoanPolicy, Reservation
+from lending.mail.tables import EmailTemplate
 from lending.members import services as members
 from lending.members.tables import Account, Session
 from lending.memberships import services as memberships
@@ -32,7 +34,6 @@ from lending.memberships.tables import (
     StripeEvent,
     Tier,
 )
-from lending.loans.tables import Fee, Hold, Loan, LoanPolicy, Reservation
 from lending.referrals.tables import Organisation
 from lending.venues.tables import Closure, OpeningSession, Site, Venue
 
@@ -131,6 +132,13 @@ def _lending_has_its_pages(*_: Any, **__: Any) -> None:
                                                 "and the audit log are.")
 
 
+def _venue_has_its_pages(*_: Any, **__: Any) -> None:
+    raise HTTPException(status_code=405, detail="The venue's details, opening hours, closures and messages change "
+                                                "under Manage → The venue and Manage → Lending rules, where they are "
+                                                "checked (a readable colour, a real time zone, hours that do not "
+                                                "overlap).")
+
+
 def build_admin(*, production: bool):
     account = TableConfig(
         Account,
@@ -187,6 +195,9 @@ def build_admin(*, production: bool):
     lending_only = Validators(post_single=[_lending_has_its_pages], patch_single=[_lending_has_its_pages],
                               put_single=[_lending_has_its_pages], delete_single=[_lending_has_its_pages],
                               delete_all=[_lending_has_its_pages])
+    venue_only = Validators(post_single=[_venue_has_its_pages], patch_single=[_venue_has_its_pages],
+                            put_single=[_venue_has_its_pages], delete_single=[_venue_has_its_pages],
+                            delete_all=[_venue_has_its_pages])
     lending = [
         TableConfig(Loan, validators=lending_only, menu_group="Lending",
                     visible_columns=[Loan.id, Loan.item, Loan.member, Loan.lent_at, Loan.due_at, Loan.returned_at,
@@ -195,7 +206,9 @@ def build_admin(*, production: bool):
                     visible_columns=[Hold.id, Hold.item_group, Hold.member, Hold.status, Hold.placed_at,
                                      Hold.expires_at]),
         *(TableConfig(table, validators=lending_only, menu_group="Lending")
-          for table in (Reservation, Fee, LoanPolicy, Venue, OpeningSession, Closure)),
+          for table in (Reservation, Fee, LoanPolicy)),
+        *(TableConfig(table, validators=venue_only, menu_group="Venue")
+          for table in (Venue, OpeningSession, Closure, EmailTemplate)),
     ]
     return create_admin(
         tables=[account, organisation, audit, *catalogue, *money, *lending],

@@ -72,7 +72,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     api = Router(path="/api/v1", route_handlers=[*members.API_ROUTES, *catalog.API_ROUTES, *suggestions.API_ROUTES,
                                                   *memberships.API_ROUTES, *loans.API_ROUTES,
-                                                  *referrals.API_ROUTES])
+                                                  *referrals.API_ROUTES, *venues.API_ROUTES])
     app = Litestar(
         route_handlers=[
             *web.ROUTES, *members.ROUTES, *catalog.ROUTES, *loans.ROUTES, *referrals.ROUTES, *venues.ROUTES,

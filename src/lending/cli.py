@@ -156,7 +156,9 @@ def cmd_reminders_send(args: argparse.Namespace) -> int:
         from lending.loans import services as loans
         from lending.venues import services as venues
 
-        i18n.set_time_zone(await venues.timezone())  # dates in messages are the venue's
+        venue = await venues.settings()
+        i18n.set_time_zone(venue.timezone)  # dates and money in messages are the venue's
+        i18n.set_currency(venue.currency)
         if args.dry_run:
             due = await memberships.queue_expiry_reminders(dry_run=True)
             lending = await loans.queue_loan_reminders(dry_run=True)
@@ -250,8 +252,6 @@ def cmd_items_import(args: argparse.Namespace) -> int:
 
 
 def cmd_items_export(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from lending.catalog import transfer
 
     settings = _settings()
@@ -264,19 +264,144 @@ def cmd_items_export(args: argparse.Namespace) -> int:
             sys.stdout.flush()
             print(f"Exported {_counted(count, 'item')}.", file=sys.stderr)
             return
-        # UTF-8 with a byte order mark, so Excel shows '£' and accents; written aside, then
-        # moved into place, so a failure never leaves half a file.
-        path = Path(args.file)
-        partial = path.with_name(f".{path.name}.part")
-        try:
-            partial.write_bytes(text.encode("utf-8-sig"))
-            os.replace(partial, path)
-        except OSError as exc:
-            partial.unlink(missing_ok=True)
-            raise CommandError(f"Cannot write {args.file}: {exc.strerror or exc}.") from exc
+        # UTF-8 with a byte order mark, so Excel shows '£' and accents.
+        _write_file(args.file, text.encode("utf-8-sig"))
         print(f"Exported {_counted(count, 'item')} to {args.file}.")
 
     return asyncio.run(_with_database(settings, work))
+
+
+def _write_file(name: str, data: bytes) -> None:
+    """Written aside, then moved into place, so a failure never leaves half a file."""
+    from pathlib import Path
+
+    path = Path(name)
+    partial = path.with_name(f".{path.name}.part")
+    try:
+        partial.write_bytes(data)
+        os.replace(partial, path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise CommandError(f"Cannot write {name}: {exc.strerror or exc}.") from exc
+
+
+def cmd_venue_export(args: argparse.Namespace) -> int:
+    from lending.venues import setup
+
+    settings = _settings()
+
+    async def work() -> None:
+        document = await setup.export_setup(include_catalogue=args.catalogue)
+        text = setup.dumps(document)
+        what = (f"{len(document['categories'])} categor{'y' if len(document['categories']) == 1 else 'ies'}, "
+                f"{_counted(len(document['membership_tiers']), 'membership tier')}, "
+                f"{_counted(len(document['sites']), 'site')}"
+                + (f", {_counted(len(document['catalogue']), 'thing')} in the catalogue" if args.catalogue else ""))
+        if args.file == "-":
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            print(f"Exported the setup: {what}.", file=sys.stderr)
+            return
+        _write_file(args.file, text.encode("utf-8"))
+        print(f"Exported the setup of {document['venue']['name'] or 'this venue'} to {args.file}: {what}.")
+
+    return asyncio.run(_with_database(settings, work))
+
+
+def cmd_venue_import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from lending.venues import setup
+
+    settings = _settings()
+    try:
+        data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    except OSError as exc:
+        raise CommandError(f"Cannot read {args.file}: {exc.strerror or exc}.") from exc
+
+    async def work() -> int:
+        try:
+            if args.check:
+                checked = setup.check_text(data)
+                print(f"The setup file of {checked.venue.name} is good: {_counts(checked.counts)}. "
+                      "Nothing was written.")
+                return 0
+            result = await setup.import_text(data)
+        except errors.InvalidInput as exc:
+            print(f"lending: error: {exc.detail}", file=sys.stderr)
+            for where, message in (exc.errors or {}).items():
+                print(f"  {where}: {message}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        print(f"Started {result.venue_name} from {args.file}: {_counts(result.counts)}.")
+        return 0
+
+    return asyncio.run(_with_database(settings, work))
+
+
+_COUNTED = {"sites": ("site", "sites"), "membership_tiers": ("membership tier", "membership tiers"),
+            "categories": ("category", "categories"), "agreements": ("agreement version", "agreement versions"),
+            "email_templates": ("message template", "message templates"),
+            "catalogue": ("thing to acquire", "things to acquire")}
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{value} {_COUNTED[name][value != 1]}" for name, value in counts.items() if name in _COUNTED)
+
+
+def _size(count: int) -> str:
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if count < 1000 or unit == "GB":
+            return f"{count} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1000
+    raise AssertionError  # pragma: no cover
+
+
+def _holding(contents) -> str:
+    """'38 tables, 1,234 rows (9 accounts, 42 items, 7 loans)'."""
+    shown = [_counted(contents.rows[table], noun) for table, noun in
+             (("account", "account"), ("item", "item"), ("loan", "loan")) if table in contents.rows]
+    rows = f"{contents.total_rows:,} row" + ("" if contents.total_rows == 1 else "s")
+    return f"{_counted(contents.tables, 'table')}, {rows}" + (f" ({', '.join(shown)})" if shown else "")
+
+
+def _backup_work(work: Callable[[], Awaitable[object]]):
+    """A backup or restore; a database or tool that fails is exit 1, not bad input."""
+    try:
+        return asyncio.run(work())
+    except errors.Unavailable as exc:
+        print(f"lending: error: {_one_line(exc)}", file=sys.stderr)
+        return None
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from lending import backup
+
+    settings = _settings()
+    done = _backup_work(lambda: backup.write_backup(
+        database_url=settings.database_url, target=Path(args.file), force=args.force,
+        progress=lambda text: print(text, file=sys.stderr, flush=True)))
+    if done is None:
+        return EXIT_FAILED
+    print(f"Backed up {done.database} to {done.path}: {_size(done.size)}, {_holding(done.contents)}.")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from lending import backup
+
+    settings = _settings()
+    done = _backup_work(lambda: backup.restore_backup(
+        database_url=settings.database_url, source=Path(args.file), force=args.force,
+        progress=lambda text: print(text, file=sys.stderr, flush=True)))
+    if done is None:
+        return EXIT_FAILED
+    print(f"Restored {done.path} into {done.database}: {_holding(done.contents)}. "
+          "Migrations newer than the backup are applied when the app starts (or by `lending migrate`).")
+    return 0
 
 
 # --- parsing --------------------------------------------------------------------------------------
@@ -289,6 +414,19 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="lending", description="Run a library of things.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    venue = commands.add_parser("venue", help="the venue's setup, as one file another venue can start from")
+    venue_commands = venue.add_subparsers(dest="venue_command", required=True, parser_class=_Parser)
+    venue_export = venue_commands.add_parser("export", help="write the setup (no personal data) to FILE, or - for "
+                                                            "standard output")
+    venue_export.add_argument("file", metavar="FILE")
+    venue_export.add_argument("--catalogue", action="store_true",
+                              help="include the catalogue, as a list of things to acquire (no loan history)")
+    venue_export.set_defaults(handler=cmd_venue_export)
+    venue_import = venue_commands.add_parser("import", help="start this (new, empty) venue from a setup FILE")
+    venue_import.add_argument("file", metavar="FILE")
+    venue_import.add_argument("--check", action="store_true", help="only check the file; write nothing")
+    venue_import.set_defaults(handler=cmd_venue_import)
 
     run = commands.add_parser("run", help="apply pending migrations, then serve the app")
     run.add_argument("--host", default="127.0.0.1")
@@ -345,6 +483,17 @@ def build_parser() -> argparse.ArgumentParser:
     items_export = items.add_parser("export", help="write every item to a CSV file")
     items_export.add_argument("file", metavar="FILE", help='the CSV file to write, or "-" for stdout')
     items_export.set_defaults(handler=cmd_items_export)
+
+    backup = commands.add_parser("backup", help="write a consistent copy of the database to FILE, "
+                                                "also while the app runs (docs/deploy.md)")
+    backup.add_argument("file", metavar="FILE", help="the backup file to write, e.g. var/backups/lending.dump")
+    backup.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    backup.set_defaults(handler=cmd_backup)
+    restore = commands.add_parser("restore", help="replace the database with a backup made by `lending backup` "
+                                                  "(stop the app first)")
+    restore.add_argument("file", metavar="FILE", help="a backup of the same kind of database (SQLite or PostgreSQL)")
+    restore.add_argument("--force", action="store_true", help="replace a database that already holds accounts")
+    restore.set_defaults(handler=cmd_restore)
     return parser
 
 

@@ -235,6 +235,7 @@ async def _load_lending(progress: Callable[[str], None]) -> None:
     from lending.loans import services as loans
     from lending.loans.tables import Loan
     from lending.venues import services as venues
+    from lending.venues.tables import Site
 
     if not (await venues.calendar(fresh=True)).sessions:
         await venues.set_hours(timezone_name="Europe/London",
@@ -242,6 +243,17 @@ async def _load_lending(progress: Callable[[str], None]) -> None:
         year = clock.now().year
         await venues.add_closure(starts_on=date(year, 12, 24), ends_on=date(year + 1, 1, 1), reason="Christmas")
         progress("Set the opening hours and a Christmas closure.")
+    if not (await venues.settings(fresh=True)).set_up:
+        await venues.save_details(details=venues.rules.VenueDetails(
+            name="Cardiff Library of Things", email="hello@demo.example", phone="029 2000 0000",
+            address="Library Street, Cardiff CF5 1QJ", website="https://library.demo.example"))
+        hub = await Site.select(Site.id).where(Site.name == "Grangetown Hub").first().run()
+        if hub:
+            await venues.set_hours(site_id=hub["id"], hours={2: "16:00-19:00", 5: "10:00-13:00"})
+            year = clock.now().year
+            await venues.add_closure(site_id=hub["id"], starts_on=date(year + 1, 2, 16), ends_on=date(year + 1, 2, 20),
+                                     reason="Half-term: the hub is closed")
+        progress("Named the venue; the Grangetown Hub has its own hours.")
     if await Loan.count().run():
         return
     volunteer = await Account.select(Account.id).where(Account.email == "volunteer@demo.example").first().run()

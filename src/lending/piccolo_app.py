@@ -7,7 +7,7 @@ from piccolo.conf.apps import AppConfig
 from lending.audit.tables import AuditEvent
 from lending.catalog.tables import Category, Item, ItemGroup, Manual, Photo, ProblemReport, Sticker
 from lending.loans.tables import CalendarFeed, Fee, Hold, Loan, LoanPolicy, Reservation
-from lending.mail.tables import Email
+from lending.mail.tables import Email, EmailTemplate
 from lending.members.tables import Account, ApiToken, LoginAttempt, Session
 from lending.memberships.tables import (
     Agreement,
@@ -32,7 +32,7 @@ APP_CONFIG = AppConfig(
         Site, Category, ItemGroup, Item, Sticker, Photo, Manual, ProblemReport,
         Suggestion, Support,
         Tier, Agreement, AgreementAcceptance, Membership, GiftAidDeclaration, Checkout, Payment, Refund,
-        StripeEvent, Email,
+        StripeEvent, Email, EmailTemplate,
         Venue, OpeningSession, Closure, LoanPolicy, Loan, Hold, Reservation, Fee, CalendarFeed,
         Referral, ReferralSettings,
     ],

@@ -16,6 +16,7 @@ from lending.catalog.services import ItemDetails
 from lending.i18n import gettext as _
 from lending.i18n import lazy_gettext as _l
 from lending.members.rules import Role
+from lending.venues import services as venues
 from lending.web import flash
 from lending.web.auth import current_user, requires
 from lending.web.forms import form_data
@@ -145,9 +146,14 @@ async def _attach(item_code: str, uploads: dict[str, UploadFile], values: dict[s
 
 @get("/new", name="catalog:add", include_in_schema=False)
 async def add_page(request: Request) -> Template:
-    return Template(template_name="catalog/edit.html",
-                    context=await _form_context({"condition": "good", "sticker": request.query_params.get("sticker", ""),
-                                                 "copy_of": request.query_params.get("copy_of", "")}, {}, None))
+    values = {"condition": "good", "sticker": request.query_params.get("sticker", ""),
+              "copy_of": request.query_params.get("copy_of", "")}
+    wanted = request.query_params.get("wanted", "")
+    if wanted.isdigit() and (thing := await catalog.thing_details(group_id=int(wanted))) is not None:
+        values.update(wanted=wanted, name=thing.name, description=thing.description, safety_notes=thing.safety_notes,
+                      parts=thing.parts, loan_days=thing.loan_days or "",
+                      category=thing.category_id if thing.category_id is not None else "")
+    return Template(template_name="catalog/edit.html", context=await _form_context(values, {}, None))
 
 
 @post("/new", name="catalog:add_submit", include_in_schema=False, request_max_body_size=20 * 1024 * 1024)
@@ -156,7 +162,8 @@ async def add_submit(request: Request) -> Response:
     actor = current_user(request).id
     try:
         item = await catalog.add_item(details=_details(values), sticker=values.get("sticker", ""),
-                                      copy_of=values.get("copy_of", ""), actor_id=actor)
+                                      copy_of=values.get("copy_of", ""), actor_id=actor,
+                                      wanted=int(values["wanted"]) if values.get("wanted", "").isdigit() else None)
     except (errors.InvalidInput, errors.Conflict, errors.NotFound) as exc:
         return Template(template_name="catalog/edit.html",
                         context=await _form_context(values, exc.errors, str(exc.detail)), status_code=exc.status)
@@ -270,7 +277,8 @@ async def api_qr_svg(request: Request, code: FromPath[str]) -> Response:
 @post("/labels", name="api:labels", guards=[requires(Role.volunteer)], tags=["catalogue"],
       summary="A PDF sheet of labels, one per item code", status_code=200)
 async def api_labels(request: Request, data: JSONBody[LabelsIn]) -> Response:
-    pdf, _printed = await catalog.label_sheet(item_codes=data.codes, template=data.template, base_url=_base_url(request),
+    template = data.template or (await venues.settings()).label_template
+    pdf, _printed = await catalog.label_sheet(item_codes=data.codes, template=template, base_url=_base_url(request),
                                        start_position=data.start_position, unprinted=data.unprinted)
     return _pdf(pdf, "labels.pdf")
 
@@ -278,7 +286,8 @@ async def api_labels(request: Request, data: JSONBody[LabelsIn]) -> Response:
 @get("/", name="catalog:labels", include_in_schema=False)
 async def labels_page(request: Request) -> Template:
     return Template(template_name="catalog/labels.html", context=await _labels_context(
-        {"template": "L7160", "start": "1", "codes": request.query_params.get("codes", "")}, {}, None))
+        {"template": (await venues.settings()).label_template, "start": "1",
+         "codes": request.query_params.get("codes", "")}, {}, None))
 
 
 async def _labels_context(values: dict, problems: dict, error: str | None) -> dict:
@@ -327,6 +336,7 @@ async def resolve_problem(request: Request, problem_id: FromPath[int]) -> Respon
 async def _setup_context(values: dict, problems: dict, error: str | None) -> dict:
     tree = await catalog.category_tree()
     return {"tree": tree, "sites": await catalog.list_sites(), "values": values, "errors": problems, "error": error,
+            "wanted": await catalog.wanted_things(),
             "parent_options": [("", _("None (a top-level category)")), *((n.id, n.path) for n in tree)]}
 
 

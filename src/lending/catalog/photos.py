@@ -316,6 +316,25 @@ def process_photo(data: bytes) -> ProcessedPhoto:
     )
 
 
+LOGO_SIZE = 480  # the longest side of a venue's logo; it shows at most 48 px high
+
+
+def logo_png(data: bytes) -> bytes:
+    """A venue's logo: checked like a photo, upright, in sRGB, at most LOGO_SIZE on its
+    longest side, transparency kept, as a PNG with no metadata. Same refusals as
+    ``process_photo``."""
+    _check_upload_size(data)
+    image = _decoded(data)
+    icc_profile = image.info.get("icc_profile")
+    image = _in_srgb(_resized(_working_mode(_upright(image)), LOGO_SIZE), icc_profile)
+    mode = "RGBA" if image.mode == "RGBA" else "RGB"
+    bare = Image.new(mode, image.size)
+    bare.paste(image.convert(mode))
+    buffer = io.BytesIO()
+    bare.save(buffer, "PNG", optimize=True)
+    return buffer.getvalue()
+
+
 _decode_slots = threading.BoundedSemaphore(DECODE_SLOTS)
 
 

@@ -46,7 +46,7 @@ class ItemIn(msgspec.Struct, forbid_unknown_fields=True):
 
 class LabelsIn(msgspec.Struct, forbid_unknown_fields=True):
     codes: list[str] = []
-    template: str = "L7160"
+    template: str | None = None  # the venue's label sheet unless given
     start_position: int = 0
     unprinted: bool = False
 

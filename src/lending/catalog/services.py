@@ -232,7 +232,9 @@ async def _views(rows: list[dict]) -> list[ItemView]:
     due: dict[int, datetime] = {}
     on_loan = [row["id"] for row in rows if row["status"] == Status.on_loan.value]
     if on_loan:
-        from lending.loans.tables import Loan  # lending builds on the catalogue, not the reverse
+        from lending.loans.tables import (
+            Loan,  # lending builds on the catalogue, not the reverse
+        )
 
         due = {loan["item"]: loan["due_at"] for loan in await Loan.select(Loan.item, Loan.due_at).where(
             Loan.item.is_in(on_loan), Loan.returned_at.is_null()).run()}
@@ -313,10 +315,11 @@ async def _free_code() -> str:
             return code
 
 
-async def add_item(*, details: ItemDetails, sticker: str = "", copy_of: str = "",
+async def add_item(*, details: ItemDetails, sticker: str = "", copy_of: str = "", wanted: int | None = None,
                    actor_id: int | None = None) -> ItemView:
     """Add a thing to the catalogue: a new item group, or (``copy_of`` another item's code)
-    one more copy of an existing one. With ``sticker``, the item takes the code of a
+    one more copy of an existing one, or (``wanted``, a thing's id) a copy of a thing the
+    venue wants, such as one from another venue's setup file. With ``sticker``, the item takes the code of a
     pre-printed sticker, which must exist and be unclaimed; otherwise it gets a new code.
     Everything is checked before anything is written."""
     group_fields, item_fields, problems = _checked_details(details)
@@ -329,6 +332,8 @@ async def add_item(*, details: ItemDetails, sticker: str = "", copy_of: str = ""
     template = None
     if copy_of.strip():
         template = await get_item(code=copy_of)
+    if wanted is not None and not await ItemGroup.exists().where(ItemGroup.id == wanted).run():
+        raise errors.NotFound(_l("There is no such thing in the catalogue."), code="thing_not_found", field="wanted")
     if problems:
         raise errors.InvalidInput(_l("Check the item's details."), errors=problems)
     now = clock.now()
@@ -347,6 +352,8 @@ async def add_item(*, details: ItemDetails, sticker: str = "", copy_of: str = ""
                 code = await _free_code()
             if template is not None:
                 group_id = template.group_id
+            elif wanted is not None:
+                group_id = wanted
             else:
                 rows = await ItemGroup.insert(ItemGroup(**group_fields, created_at=now, updated_at=now)).returning(
                     ItemGroup.id).run()
@@ -396,7 +403,9 @@ async def set_status(*, code: str, status: str, reason: str = "", actor_id: int 
         await audit.record(action="item.status", actor_id=actor_id, subject=f"item:{current.code}",
                            detail=f"{current.status}->{status}")
     if status == Status.available.value:
-        from lending.loans import services as loans  # lending builds on the catalogue, not the reverse
+        from lending.loans import (
+            services as loans,  # lending builds on the catalogue, not the reverse
+        )
 
         row = await Item.select(Item.id).where(Item.code == current.code).first().run()
         await loans.offer_copy_if_waiting(item_id=row["id"])  # back from repair: the queue comes first
@@ -707,3 +716,35 @@ async def admin_update_category(*, category_id: int, values: dict) -> dict:
             await Category.update(cleaned).where(Category.id == category_id).run()
             await search.index_category(category_id)
     return cleaned
+
+
+@dataclass(frozen=True)
+class WantedThing:
+    id: int
+    name: str
+    category: str
+    wanted: int
+    copies: int
+
+
+async def wanted_things() -> list[WantedThing]:
+    """Things the venue wants more copies of than it has (from a setup file it started from)."""
+    paths = {node.id: node.path for node in await category_tree()}
+    groups = await ItemGroup.select(ItemGroup.id, ItemGroup.name, ItemGroup.category, ItemGroup.wanted).where(
+        ItemGroup.wanted > 0).order_by(ItemGroup.name).run()
+    have: dict[int, int] = {}
+    for row in await Item.select(Item.item_group).where(Item.status != Status.retired.value).run():
+        have[row["item_group"]] = have.get(row["item_group"], 0) + 1
+    return [WantedThing(id=g["id"], name=g["name"], category=paths.get(g["category"], ""), wanted=g["wanted"],
+                        copies=have.get(g["id"], 0)) for g in groups if have.get(g["id"], 0) < g["wanted"]]
+
+
+async def thing_details(*, group_id: int) -> ItemDetails | None:
+    """A thing's shared details, to start the form for its first copy."""
+    row = await ItemGroup.select().where(ItemGroup.id == group_id).first().run()
+    if row is None:
+        return None
+    parts = row["parts"]
+    parts = json.loads(parts) if isinstance(parts, str) else (parts or [])
+    return ItemDetails(name=row["name"], description=row["description"], category_id=row["category"],
+                       safety_notes=row["safety_notes"], parts="\n".join(parts), loan_days=row["loan_days"])

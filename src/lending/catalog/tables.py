@@ -30,6 +30,9 @@ class ItemGroup(Table, tablename="item_group"):
     safety_notes = Text(default="")
     parts = JSON(default="[]")
     loan_days = Integer(null=True, default=None)
+    # Copies the venue aims to have (a venue started from another's setup file starts with the
+    # things and none of the copies): shown as wanted while it has fewer.
+    wanted = Integer(default=0)
     created_at = Timestamptz()
     updated_at = Timestamptz()
 

@@ -383,11 +383,16 @@ async def manage_lending(request: Request) -> Template:
 
 async def _manage_page(request: Request, *, error: errors.DomainError | None = None, values: dict | None = None,
                        status: int = 200) -> Template:
-    cal = await venues.calendar(fresh=True)
-    hours_text = {day: hours.format_sessions(tuple(s for s in cal.sessions if s.weekday == day)) for day in range(7)}
+    snap = await venues.snapshot(fresh=True)
+    sites = await catalog.list_sites()
+    site = _site_param(request.query_params.get("site") or (values or {}).get("site_id"), sites)
+    own = snap.sessions.get(None, ()) if site is None else snap.sessions.get(site.id, ())
+    hours_text = {day: hours.format_sessions(tuple(s for s in own if s.weekday == day)) for day in range(7)}
     return Template(template_name="loans/manage.html", status_code=status, context={
-        "policy": await loans.policy(), "calendar": cal, "hours_text": hours_text, "weekdays": hours.WEEKDAY_NAMES,
-        "closures": await venues.list_closures(from_day=venues.today(cal)),
+        "policy": await loans.policy(), "calendar": snap.calendar(), "hours_text": hours_text,
+        "weekdays": hours.WEEKDAY_NAMES, "sites": sites, "site": site,
+        "site_options": [("", _("The whole venue")), *((str(each.id), each.name) for each in sites)],
+        "closures": await venues.list_closures(from_day=venues.today(snap.calendar())),
         "fees": await loans.list_fees(), "categories": await catalog.category_tree(),
         "errors": error.errors if error else {}, "error": error,
         "values": values or {},
@@ -406,6 +411,11 @@ async def save_policy(request: Request) -> Response:
         return await _manage_page(request, error=exc, values=dict(form), status=422)
     flash.add(request.scope, _("The lending rules are saved."))
     return Redirect(path="/manage/lending", status_code=303)
+
+
+def _site_param(value: object, sites: list) -> object:
+    """The site whose hours the page shows (?site=ID), or None for the whole venue's."""
+    return next((site for site in sites if str(site.id) == str(value or "")), None)
 
 
 def _pence(text: object) -> object:
@@ -432,14 +442,16 @@ async def save_category_periods(request: Request) -> Response:
 @post("/hours", name="loans:save_hours", include_in_schema=False)
 async def save_hours(request: Request) -> Response:
     form = await form_data(request)
+    site_id = int(form["site_id"]) if form.get("site_id", "").isdigit() else None
     try:
-        await venues.set_hours(timezone_name=str(form.get("timezone", "")),
+        await venues.set_hours(timezone_name=None if site_id else str(form.get("timezone", "")), site_id=site_id,
                                hours={day: str(form.get(f"day_{day}", "")) for day in range(7)},
                                actor_id=current_user(request).id)
     except errors.InvalidInput as exc:
         return await _manage_page(request, error=exc, values=dict(form), status=422)
     flash.add(request.scope, _("The opening hours are saved."))
-    return Redirect(path="/manage/lending#hours", status_code=303)
+    return Redirect(path=f"/manage/lending?site={site_id}#hours" if site_id else "/manage/lending#hours",
+                    status_code=303)
 
 
 @post("/closures", name="loans:add_closure", include_in_schema=False)
@@ -447,7 +459,8 @@ async def add_closure(request: Request) -> Response:
     form = await form_data(request)
     try:
         await venues.add_closure(starts_on=str(form.get("starts_on", "")), ends_on=str(form.get("ends_on", "")),
-                                 reason=str(form.get("reason", "")), actor_id=current_user(request).id)
+                                 reason=str(form.get("reason", "")), actor_id=current_user(request).id,
+                                 site_id=int(form["site_id"]) if form.get("site_id", "").isdigit() else None)
     except errors.InvalidInput as exc:
         return await _manage_page(request, error=exc, values=dict(form), status=422)
     flash.add(request.scope, _("The closure is added; due dates will skip it."))

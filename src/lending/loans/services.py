@@ -303,7 +303,8 @@ async def _borrower(member_id: int, now: datetime, pol: rules.Policy) -> tuple[r
 
 async def _item_row(code: str, *, lock: bool) -> dict | None:
     """The item (locked on PostgreSQL inside a write; SQLite's write lock serialises already)."""
-    query = Item.select(Item.id, Item.code, Item.status, Item.item_group, Item.condition).where(Item.code == code)
+    query = Item.select(Item.id, Item.code, Item.status, Item.item_group, Item.condition, Item.site).where(
+        Item.code == code)
     if lock and db.is_postgres():
         query = query.lock_rows("UPDATE")
     return await query.first().run()
@@ -407,10 +408,11 @@ async def _assess(*, member_id: int, item_codes: list[str], now: datetime, lent_
             continue
         group = await _group(item["item_group"])
         booking = await _own_booking(item["id"], member_id, today)
+        site_cal = await venues.calendar(site_id=item["site"])  # due on a day the copy's site is open
         if booking:
-            due = hours.end_of_open_day(calendar=cal, day=booking["ends_on"])
+            due = hours.end_of_open_day(calendar=site_cal, day=booking["ends_on"])
         else:
-            due = await _due_for(group, membership, cal, lent_at)
+            due = await _due_for(group, membership, site_cal, lent_at)
         facts = await _copy_facts(item, member_id=member_id, now=now, due_on=hours.local_date(due, cal.timezone),
                                   pol=pol)
         lines.append(rules.BasketLine(code=item["code"], name=group["name"],
@@ -611,7 +613,7 @@ async def check_in(*, loan_id: int | None = None, item_code: str | None = None, 
                              returned_on=hours.local_date(when, cal.timezone))
         if fee:
             await Fee.insert(Fee(member=open_loan["member"], loan=open_loan["id"], amount_pence=fee,
-                                 reason=str(_l("Late return")), created_at=now)).run()
+                                 reason=LATE_RETURN, created_at=now)).run()
         detail = f"member:{open_loan['member']}; via:{screen}"
         if condition:
             detail += f"; condition:{condition}"
@@ -621,7 +623,7 @@ async def check_in(*, loan_id: int | None = None, item_code: str | None = None, 
             detail += f"; backdated to {when.isoformat()}"
         await audit.record(action="loan.check_in", actor_id=actor_id, subject=f"item:{item['code']}", detail=detail,
                            at=now)
-        hold_for = None if repair else await _offer_copy(item["id"], item["item_group"], now=now, pol=pol, cal=cal)
+        hold_for = None if repair else await _offer_copy(item["id"], item["item_group"], now=now, pol=pol)
         loan = await get_loan(loan_id=open_loan["id"])
     return Return(loan=loan, changed=True, hold_for=hold_for, fee_pence=fee, needs_repair=repair)
 
@@ -642,10 +644,11 @@ async def renew(*, loan_id: int, actor_id: int | None, borrower_id: int | None =
         now = clock.now()
         if row is None or (borrower_id is not None and row["member"] != borrower_id):
             raise errors.NotFound(_l("There is no such loan."), code="loan_not_found")
-        item = await Item.select(Item.id, Item.code, Item.item_group).where(Item.id == row["item"]).first().run()
+        item = await Item.select(Item.id, Item.code, Item.item_group, Item.site).where(
+            Item.id == row["item"]).first().run()
         group = await _group(item["item_group"])
         pol = await policy()
-        cal = await venues.calendar()
+        cal = await venues.calendar(site_id=item["site"])
         membership = await memberships.current_membership(member_id=row["member"], now=now)
         waiting = await Hold.exists().where(Hold.item_group == item["item_group"],
                                             Hold.status == HoldStatus.waiting, Hold.member != row["member"]).run()
@@ -679,15 +682,17 @@ def _hold_expiry(now: datetime, pol: rules.Policy, cal: hours.Calendar) -> datet
     return hours.due_at(calendar=cal, lent_at=now, days=pol.hold_days)
 
 
-async def _offer_copy(item_id: int, group_id: int, *, now: datetime, pol: rules.Policy, cal: hours.Calendar) -> str | None:
+async def _offer_copy(item_id: int, group_id: int, *, now: datetime, pol: rules.Policy) -> str | None:
     """A copy back on the shelf goes to the first member waiting for the thing: their hold is
-    ready, the copy reserved for them, and they are told. Returns their name, or None."""
+    ready, the copy reserved for them (until the close of an open day at its site), and they
+    are told. Returns their name, or None."""
     first = await Hold.select(Hold.id, Hold.member, Hold.member.name.as_alias("name")).where(
         Hold.item_group == group_id, Hold.status == HoldStatus.waiting).order_by(Hold.placed_at).order_by(
         Hold.id).first().run()
     if first is None:
         return None
-    expires = _hold_expiry(now, pol, cal)
+    site = await Item.select(Item.site).where(Item.id == item_id).first().run()
+    expires = _hold_expiry(now, pol, await venues.calendar(site_id=site["site"] if site else None))
     await Hold.update({Hold.status: HoldStatus.ready, Hold.item: item_id, Hold.ready_at: now,
                        Hold.expires_at: expires}).where(Hold.id == first["id"]).run()
     await Item.update({Item.status: ItemStatus.reserved.value, Item.updated_at: now}).where(Item.id == item_id).run()
@@ -703,8 +708,7 @@ async def offer_copy_if_waiting(*, item_id: int) -> str | None:
         item = await Item.select(Item.id, Item.status, Item.item_group).where(Item.id == item_id).first().run()
         if item is None or item["status"] != ItemStatus.available.value:
             return None
-        return await _offer_copy(item_id, item["item_group"], now=clock.now(), pol=await policy(),
-                                 cal=await venues.calendar())
+        return await _offer_copy(item_id, item["item_group"], now=clock.now(), pol=await policy())
 
 
 async def _refuse_unless_may_queue(member_id: int, now: datetime, pol: rules.Policy,
@@ -749,7 +753,7 @@ async def place_hold(*, member_id: int, item_code: str, actor_id: int | None = N
             Item.item_group == item["item_group"], Item.status == ItemStatus.available.value).order_by(Item.id).run()
         for copy in free:
             if not await Loan.exists().where(Loan.item == copy["id"], Loan.returned_at.is_null()).run():
-                await _offer_copy(copy["id"], item["item_group"], now=now, pol=pol, cal=await venues.calendar())
+                await _offer_copy(copy["id"], item["item_group"], now=now, pol=pol)
                 break
     return await get_hold(hold_id=hold_id)
 
@@ -781,7 +785,7 @@ async def _release_copy(item_id: int, group_id: int, *, now: datetime) -> None:
     released = await Item.update({Item.status: ItemStatus.available.value, Item.updated_at: now}).where(
         Item.id == item_id, Item.status == ItemStatus.reserved.value).returning(Item.id).run()
     if released:
-        await _offer_copy(item_id, group_id, now=now, pol=await policy(), cal=await venues.calendar())
+        await _offer_copy(item_id, group_id, now=now, pol=await policy())
 
 
 async def expire_holds(*, now: datetime | None = None) -> int:
@@ -829,7 +833,7 @@ async def reserve(*, member_id: int, item_code: str, starts_on: date | str, ends
         pol = await policy()
         await _refuse_unless_may_queue(member_id, now, pol, lambda reason: _l(
             "A booking needs a membership that allows borrowing: %(reason)s", reason=reason))
-        cal = await venues.calendar()
+        cal = await venues.calendar(site_id=item["site"])
         today = hours.local_date(now, cal.timezone)
         # A venue that has not set its hours is open every day but its closures.
         open_days = {day: cal.closure_on(day) is None and (not cal.sessions or cal.is_open_on(day)) for day in (start, end)}
@@ -908,6 +912,11 @@ class FeeView:
     item_code: str | None = None
 
 
+# A fee's reason is stored in English and shown in the reader's language.
+LATE_RETURN = "Late return"
+FEE_REASONS = {LATE_RETURN: _l("Late return")}
+
+
 async def list_fees(*, member_id: int | None = None, unsettled_only: bool = True, limit: int = 500) -> list[FeeView]:
     query = Fee.select(Fee.id, Fee.member, Fee.member.name.as_alias("member_name"), Fee.amount_pence, Fee.reason,
                        Fee.created_at, Fee.settled_at, Fee.settlement, Fee.loan.item.code.as_alias("item_code"))
@@ -917,8 +926,8 @@ async def list_fees(*, member_id: int | None = None, unsettled_only: bool = True
         query = query.where(Fee.settled_at.is_null())
     rows = await query.order_by(Fee.id, ascending=False).limit(limit).run()
     return [FeeView(id=r["id"], member_id=r["member"], member_name=r["member_name"], amount_pence=r["amount_pence"],
-                    reason=r["reason"], created_at=r["created_at"], settled_at=r["settled_at"],
-                    settlement=r["settlement"], item_code=r["item_code"]) for r in rows]
+                    reason=FEE_REASONS.get(r["reason"], r["reason"]), created_at=r["created_at"],
+                    settled_at=r["settled_at"], settlement=r["settlement"], item_code=r["item_code"]) for r in rows]
 
 
 async def settle_fee(*, fee_id: int, settlement: str, actor_id: int | None, note: str = "") -> None:
@@ -949,16 +958,17 @@ async def _queue_loan_receipt(member_id: int, loans: list[LoanView]) -> None:
     if member is None or not loans:
         return
     with i18n.in_language(member["language"]):
-        lines = [i18n.gettext("Hello %(name)s,", name=member["name"]), "",
-                 i18n.gettext("You have borrowed:")]
-        for loan in loans:
-            lines.append(i18n.gettext("- %(item)s (%(code)s), due back by %(when)s", item=loan.item_name,
-                                      code=codes.display(loan.item_code), when=i18n.format_when(loan.due_at)))
-        lines += ["", i18n.gettext("You can renew from your account page unless someone is waiting.")]
+        items = [i18n.gettext("- %(item)s (%(code)s), due back by %(when)s", item=loan.item_name,
+                              code=codes.display(loan.item_code), when=i18n.format_when(loan.due_at))
+                 for loan in loans]
+        lines = [i18n.gettext("Hello %(name)s,", name=member["name"]), "", i18n.gettext("You have borrowed:"),
+                 *items, "", i18n.gettext("You can renew from your account page unless someone is waiting.")]
+        due = i18n.format_date(min(loan.due_at for loan in loans))
         subject = i18n.ngettext("Your loan: due back by %(when)s", "Your loans: due back by %(when)s", len(loans),
-                                when=i18n.format_date(min(loan.due_at for loan in loans)))
+                                when=due)
     await mail.queue(key=f"loan-receipt:{loans[0].id}", to_address=member["email"], subject=subject,
-                     body="\n".join(lines), account_id=member_id)
+                     body="\n".join(lines), account_id=member_id, kind="loan_receipt", language=member["language"],
+                     values={"name": member["name"], "items": "\n".join(items), "due": due})
 
 
 async def _queue_hold_ready(hold_id: int) -> None:
@@ -967,15 +977,16 @@ async def _queue_hold_ready(hold_id: int) -> None:
     if member is None:
         return
     with i18n.in_language(member["language"]):
+        until = i18n.format_when(hold.expires_at)
         subject = i18n.gettext("%(item)s is ready for you", item=hold.item_name)
         body = "\n".join([
             i18n.gettext("Hello %(name)s,", name=member["name"]), "",
             i18n.gettext("The %(item)s you asked for is back and put aside for you.", item=hold.item_name),
-            i18n.gettext("Collect it by %(when)s; after that it passes to the next person waiting.",
-                         when=i18n.format_when(hold.expires_at)),
+            i18n.gettext("Collect it by %(when)s; after that it passes to the next person waiting.", when=until),
         ])
     await mail.queue(key=f"hold-ready:{hold_id}", to_address=member["email"], subject=subject, body=body,
-                     account_id=hold.member_id)
+                     account_id=hold.member_id, kind="hold_ready", language=member["language"],
+                     values={"name": member["name"], "item": hold.item_name, "until": until})
 
 
 @dataclass
@@ -1023,11 +1034,13 @@ async def queue_loan_reminders(*, now: datetime | None = None, dry_run: bool = F
                 then = i18n.gettext("Bring it to the counter, or renew it from your account page if nobody is "
                                     "waiting.")
             body = "\n".join([i18n.gettext("Hello %(name)s,", name=loan.member_name), "", first, then])
+            values = {"name": loan.member_name, "item": loan.item_name, "due": i18n.format_when(loan.due_at)}
         if dry_run:
             fresh = not await mail.queued(key=key)
         else:
             fresh = await mail.queue(key=key, to_address=row["email"], subject=subject, body=body,
-                                     account_id=loan.member_id, now=now)
+                                     account_id=loan.member_id, now=now, kind="overdue" if overdue else "due_soon",
+                                     language=row["language"], values=values)
         if fresh:
             counts.keys.append(key)
             if overdue:

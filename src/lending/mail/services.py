@@ -4,21 +4,30 @@ sender delivers them afterwards (right away from the app, and again from
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from lending import clock, db
+from lending import clock, db, errors
+from lending.audit import services as audit
+from lending.i18n import lazy_gettext as _l
+from lending.mail import rules
 from lending.mail.smtp import Mailer, MailError
-from lending.mail.tables import Email
+from lending.mail.tables import Email, EmailTemplate
 
 CLAIM_TIMEOUT = timedelta(minutes=10)  # a sender that died holding a claim lets go after this
 MAX_ATTEMPTS = 5
 
 
 async def queue(*, key: str, to_address: str | None, subject: str, body: str, account_id: int | None = None,
-                now: datetime | None = None) -> bool:
-    """Add a message to the outbox once per key; returns whether this call added it."""
+                now: datetime | None = None, kind: str | None = None, language: str = "en",
+                values: dict[str, str] | None = None) -> bool:
+    """Add a message to the outbox once per key; returns whether this call added it. With a
+    ``kind``, the coordinator's own words for it in ``language``, filled in from ``values``,
+    replace the built-in ``subject`` and ``body``."""
     if not to_address:
         return False
+    if kind is not None:
+        subject, body = await _own_words(kind, language, values or {}, default=(subject, body))
     rows = await (Email.insert(Email(key=key[:200], account=account_id, to_address=to_address, subject=subject[:300],
                                      body=body, created_at=now or clock.now()))
                   .on_conflict(action="DO NOTHING").returning(Email.id).run())
@@ -48,6 +57,10 @@ async def send_pending(*, mailer: Mailer | None, limit: int = 200, now: datetime
         return 0
     from lending.members.tables import Account
 
+    from lending import i18n
+    from lending.venues import services as venues
+
+    venue_name = (await venues.settings()).name
     sent = 0
     for message in await _claim(limit, now or clock.now()):
         language = "en"
@@ -55,8 +68,10 @@ async def send_pending(*, mailer: Mailer | None, limit: int = 200, now: datetime
             row = await Account.select(Account.language).where(Account.id == message["account"]).first().run()
             language = row["language"] if row else "en"
         try:
+            with i18n.in_language(language):
+                sender_name = venue_name or i18n.gettext("Library of things")
             await mailer.send(to=message["to_address"], subject=message["subject"], body=message["body"],
-                              language=language)
+                              language=language, sender_name=sender_name)
         except MailError as exc:
             await Email.update({Email.claimed_at: None, Email.last_error: str(exc)[:1000]}).where(
                 Email.id == message["id"]).run()
@@ -72,3 +87,64 @@ async def queued(*, key: str) -> bool:
 
 async def waiting() -> int:
     return await Email.count().where(Email.sent_at.is_null()).run()
+
+
+# --- the coordinator's own words ------------------------------------------------------------------
+
+async def _own_words(kind: str, language: str, values: dict[str, str], *, default: tuple[str, str]) -> tuple[str, str]:
+    from lending.venues import services as venues
+
+    row = await EmailTemplate.select(EmailTemplate.subject, EmailTemplate.body).where(
+        EmailTemplate.kind == kind, EmailTemplate.language == language).first().run()
+    if row is None:
+        return default
+    values = {"library": (await venues.settings()).name, **values}
+    return rules.fill(row["subject"], values).replace("\n", " ")[:300], rules.fill(row["body"], values)
+
+
+@dataclass(frozen=True)
+class TemplateView:
+    kind: str
+    language: str
+    subject: str
+    body: str
+
+
+async def list_templates() -> list[TemplateView]:
+    rows = await EmailTemplate.select().order_by(EmailTemplate.kind).order_by(EmailTemplate.language).run()
+    return [TemplateView(kind=r["kind"], language=r["language"], subject=r["subject"], body=r["body"]) for r in rows]
+
+
+def _check_language(language: str) -> None:
+    from lending import i18n
+
+    if language not in i18n.LANGUAGES:
+        raise errors.NotFound(_l("That language is not available."), code="unknown_language")
+
+
+async def save_template(*, kind: str, language: str, subject: str, body: str,
+                        actor_id: int | None = None) -> TemplateView:
+    """Use these words for ``kind`` in ``language`` from now on (replacing any before)."""
+    _check_language(language)
+    subject, body = subject.strip(), body.strip().replace("\r\n", "\n")
+    if problems := rules.problems(kind, subject, body):
+        if "kind" in problems:
+            raise errors.NotFound(problems["kind"], code="unknown_message_kind")
+        raise errors.InvalidInput(_l("The message needs correcting."), code="invalid_email_template", errors=problems)
+    async with db.transaction(write=True):
+        await EmailTemplate.delete().where(EmailTemplate.kind == kind, EmailTemplate.language == language).run()
+        await EmailTemplate.insert(EmailTemplate(kind=kind, language=language, subject=subject, body=body,
+                                                 updated_at=clock.now())).run()
+        await audit.record(action="email_template.save", actor_id=actor_id, subject=f"email:{kind}:{language}")
+    return TemplateView(kind=kind, language=language, subject=subject, body=body)
+
+
+async def reset_template(*, kind: str, language: str, actor_id: int | None = None) -> None:
+    """Back to the built-in words."""
+    _check_language(language)
+    async with db.transaction(write=True):
+        deleted = await EmailTemplate.delete().where(EmailTemplate.kind == kind,
+                                                     EmailTemplate.language == language).returning(
+            EmailTemplate.id).run()
+        if deleted:
+            await audit.record(action="email_template.reset", actor_id=actor_id, subject=f"email:{kind}:{language}")

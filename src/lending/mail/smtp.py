@@ -41,9 +41,11 @@ class Mailer:
                    password=unquote(parts.password) if parts.password else None,
                    use_tls=parts.scheme == "smtps", sender=sender)
 
-    async def send(self, *, to: str, subject: str, body: str, language: str = "en") -> None:
+    async def send(self, *, to: str, subject: str, body: str, language: str = "en",
+                   sender_name: str | None = None) -> None:
+        """``sender_name`` (the venue's name) is shown beside the From address."""
         message = EmailMessage()
-        message["From"] = formataddr((self.sender_name, self.sender))
+        message["From"] = formataddr((sender_name or self.sender_name, self.sender))
         message["To"] = to
         message["Subject"] = subject
         message["Message-ID"] = make_msgid(domain=self.sender.rsplit("@", 1)[-1])

@@ -21,3 +21,14 @@ class Email(Table, tablename="email"):
     sent_at = Timestamptz(null=True, default=None, index=True)
     attempts = Integer(default=0)
     last_error = Text(default="")
+
+
+class EmailTemplate(Table, tablename="email_template"):
+    """A coordinator's own words for one kind of message in one language, in place of the
+    built-in text. ``{placeholders}`` are filled in when the message is queued."""
+
+    kind = Varchar(length=40)
+    language = Varchar(length=8)
+    subject = Varchar(length=300)
+    body = Text()
+    updated_at = Timestamptz()

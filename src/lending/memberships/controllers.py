@@ -38,6 +38,7 @@ from lending.memberships.schemas import (
     tier_out,
 )
 from lending.memberships.services import GiftAid, TierInput
+from lending.venues import services as venues
 from lending.web import auth, flash
 from lending.web.auth import current_user, requires, signed_in
 from lending.web.forms import form_data
@@ -115,7 +116,7 @@ async def join_submit(request: Request) -> Response:
         if user is None:
             outcome = await memberships.join(name=data.get("name", ""), email=data.get("email", ""),
                                              password=data.get("password", ""), phone=data.get("phone") or None,
-                                             language=data.get("language", "en"), **common)
+                                             language=data.get("language") or i18n.current_language(), **common)
         elif user.role != Role.member.value:
             raise errors.RuleViolation(_l("Memberships are for members' accounts."), code="not_a_member")
         else:
@@ -439,7 +440,7 @@ async def stripe_webhook(request: Request) -> Response:
 
 @get("/membership-tiers", name="api:membership_tiers", tags=["memberships"], summary="The memberships offered")
 async def api_tiers(request: Request) -> TierList:
-    return TierList(tiers=[tier_out(t, rules.CURRENCY) for t in await memberships.list_tiers(public_only=True)])
+    return TierList(tiers=[tier_out(t, await venues.currency()) for t in await memberships.list_tiers(public_only=True)])
 
 
 async def _member_id(data: CounterPaymentIn) -> int:
@@ -531,7 +532,7 @@ async def api_refund(request: Request, payment_id: FromPath[int], data: JSONBody
 @get("/reports/income", name="api:reports_income", guards=[requires(Role.coordinator)], tags=["memberships"],
      summary="Income by month and payment method")
 async def api_income(request: Request) -> IncomeOut:
-    return IncomeOut(currency=rules.CURRENCY, rows=[income_row_out(r) for r in await memberships.income_by_month()])
+    return IncomeOut(currency=await venues.currency(), rows=[income_row_out(r) for r in await memberships.income_by_month()])
 
 
 API_ROUTES = [api_tiers, api_counter_payment, api_checkout, api_mine, api_checkout_status, api_cancel, api_amount,

@@ -28,6 +28,7 @@ from lending.mail import services as mail
 from lending.members import rules as member_rules
 from lending.members import services as members
 from lending.members.services import AccountView
+from lending.members.tables import Account
 from lending.memberships import rules
 from lending.memberships.gateway import CheckoutRequest, StripeGateway
 from lending.memberships.rules import Interval, Method, Status
@@ -42,8 +43,8 @@ from lending.memberships.tables import (
     StripeEvent,
     Tier,
 )
-from lending.members.tables import Account
 from lending.spreadsheets import safe_cell
+from lending.venues import services as venues
 
 VENUE_TIME_ZONE = ZoneInfo("Europe/London")  # the venue's own setting arrives with venue settings
 LIST_LIMIT = 500
@@ -561,7 +562,7 @@ def _renewal_window_problem(row: dict, now: datetime) -> str | None:
         return None
     if row["ends_at"] - now > rules.EXPIRY_REMINDER_BEFORE * 2:
         return _l("Your membership runs until %(date)s; you can renew it from four weeks before then.",
-                  date=row["ends_at"].astimezone(VENUE_TIME_ZONE).strftime("%d/%m/%Y"))
+                  date=i18n.lazy_date(row["ends_at"]))
     return None
 
 
@@ -707,10 +708,12 @@ async def _prepare(*, member_id: int, choice: _Choice, gift_aid: GiftAid | None,
     request = CheckoutRequest(
         reference=str(checkout_id), nonce=secrets.token_hex(8),
         mode="subscription" if tier.recurring else "payment",
-        amount_pence=amount_pence + forward_pence, currency=rules.CURRENCY,
+        amount_pence=amount_pence + forward_pence, currency=await venues.currency(),
         interval=tier.interval if tier.recurring else None,
-        product_name=f"{tier.name} membership" + (
-            f" (includes {rules.format_money(forward_pence)} to fund free places)" if forward_pence else ""),
+        # What the member reads on Stripe's page, in their language (the page around it is English).
+        product_name=i18n.gettext("%(tier)s membership (includes %(amount)s to fund free places)", tier=tier.name,
+                                  amount=i18n.format_money(forward_pence)) if forward_pence else
+        i18n.gettext("%(tier)s membership", tier=tier.name),
         success_url="/join/done?session_id={CHECKOUT_SESSION_ID}",
         cancel_url=f"/join/cancelled?checkout={checkout_id}",
         customer_email=account["email"] if account else None,
@@ -851,7 +854,7 @@ async def record_counter_payment(*, member_id: int, tier: int | str | None, amou
         payment_rows = await Payment.insert(Payment(
             receipt_code=await _new_receipt_code(), member=member_id, membership=row["id"],
             tier_name=choice.tier.name, amount_pence=choice.amount_pence + choice.forward_pence,
-            forward_pence=choice.forward_pence, currency=rules.CURRENCY, method=method,
+            forward_pence=choice.forward_pence, currency=await venues.currency(), method=method,
             gift_aid_declaration=declaration, recorded_by=actor_id, covers_until=ends_at, paid_at=now,
         )).returning(Payment.id).run()
         await audit.record(action="payment.counter", actor_id=actor_id, subject=f"payment:{payment_rows[0]['id']}",
@@ -988,7 +991,7 @@ async def _record_stripe_payment(*, reference: str, membership: dict, checkout: 
         receipt_code=await _new_receipt_code(), member=membership["member"], membership=membership["id"],
         tier_name=tier["name"] if tier else "", amount_pence=amount_pence,
         forward_pence=min(checkout["forward_pence"], amount_pence) if checkout else membership["forward_pence"],
-        currency=rules.CURRENCY, method=Method.stripe.value, stripe_reference=reference,
+        currency=await venues.currency(), method=Method.stripe.value, stripe_reference=reference,
         stripe_payment_intent=payment_intent,
         gift_aid_declaration=checkout["gift_aid_declaration"] if checkout else None,
         covers_until=covers_until, paid_at=when,
@@ -1124,7 +1127,8 @@ async def _queue_payment_failed(member_id: int, invoice_id: str) -> None:
                          "pay at the counter."),
         ])
     await mail.queue(key=f"payment-failed:{invoice_id}", to_address=account["email"], subject=subject, body=body,
-                     account_id=member_id)
+                     account_id=member_id, kind="payment_failed", language=account["language"],
+                     values={"name": account["name"]})
 
 
 async def _on_subscription_updated(event: dict) -> str:
@@ -1310,7 +1314,7 @@ async def change_amount(*, member_id: int, amount: object, forward: object = Non
     now = clock.now()
     await gateway.change_subscription_amount(
         subscription_id=membership.stripe_subscription or "", amount_pence=amount_pence + forward_pence,
-        currency=rules.CURRENCY, interval=membership.interval,
+        currency=await venues.currency(), interval=membership.interval,
         reference=f"{membership.stripe_subscription}-{amount_pence}-{forward_pence}-{int(now.timestamp())}")
     async with db.transaction(write=True):
         await Membership.update({Membership.amount_pence: amount_pence, Membership.forward_pence: forward_pence,
@@ -1491,16 +1495,17 @@ async def _queue_receipt(payment_id: int) -> None:
     if not account or not account["email"]:
         return
     with i18n.in_language(account["language"]):
+        amount = i18n.format_money(payment.amount_pence, currency=payment.currency)
         lines = [
             i18n.gettext("Thank you, %(name)s. This is your receipt.", name=account["name"]),
             "",
             i18n.gettext("Receipt number: %(code)s", code=codes.display(payment.receipt_code)),
             i18n.gettext("Membership: %(tier)s", tier=payment.tier_name),
-            i18n.gettext("Amount paid: %(amount)s", amount=i18n.format_money(payment.amount_pence)),
+            i18n.gettext("Amount paid: %(amount)s", amount=amount),
         ]
         if payment.forward_pence:
             lines.append(i18n.gettext("Of which to fund free places: %(amount)s",
-                                      amount=i18n.format_money(payment.forward_pence)))
+                                      amount=i18n.format_money(payment.forward_pence, currency=payment.currency)))
         lines.append(i18n.gettext("Paid on %(date)s (%(method)s)", date=i18n.format_date(payment.paid_at),
                                   method=str(rules.METHOD_LABELS[Method(payment.method)])))
         if payment.covers_until:
@@ -1511,7 +1516,10 @@ async def _queue_receipt(payment_id: int) -> None:
         lines += ["", i18n.gettext("Sign in to your account to see your membership and payments.")]
         subject = i18n.gettext("Your receipt %(code)s", code=codes.display(payment.receipt_code))
     await mail.queue(key=f"receipt:{payment_id}", to_address=account["email"], subject=subject,
-                     body="\n".join(lines), account_id=payment.member_id)
+                     body="\n".join(lines), account_id=payment.member_id, kind="payment_receipt",
+                     language=account["language"],
+                     values={"name": account["name"], "receipt": codes.display(payment.receipt_code),
+                             "tier": payment.tier_name, "amount": amount, "details": "\n".join(lines[5:])})
 
 
 async def queue_expiry_reminders(*, now: datetime | None = None, dry_run: bool = False) -> int:
@@ -1533,6 +1541,7 @@ async def queue_expiry_reminders(*, now: datetime | None = None, dry_run: bool =
         if renews_itself or not row["email"]:
             continue
         with i18n.in_language(row["language"]):
+            values = {"name": row["name"], "tier": row["tier_name"], "date": i18n.format_date(row["ends_at"])}
             subject = i18n.gettext("Your membership ends on %(date)s", date=i18n.format_date(row["ends_at"]))
             body = "\n".join([
                 i18n.gettext("Hello %(name)s,", name=row["name"]),
@@ -1547,6 +1556,7 @@ async def queue_expiry_reminders(*, now: datetime | None = None, dry_run: bool =
             queued += not await mail.queued(key=key)
             continue
         if await mail.queue(key=key, to_address=row["email"], subject=subject, body=body, account_id=row["member"],
+                            kind="membership_expiry", language=row["language"], values=values,
                             now=now):
             queued += 1
     return queued

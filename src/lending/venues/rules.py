@@ -288,3 +288,104 @@ def parse_date(text: str) -> date:
         return date.fromisoformat(stripped)
     except ValueError:
         raise ValueError(_l("%(text)s is not a date on the calendar.", text=stripped)) from None
+
+
+# --- the venue's own settings -------------------------------------------------------------------
+
+CURRENCIES = {"gbp": "£", "eur": "€", "usd": "$"}  # what Stripe and the money formatting agree on
+DEFAULT_COLOUR = "#00594f"
+MAX_NAME_LENGTH = 120
+_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _luminance(colour: str) -> float:
+    def channel(hex_pair: str) -> float:
+        value = int(hex_pair, 16) / 255
+        return value / 12.92 if value <= 0.03928 else ((value + 0.055) / 1.055) ** 2.4
+    red, green, blue = (channel(colour[i:i + 2]) for i in (1, 3, 5))
+    return 0.2126 * red + 0.7152 * green + 0.0722 * blue
+
+
+def contrast_with_white(colour: str) -> float:
+    """WCAG contrast ratio of white text on ``colour`` (1 to 21)."""
+    return 1.05 / (_luminance(colour) + 0.05)
+
+
+def colour_problem(colour: str) -> str | None:
+    """The header is white text on the venue's colour, so the colour must be dark enough to
+    read (WCAG AA, 4.5:1)."""
+    if not _COLOUR.match(colour):
+        return str(_l("Enter a colour as # and six hexadecimal digits, like #00594f."))
+    if contrast_with_white(colour) < 4.5:
+        return str(_l("White text on that colour is hard to read: choose a darker colour."))
+    return None
+
+
+def parse_languages(text: str, available: tuple[str, ...]) -> tuple[str, ...]:
+    """"cy,en" -> ("cy", "en"): the languages offered, the first the default. Raises
+    ValueError with a message for a person."""
+    chosen: list[str] = []
+    for part in text.replace(" ", "").split(","):
+        if not part:
+            continue
+        if part not in available:
+            raise ValueError(_l("%(code)s is not a language this software speaks (it speaks %(available)s).",
+                                code=part, available=", ".join(available)))
+        if part not in chosen:
+            chosen.append(part)
+    if not chosen:
+        raise ValueError(_l("Offer at least one language."))
+    return tuple(chosen)
+
+
+@dataclass(frozen=True)
+class VenueDetails:
+    """What a coordinator sets about the venue itself (not its hours)."""
+
+    name: str
+    timezone: str = DEFAULT_TIMEZONE
+    currency: str = "gbp"
+    email: str = ""
+    phone: str = ""
+    address: str = ""
+    website: str = ""
+    colour: str = DEFAULT_COLOUR
+    languages: tuple[str, ...] = ("en", "cy")
+    label_template: str = "L7160"
+
+
+def details_problems(details: VenueDetails, *, label_templates: tuple[str, ...]) -> dict[str, str]:
+    """Each field's problem, keyed by the field; empty when the details can be saved."""
+    problems: dict[str, str] = {}
+    if not details.name.strip():
+        problems["name"] = str(_l("Enter the venue's name."))
+    elif len(details.name.strip()) > MAX_NAME_LENGTH:
+        problems["name"] = str(_l("Keep the name to %(count)d characters.", count=MAX_NAME_LENGTH))
+    if problem := timezone_problem(details.timezone):
+        problems["timezone"] = problem
+    if details.currency not in CURRENCIES:
+        problems["currency"] = str(_l("Choose one of: %(choices)s.", choices=", ".join(c.upper() for c in CURRENCIES)))
+    if details.email and not _EMAIL.match(details.email):
+        problems["email"] = str(_l("Enter an email address like hello@example.org."))
+    if len(details.phone) > 40:
+        problems["phone"] = str(_l("Keep the phone number to %(count)d characters.", count=40))
+    if len(details.address) > 500:
+        problems["address"] = str(_l("Keep the address to %(count)d characters.", count=500))
+    if details.website and not details.website.startswith(("https://", "http://")):
+        problems["website"] = str(_l("Enter the website's address starting with https://."))
+    elif len(details.website) > 255:
+        problems["website"] = str(_l("Keep the address to %(count)d characters.", count=255))
+    if problem := colour_problem(details.colour):
+        problems["colour"] = problem
+    if not details.languages:
+        problems["languages"] = str(_l("Offer at least one language."))
+    if details.label_template not in label_templates:
+        problems["label_template"] = str(_l("Choose one of: %(choices)s.", choices=", ".join(label_templates)))
+    return problems
+
+
+def darker(colour: str, amount: float = 0.3) -> str:
+    """``colour`` with each channel ``amount`` nearer black (for hover states)."""
+    red, green, blue = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    return "#" + "".join(f"{round(value * (1 - amount)):02x}" for value in (red, green, blue))

@@ -15,3 +15,11 @@ def safe_next(value: str | None, default: str) -> str:
     if value and value.startswith("/") and not value.startswith(("//", "/\\")) and "\n" not in value:
         return value
     return default
+
+
+def form_list(form, key: str) -> list[str]:
+    """Every value of a field that may repeat (checkboxes), [] when none was ticked."""
+    try:
+        return [str(value).strip() for value in form.getall(key)]
+    except KeyError:
+        return []
