@@ -27,6 +27,7 @@ from lending.venues import services as venues
 from lending.venues.tables import Closure, OpeningSession, Site, Venue
 
 _POLICY_FIELDS = (*(name for name in setup_rules.loan_rules.POLICY_BOUNDS), "fees_enabled")
+_BATCH = 500  # rows per INSERT (SQLite allows 32,766 parameters; a thing has 9)
 _TIER_FIELDS = ("name", "description", "suggested_pence", "min_pence", "max_pence", "allow_free", "interval",
                 "offer_pay_forward", "gift_aid", "loan_limit", "loan_days", "public", "active")
 
@@ -258,9 +259,12 @@ async def _write(setup: setup_rules.Setup) -> None:
         await EmailTemplate.insert(*[EmailTemplate(kind=kind, language=language, subject=subject, body=body,
                                                    updated_at=now)
                                      for kind, language, subject, body in setup.email_templates]).run()
-    for thing in setup.catalogue or ():
-        category = category_ids.get(tuple(p.casefold() for p in thing.category)) if thing.category else None
-        await ItemGroup.insert(ItemGroup(name=thing.name, description=thing.description, category=category,
-                                         safety_notes=thing.safety_notes, parts=json.dumps(list(thing.parts)),
-                                         loan_days=thing.loan_days, wanted=thing.copies, created_at=now,
-                                         updated_at=now)).run()
+    # Things to acquire: no copies yet, so nothing to search for until the first arrives (adding
+    # it indexes the thing). Inserted in batches: one statement each would take a minute at 100,000.
+    things = [ItemGroup(name=thing.name, description=thing.description,
+                        category=category_ids.get(tuple(p.casefold() for p in thing.category)) if thing.category
+                        else None, safety_notes=thing.safety_notes, parts=json.dumps(list(thing.parts)),
+                        loan_days=thing.loan_days, wanted=thing.copies, created_at=now, updated_at=now)
+              for thing in setup.catalogue or ()]
+    for start in range(0, len(things), _BATCH):
+        await ItemGroup.insert(*things[start:start + _BATCH]).run()
