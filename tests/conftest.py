@@ -106,6 +106,11 @@ async def empty_tables() -> None:
                     await db.engine().run_ddl(
                         "DELETE FROM category WHERE id NOT IN (SELECT parent FROM category WHERE parent IS NOT NULL)")
             await db.engine().run_ddl(f"DELETE FROM {name}")
+    from lending.venues import first_run
+    from lending.venues import services as venues
+
+    venues.forget_cache()  # the venue's settings (currency, hours) are cached for seconds per process
+    first_run.forget()
 
 
 @pytest.fixture
