@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -97,13 +98,15 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def running_server(folder: Path, env: dict[str, str], *, workers: int = 1) -> Iterator[Server]:
-    """``lending run`` on a free port in its own process group, stopped on exit."""
-    port = free_port()
+def running_server(folder: Path, env: dict[str, str], *, workers: int = 1,
+                   port: int | None = None) -> Iterator[Server]:
+    """``lending run`` on ``port`` (a free one by default) in its own process group, stopped on
+    exit. Give the port of a server that was killed to restart it where its clients are."""
+    port = port or free_port()
     base_url = f"http://127.0.0.1:{port}"
     env = {**env, "BASE_URL": env.get("BASE_URL", base_url)}
     log = folder / f"server-{port}.log"
-    with log.open("wb") as output:
+    with log.open("ab") as output:  # a restart on the port of a killed server adds to its log
         process = subprocess.Popen(
             [lending_command(), "run", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
             cwd=folder, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
@@ -124,3 +127,23 @@ def terminate(server: Server, timeout: float) -> bool:
     except subprocess.TimeoutExpired:
         return False
     return True
+
+
+def kill(server: Server, timeout: float = 10) -> None:
+    """SIGKILL the server's whole process group (the app's workers too): a crash, with no
+    shutdown code run. Returns once the process has gone and nothing listens on its port."""
+    assert server.process is not None
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.process.pid, signal.SIGKILL)
+    server.process.wait(timeout=timeout)
+    # A worker's copy of the listening socket lasts until that worker has gone too.
+    address = ("127.0.0.1", urllib.parse.urlsplit(server.base_url).port)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(address, timeout=1).close()
+        except OSError:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"{server.base_url} still accepts connections {timeout:.0f}s after SIGKILL")
+        time.sleep(0.02)
