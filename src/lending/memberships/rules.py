@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
 
@@ -191,6 +191,26 @@ def parse_suggested(text: str | None) -> list[int]:
         if part.isdigit():
             found.append(int(part))
     return sorted(set(found))
+
+
+@dataclass(frozen=True)
+class TierInput:
+    """A membership tier's settings as a coordinator (or a setup file) gives them."""
+
+    name: str
+    description: str = ""
+    suggested: list[int] = field(default_factory=list)
+    min_pence: int = 0
+    max_pence: int = 10000
+    allow_free: bool = False
+    interval: str = Interval.one_off.value
+    offer_pay_forward: bool = True
+    gift_aid: bool = False
+    loan_limit: int = 3
+    loan_days: int = 7
+    public: bool = True
+    active: bool = True
+    position: int = 0
 
 
 def tier_problems(*, name: str, min_pence: int, max_pence: int, suggested: list[int], interval: str,

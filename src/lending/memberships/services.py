@@ -276,22 +276,7 @@ async def find_tier(*, tier: int | str | None, public_only: bool = False, interv
     return found
 
 
-@dataclass(frozen=True)
-class TierInput:
-    name: str
-    description: str = ""
-    suggested: list[int] = field(default_factory=list)
-    min_pence: int = 0
-    max_pence: int = 10000
-    allow_free: bool = False
-    interval: str = Interval.one_off.value
-    offer_pay_forward: bool = True
-    gift_aid: bool = False
-    loan_limit: int = 3
-    loan_days: int = 7
-    public: bool = True
-    active: bool = True
-    position: int = 0
+TierInput = rules.TierInput  # what a coordinator sets for a tier (pure; the setup file checks the same)
 
 
 async def save_tier(*, values: TierInput, tier_id: int | None = None, actor_id: int | None = None) -> TierView:

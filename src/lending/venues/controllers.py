@@ -41,16 +41,8 @@ def _details_from(form: dict[str, str], languages: list[str]) -> rules.VenueDeta
         name=form.get("name", ""), timezone=form.get("timezone", ""), currency=form.get("currency", "").lower(),
         email=form.get("email", ""), phone=form.get("phone", ""), address=form.get("address", ""),
         website=form.get("website", ""), colour=form.get("colour", ""),
-        languages=_ordered_languages(languages, form.get("default_language", "")),
+        languages=rules.offered_languages(languages, tuple(i18n.LANGUAGES), form.get("default_language", "")),
         label_template=form.get("label_template", ""))
-
-
-def _ordered_languages(chosen: list[str], default: str) -> tuple[str, ...]:
-    picked = [code for code in i18n.LANGUAGES if code in chosen]
-    if default in picked:
-        picked.remove(default)
-        picked.insert(0, default)
-    return tuple(picked)
 
 
 async def _settings_page(request: Request, *, error: errors.DomainError | None = None, values: dict | None = None,
@@ -208,8 +200,8 @@ async def start_venue(request: Request) -> Response:
         account, token = await first_run.start(
             name=values.get("name", ""), email=values.get("email", ""), password=values.get("password", ""),
             venue_name=values.get("venue_name", ""), timezone=values.get("timezone", rules.DEFAULT_TIMEZONE),
-            languages=_ordered_languages(languages, values.get("default_language", "")), setup_file=data,
-            language=i18n.current_language())
+            languages=rules.offered_languages(languages, tuple(i18n.LANGUAGES), values.get("default_language", "")),
+            setup_file=data, language=i18n.current_language())
     except errors.Conflict:
         flash.add(request.scope, _("This library has been set up already. Sign in instead."), "info")
         return Redirect(path="/login", status_code=303)

@@ -339,6 +339,16 @@ def parse_languages(text: str, available: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(chosen)
 
 
+def offered_languages(ticked: list[str], available: tuple[str, ...], default: str) -> tuple[str, ...]:
+    """The languages ticked on a form, in the software's order with the chosen default first
+    (the first is the default); () when none is ticked."""
+    picked = [code for code in available if code in ticked]
+    if default in picked:
+        picked.remove(default)
+        picked.insert(0, default)
+    return tuple(picked)
+
+
 @dataclass(frozen=True)
 class VenueDetails:
     """What a coordinator sets about the venue itself (not its hours)."""

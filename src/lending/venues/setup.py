@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from lending import clock, db, errors
 from lending.audit import services as audit
@@ -164,14 +164,8 @@ def check_text(text: str | bytes) -> setup_rules.Setup:
             logo = photos.logo_png(setup.logo_png)
         except errors.InvalidInput as exc:
             raise _invalid([("venue.logo_png_base64", str(exc.detail))]) from None
-        setup = _replace(setup, logo_png=logo)
+        setup = replace(setup, logo_png=logo)
     return setup
-
-
-def _replace(setup: setup_rules.Setup, **changes) -> setup_rules.Setup:
-    from dataclasses import replace
-
-    return replace(setup, **changes)
 
 
 async def is_set_up() -> bool:
@@ -231,10 +225,10 @@ async def _write(setup: setup_rules.Setup) -> None:
     await LoanPolicy.delete(force=True).run()
     await LoanPolicy.insert(LoanPolicy(**setup.loan_policy, updated_at=now)).run()
     tier_ids: dict[str, int] = {}
-    for position, tier in enumerate(setup.tiers):
-        values = {name: getattr(tier, name) for name in _TIER_FIELDS}
-        values["suggested_pence"] = ",".join(str(p) for p in tier.suggested_pence)
-        created = await Tier.insert(Tier(**values, position=position, created_at=now)).returning(Tier.id).run()
+    for tier in setup.tiers:
+        values = {name: getattr(tier, name) for name in _TIER_FIELDS if name != "suggested_pence"}
+        values["suggested_pence"] = ",".join(str(p) for p in tier.suggested)
+        created = await Tier.insert(Tier(**values, position=tier.position, created_at=now)).returning(Tier.id).run()
         tier_ids[tier.name.casefold()] = created[0]["id"]
     if setup.referral_settings is not None:
         referral = setup.referral_settings

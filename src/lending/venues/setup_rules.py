@@ -56,23 +56,6 @@ class CategorySetup:
 
 
 @dataclass(frozen=True)
-class TierSetup:
-    name: str
-    description: str
-    suggested_pence: tuple[int, ...]
-    min_pence: int
-    max_pence: int
-    allow_free: bool
-    interval: str
-    offer_pay_forward: bool
-    gift_aid: bool
-    loan_limit: int
-    loan_days: int
-    public: bool
-    active: bool
-
-
-@dataclass(frozen=True)
 class ThingSetup:
     name: str
     category: tuple[str, ...] | None
@@ -91,7 +74,7 @@ class Setup:
     closures: tuple[rules.Closure, ...]
     sites: tuple[SiteSetup, ...]
     loan_policy: dict[str, int | bool]
-    tiers: tuple[TierSetup, ...]
+    tiers: tuple[membership_rules.TierInput, ...]  # in the order offered
     referral_settings: dict | None
     categories: tuple[CategorySetup, ...]
     agreements: tuple[tuple[int, str, str], ...]  # (version, body, body_cy)
@@ -249,8 +232,8 @@ def _venue(reader: _Reader, value: object, label_templates: tuple[str, ...]) -> 
     return details, found["logo_png_base64"]
 
 
-def _tiers(reader: _Reader, value: object) -> tuple[TierSetup, ...]:
-    out: list[TierSetup] = []
+def _tiers(reader: _Reader, value: object) -> tuple[membership_rules.TierInput, ...]:
+    out: list[membership_rules.TierInput] = []
     seen: dict[str, int] = {}
     for index, entry in enumerate(reader.items(value, "membership_tiers")):
         here = f"membership_tiers[{index}]"
@@ -278,12 +261,12 @@ def _tiers(reader: _Reader, value: object) -> tuple[TierSetup, ...]:
             reader.problem(f"{here}.name", _l("membership_tiers[%(index)d] already has this name.",
                                               index=seen[name.casefold()]))
         seen.setdefault(name.casefold(), index)
-        out.append(TierSetup(name=name, description=found["description"].strip(),
-                             suggested_pence=tuple(sorted(set(suggested))), min_pence=found["min_pence"],
-                             max_pence=found["max_pence"], allow_free=found["allow_free"], interval=found["interval"],
-                             offer_pay_forward=found["offer_pay_forward"], gift_aid=found["gift_aid"],
-                             loan_limit=found["loan_limit"], loan_days=found["loan_days"], public=found["public"],
-                             active=found["active"]))
+        out.append(membership_rules.TierInput(
+            name=name, description=found["description"].strip(), suggested=sorted(set(suggested)),
+            min_pence=found["min_pence"], max_pence=found["max_pence"], allow_free=found["allow_free"],
+            interval=found["interval"], offer_pay_forward=found["offer_pay_forward"], gift_aid=found["gift_aid"],
+            loan_limit=found["loan_limit"], loan_days=found["loan_days"], public=found["public"],
+            active=found["active"], position=index))
     return tuple(out)
 
 
@@ -343,7 +326,7 @@ def _policy(reader: _Reader, value: object) -> dict[str, int | bool]:
     return found
 
 
-def _referral_settings(reader: _Reader, value: object, tiers: tuple[TierSetup, ...]) -> dict | None:
+def _referral_settings(reader: _Reader, value: object, tiers: tuple[membership_rules.TierInput, ...]) -> dict | None:
     if value is None:
         return None
     found = reader.fields(value, "referral_settings", {
