@@ -7,6 +7,7 @@ Playwright cannot download its own browser here, so it launches /usr/bin/chromiu
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -55,20 +56,48 @@ def browser() -> Iterator[object]:
             chromium.close()
 
 
-@pytest.fixture
-def new_page(browser, server: Server):
-    """Opens pages in fresh browser contexts (no shared cookies); closes them after the test."""
+@contextlib.contextmanager
+def pages_on(browser, server: Server, *, timeout_ms: int = 10_000) -> Iterator:
+    """A function opening pages of ``server`` in fresh browser contexts (no shared cookies);
+    the contexts close on exit."""
     contexts = []
 
     def open_page(**context_options):
         context = browser.new_context(base_url=server.base_url, **context_options)
-        context.set_default_timeout(10_000)
+        context.set_default_timeout(timeout_ms)
         contexts.append(context)
         return context.new_page()
 
-    yield open_page
-    for context in contexts:
-        context.close()
+    try:
+        yield open_page
+    finally:
+        for context in contexts:
+            context.close()
+
+
+@pytest.fixture
+def new_page(browser, server: Server):
+    with pages_on(browser, server) as open_page:
+        yield open_page
+
+
+@contextlib.contextmanager
+def demo_server_with_stripe(prefix: str) -> Iterator[tuple[Server, object]]:
+    """A demo venue on its own SQLite file, paying through the Stripe stand-in, whose webhooks
+    reach the server."""
+    from tests.conftest import SECRET
+    from tests.fakes.stripe import running_fake_stripe
+
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        folder = Path(tmp)
+        with running_fake_stripe(log_folder=folder) as fake:
+            env = server_env(SECRET_KEY=SECRET, DATABASE_URL=f"sqlite:///{folder / 'lending.db'}", LENDING_DEMO="1",
+                             STRIPE_SECRET_KEY=fake.secret_key, STRIPE_WEBHOOK_SECRET=fake.webhook_secret,
+                             STRIPE_API_BASE=fake.base_url)
+            run_command("demo", cwd=folder, env=env)
+            with running_server(folder, env) as server:
+                fake.set_webhook(server.url("/webhooks/stripe"))
+                yield server, fake
 
 
 @pytest.fixture

@@ -4,17 +4,14 @@ volunteer see the payment. axe checks our pages on the way."""
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import SECRET
+from tests.e2e.conftest import demo_server_with_stripe
 from tests.e2e.test_pages import assert_accessible, sign_in
-from tests.fakes.stripe import running_fake_stripe
-from tests.servers import Server, run_command, running_server, server_env
+from tests.servers import Server
 
 pytestmark = pytest.mark.browser
 
@@ -23,16 +20,8 @@ PHONE = {"viewport": {"width": 320, "height": 640}, "is_mobile": True, "has_touc
 
 @pytest.fixture(scope="module")
 def paying_server() -> Iterator[tuple[Server, object]]:
-    with tempfile.TemporaryDirectory(prefix="lending-e2e-pay-") as tmp:
-        folder = Path(tmp)
-        with running_fake_stripe(log_folder=folder) as fake:
-            env = server_env(SECRET_KEY=SECRET, DATABASE_URL=f"sqlite:///{folder / 'lending.db'}", LENDING_DEMO="1",
-                             STRIPE_SECRET_KEY=fake.secret_key, STRIPE_WEBHOOK_SECRET=fake.webhook_secret,
-                             STRIPE_API_BASE=fake.base_url)
-            run_command("demo", cwd=folder, env=env)
-            with running_server(folder, env) as server:
-                fake.set_webhook(server.url("/webhooks/stripe"))
-                yield server, fake
+    with demo_server_with_stripe("lending-e2e-pay-") as running:
+        yield running
 
 
 def test_join_on_a_phone_pay_and_arrive_at_an_active_membership(browser, paying_server) -> None:

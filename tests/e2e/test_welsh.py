@@ -13,19 +13,16 @@ catalogue (``cy()``), so a reworded translation does not break this test.
 from __future__ import annotations
 
 import re
-import tempfile
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from lending import i18n
-from tests.conftest import SECRET
+from tests.e2e.conftest import demo_server_with_stripe, pages_on
 from tests.e2e.test_pages import assert_accessible, path_of
-from tests.fakes.stripe import running_fake_stripe
-from tests.servers import Server, run_command, running_server, server_env
+from tests.servers import Server
 
 pytestmark = pytest.mark.browser
 
@@ -54,31 +51,14 @@ def assert_welsh(page: Page) -> None:
 
 @pytest.fixture(scope="module")
 def welsh_server() -> Iterator[Server]:
-    with tempfile.TemporaryDirectory(prefix="lending-e2e-cy-") as tmp:
-        folder = Path(tmp)
-        with running_fake_stripe(log_folder=folder) as fake:
-            env = server_env(SECRET_KEY=SECRET, DATABASE_URL=f"sqlite:///{folder / 'lending.db'}", LENDING_DEMO="1",
-                             STRIPE_SECRET_KEY=fake.secret_key, STRIPE_WEBHOOK_SECRET=fake.webhook_secret,
-                             STRIPE_API_BASE=fake.base_url)
-            run_command("demo", cwd=folder, env=env)
-            with running_server(folder, env) as server:
-                fake.set_webhook(server.url("/webhooks/stripe"))
-                yield server
+    with demo_server_with_stripe("lending-e2e-cy-") as (server, _fake):
+        yield server
 
 
 @pytest.fixture
 def open_page(browser, welsh_server: Server):
-    contexts = []
-
-    def opened(**options) -> Page:
-        context = browser.new_context(base_url=welsh_server.base_url, **options)
-        context.set_default_timeout(15_000)
-        contexts.append(context)
-        return context.new_page()
-
-    yield opened
-    for context in contexts:
-        context.close()
+    with pages_on(browser, welsh_server, timeout_ms=15_000) as opened:
+        yield opened
 
 
 def sign_in_then_switch_to_welsh(page: Page, email: str, password: str) -> None:
