@@ -19,6 +19,7 @@ from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 
+from lending import sqlite_engine
 from lending.settings import sqlite_path
 
 os.environ.setdefault("PICCOLO_CONF", "lending.piccolo_conf")
@@ -39,34 +40,15 @@ def normalise_postgres_url(url: str) -> str:
     return f"{scheme}://{rest}"
 
 
-class ShieldedSQLiteEngine(SQLiteEngine):
-    """Piccolo's SQLite engine opens a connection, with its own (non-daemon) thread, for each
-    query outside a transaction. A query still running when the server stops, or abandoned when
-    a request is cancelled because its client went away, would leave that thread waiting for
-    ever, and the process could then not exit on SIGTERM. So each query runs shielded from
-    cancellation, and ``stop()`` lets the ones still running finish and close."""
-
-    __slots__ = ("_running",)
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._running: set[asyncio.Task] = set()
-
-    async def _run_in_new_connection(self, *args, **kwargs):
-        task = asyncio.ensure_future(super()._run_in_new_connection(*args, **kwargs))
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
-        return await asyncio.shield(task)
-
-    async def finish_running_queries(self, timeout: float = 10.0) -> None:
-        if self._running:
-            await asyncio.wait(set(self._running), timeout=timeout)
-
-
 def make_engine(database_url: str) -> Engine:
+    """SQLite on long-lived connections (``sqlite_engine``) unless LENDING_SQLITE_ENGINE=per-query
+    asks for Piccolo's own engine; PostgreSQL through asyncpg."""
     if database_url.startswith("sqlite://"):
-        path = sqlite_path(database_url)
-        return ShieldedSQLiteEngine(path=str(path), timeout=SQLITE_BUSY_TIMEOUT_SECONDS)
+        path = str(sqlite_path(database_url))
+        if sqlite_engine.engine_kind() == "per-query":
+            return sqlite_engine.ShieldedSQLiteEngine(path=path, timeout=SQLITE_BUSY_TIMEOUT_SECONDS)
+        return sqlite_engine.PooledSQLiteEngine(path=path, readers=sqlite_engine.reader_count(),
+                                                timeout=SQLITE_BUSY_TIMEOUT_SECONDS)
     return PostgresEngine(config={"dsn": normalise_postgres_url(database_url)})
 
 
@@ -82,17 +64,20 @@ def configure(database_url: str) -> Engine:
     """Bind every table (ours and Piccolo's migration table) to an engine for this URL;
     calling it again with the same URL keeps the engine (and its pool)."""
     global _engine, _engine_url, _started
-    if _engine is not None and _engine_url == database_url:
+    key = f"{database_url} {sqlite_engine.engine_kind()}"
+    if _engine is not None and _engine_url == key:
         return _engine
     if database_url.startswith("sqlite://"):
         sqlite_path(database_url).parent.mkdir(parents=True, exist_ok=True)
     engine = make_engine(database_url)
+    if isinstance(_engine, sqlite_engine.PooledSQLiteEngine):
+        _engine.close_now()  # the engine being replaced lets its connections go
     for table in all_tables():
         table._meta.db = engine
     from lending import piccolo_conf
 
     piccolo_conf.DB = engine
-    _engine, _engine_url, _started = engine, database_url, False
+    _engine, _engine_url, _started = engine, key, False
     return engine
 
 
@@ -125,8 +110,8 @@ async def stop() -> None:
     if not _started:
         return
     _started = False
-    if isinstance(current, ShieldedSQLiteEngine):
-        await current.finish_running_queries()
+    if isinstance(current, sqlite_engine.ShieldedSQLiteEngine):
+        await current.close()
     elif isinstance(current, PostgresEngine):
         await current.close_connection_pool()
 

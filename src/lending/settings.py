@@ -8,6 +8,8 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from lending import sqlite_engine
+
 DEFAULT_DATABASE_URL = "sqlite:///var/lending.db"
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -55,6 +57,11 @@ class Settings:
             raise SettingsError(
                 f"DATABASE_URL must start with sqlite:/// or postgresql://, not {database_url.split(':', 1)[0]!r}."
             )
+        for setting in (sqlite_engine.engine_kind, sqlite_engine.reader_count):
+            try:
+                setting(env)
+            except ValueError as error:
+                raise SettingsError(f"{error}.") from None
         secret_key = env.get("SECRET_KEY", "").strip()
         if not secret_key:
             if serving and not (debug or demo):
