@@ -28,7 +28,7 @@ from lending.suggestions import controllers as suggestions
 from lending.venues import controllers as venues
 from lending.web import auth, csrf
 from lending.web import controllers as web
-from lending.web.errors import HANDLERS
+from lending.web.errors import HANDLERS, document_api_errors
 from lending.web.templating import template_config
 
 
@@ -98,6 +98,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[lifespan],
         debug=False,
     )
+    document_api_errors(app)
     app.state.settings = settings
     app.state.payments = payments_gateway(settings)
     app.state.mailer = mailer(settings)

@@ -61,7 +61,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from granian import Granian
     from granian.constants import Interfaces
 
-    shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host  # nosec B104: compared for display, not bound
     print(f"lending is serving on http://{shown_host}:{args.port}/ (database: {_describe(settings)}); "
           "press Ctrl+C to stop.", flush=True)
     Granian(

@@ -131,6 +131,23 @@ async def transaction(*, write: bool = False) -> AsyncIterator[object]:
         yield txn
 
 
+# PostgreSQL's data exceptions for a value it was given (22000 is also asyncpg's own, for an
+# argument it cannot encode, such as an integer beyond the column's 32 or 64 bits): string too
+# long for its column, number out of range, NUL or another character UTF-8 text cannot hold.
+_REFUSED_VALUE_STATES = {"22000", "22001", "22003", "22021", "22P05"}
+
+
+def refuses_value(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database refusing a value a query was given: an integer beyond
+    what the column holds, text with a NUL character or too long for its column. Such values
+    come from what a client sent, so they are bad input, not a fault of the app."""
+    if isinstance(exc, OverflowError):
+        return "SQLite INTEGER" in str(exc)  # sqlite3 binding an integer beyond 64 bits
+    import asyncpg
+
+    return isinstance(exc, asyncpg.exceptions.DataError) and exc.sqlstate in _REFUSED_VALUE_STATES
+
+
 def in_transaction() -> bool:
     """Whether this task is inside a transaction (a nested ``transaction()`` joins it, so a
     failed statement there spoils the whole outer one)."""

@@ -256,7 +256,8 @@ def _pdf(data: bytes, filename: str) -> Response:
                     headers={"Content-Disposition": f'inline; filename="{filename}"', "Cache-Control": "no-store"})
 
 
-@get("/items/{code:str}/qr.png", name="api:item_qr_png", tags=["catalogue"], summary="The item's QR code (PNG)")
+@get("/items/{code:str}/qr.png", name="api:item_qr_png", tags=["catalogue"], summary="The item's QR code (PNG)",
+     media_type="image/png")
 async def api_qr_png(request: Request, code: FromPath[str]) -> Response:
     from lending.catalog import qr
 
@@ -265,7 +266,8 @@ async def api_qr_png(request: Request, code: FromPath[str]) -> Response:
                     headers={"Cache-Control": "public, max-age=86400"})
 
 
-@get("/items/{code:str}/qr.svg", name="api:item_qr_svg", tags=["catalogue"], summary="The item's QR code (SVG)")
+@get("/items/{code:str}/qr.svg", name="api:item_qr_svg", tags=["catalogue"], summary="The item's QR code (SVG)",
+     media_type="image/svg+xml")
 async def api_qr_svg(request: Request, code: FromPath[str]) -> Response:
     from lending.catalog import qr
 

@@ -231,7 +231,7 @@ async def _write_documents(documents: Sequence[Document], forget: Sequence[int] 
     stale = ([d.group_id for d in documents] if replace else []) + list(forget)
     for start in range(0, len(stale), MAX_PARAMETERS):
         chunk = stale[start:start + MAX_PARAMETERS]
-        await _run(f"DELETE FROM item_group_search WHERE rowid IN ({', '.join(['{}'] * len(chunk))})", *chunk)
+        await _run(f"DELETE FROM item_group_search WHERE rowid IN ({', '.join(['{}'] * len(chunk))})", *chunk)  # nosec B608: placeholders only; values bound
     await _insert_rows("INSERT INTO item_group_search (rowid, name, body) VALUES ", "({}, {}, {})",
                        [(d.group_id, " ".join(d.name), " ".join(d.body)) for d in documents])
 
@@ -242,7 +242,7 @@ async def _add_to_vocabulary(found: set[str], *, empty: bool = False) -> None:
     known: set[str] = set()
     for start in range(0, 0 if empty else len(candidates), MAX_PARAMETERS):
         chunk = candidates[start:start + MAX_PARAMETERS]
-        rows = await _run(f"SELECT word FROM search_word WHERE word IN ({', '.join(['{}'] * len(chunk))})", *chunk)
+        rows = await _run(f"SELECT word FROM search_word WHERE word IN ({', '.join(['{}'] * len(chunk))})", *chunk)  # nosec B608: placeholders only; values bound
         known.update(row["word"] for row in rows)
     new = [w for w in candidates if w not in known]
     insert, tail = ("INSERT INTO ", " ON CONFLICT DO NOTHING") if db.is_postgres() else ("INSERT OR IGNORE INTO ", "")
@@ -292,7 +292,7 @@ async def rebuild_index(*, batch: int = 10_000) -> int:
     For bulk loads and repairs: it holds the write lock for the whole rebuild."""
     async with db.transaction(write=True):
         for table in ("item_group_search", "search_word_variant", "search_word"):
-            await db.engine().run_ddl(f"DELETE FROM {table}")
+            await db.engine().run_ddl(f"DELETE FROM {table}")  # nosec B608: our own table names
         paths = await _category_paths()
         count, last_id, vocabulary = 0, 0, set()
         while rows := await (ItemGroup.select(*_GROUP_COLUMNS).where(ItemGroup.id > last_id)
@@ -368,7 +368,7 @@ async def _any_listed(keys: Sequence[str]) -> bool:
 
 async def _frequencies(candidates: Sequence[str]) -> dict[str, int]:
     """How many groups each word is in (words left in the vocabulary by old edits count 0)."""
-    columns = ", ".join(f"(SELECT count(*) FROM ({{}}) AS m{n}) AS n{n}" for n in range(len(candidates)))
+    columns = ", ".join(f"(SELECT count(*) FROM ({{}}) AS m{n}) AS n{n}" for n in range(len(candidates)))  # nosec B608: placeholders only; values bound
     row = (await _run(f"SELECT {columns}",
                       *[group_ids_sql(match_expression([word], prefix=False)) for word in candidates]))[0]
     return {word: row[f"n{n}"] for n, word in enumerate(candidates)}
@@ -383,7 +383,7 @@ async def closest_words(keys: Sequence[str]) -> dict[str, str]:
     variants = sorted(set().union(*neighbourhoods.values())) if neighbourhoods else []
     if not variants:
         return {}
-    rows = await _run(f"SELECT variant, word FROM search_word_variant WHERE variant IN "
+    rows = await _run(f"SELECT variant, word FROM search_word_variant WHERE variant IN "  # nosec B608: placeholders only; values bound
                       f"({', '.join(['{}'] * len(variants))})", *variants)
     best: dict[str, list[str]] = {}
     for key, neighbourhood in neighbourhoods.items():

@@ -300,7 +300,7 @@ async def account_for_session(*, token: str) -> AccountView | None:
     if not token or len(token) > 100:
         return None
     rows = await Session.raw(
-        f"SELECT s.id AS session_id, s.expiry_date, s.max_expiry_date, {_ACCOUNT_FIELDS} "
+        f"SELECT s.id AS session_id, s.expiry_date, s.max_expiry_date, {_ACCOUNT_FIELDS} "  # nosec B608: constant columns; the token is bound
         f"FROM session s {_account_join('s.user_id')} WHERE s.token = {{}} AND a.active",
         token,
     ).run()
@@ -359,7 +359,7 @@ async def account_for_api_token(*, token: str, now: datetime | None = None) -> A
         return None
     now = now or clock.now()
     rows = await ApiToken.raw(
-        f"SELECT t.id AS token_id, t.last_used_at, {_ACCOUNT_FIELDS} "
+        f"SELECT t.id AS token_id, t.last_used_at, {_ACCOUNT_FIELDS} "  # nosec B608: constant columns; the hash is bound
         f"FROM api_token t {_account_join('t.account')} "
         "WHERE t.token_hash = {} AND NOT t.revoked AND a.active",
         _token_hash(token),

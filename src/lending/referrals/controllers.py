@@ -10,6 +10,7 @@ from typing import Annotated
 import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.exceptions import HTTPException
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import Redirect, Template
 
@@ -24,6 +25,7 @@ from lending.referrals import fhir, reports, rules
 from lending.referrals import services as referrals
 from lending.venues import rules as venue_rules
 from lending.web import auth, flash
+from lending.web import errors as web_errors
 from lending.web.auth import current_user, requires, signed_in
 from lending.web.clients import client_address
 from lending.web.forms import form_data
@@ -353,7 +355,8 @@ async def api_list(request: Request) -> ReferralList:
 
 
 @post("/referrals/{code:str}/redeem", name="api:referrals_redeem", guards=[signed_in], tags=["referrals"],
-      status_code=200, summary="Use a referral code: an active free membership (409 referral_used)")
+      status_code=200, summary="Use a referral code: an active free membership (409 referral_used)",
+      responses=web_errors.error_responses(429))  # too many codes tried from one address
 async def api_redeem(request: Request, code: FromPath[str], data: JSONBody[RedeemIn]) -> RedeemOut:
     user = current_user(request)
     if data.member_id is not None and data.member_id != user.id:
@@ -469,6 +472,7 @@ def _fhir_error(request: Request, exc: Exception) -> Response:
     language = request.scope.get("state", {}).get("language") or i18n.negotiate(
         chosen=None, account_language=None, accept_language=request.headers.get("accept-language"))
     with i18n.in_language(language):
+        exc = web_errors.refused_input(exc) or exc
         if isinstance(exc, errors.DomainError):
             return _outcome(_domain_problem(exc))
         if isinstance(exc, HTTPException) and exc.status_code < 500:
@@ -480,6 +484,24 @@ def _fhir_error(request: Request, exc: Exception) -> Response:
 
 
 _FHIR_HANDLERS = {errors.DomainError: _fhir_error, HTTPException: _fhir_error, Exception: _fhir_error}
+
+
+class OutcomeIssue(msgspec.Struct):
+    severity: str
+    code: str
+    diagnostics: str
+    expression: list[str] | msgspec.UnsetType = msgspec.UNSET
+
+
+class OperationOutcome(msgspec.Struct):
+    resource_type: str = msgspec.field(name="resourceType")
+    issue: list[OutcomeIssue]
+
+
+# Every error of these routes is an OperationOutcome, so the document says so for each status.
+_FHIR_RESPONSES = {status: ResponseSpec(data_container=OperationOutcome, media_type=fhir.MEDIA_TYPES[0],
+                                        generate_examples=False, description=f"An OperationOutcome ({issue_type})")
+                   for status, issue_type in _ISSUE_TYPES.items()}
 
 
 def _fhir_sender(request: Request):
@@ -501,7 +523,8 @@ def _resource(referral: referrals.ReferralView, intent: str = "order") -> dict:
 
 
 @post("/fhir/ServiceRequest", name="api:fhir_service_request", tags=["fhir"], status_code=201,
-      exception_handlers=_FHIR_HANDLERS, opt={"exclude_from_csrf": True},
+      exception_handlers=_FHIR_HANDLERS, opt={"exclude_from_csrf": True}, media_type=fhir.MEDIA_TYPES[0],
+      responses=_FHIR_RESPONSES,
       summary="FHIR R4: refer someone with a ServiceRequest (see docs/fhir.md)")
 async def fhir_create(request: Request) -> Response:
     # Only a bearer token is accepted (never the session cookie), so CSRF cannot reach this.
@@ -525,7 +548,8 @@ async def fhir_create(request: Request) -> Response:
 
 
 @get("/fhir/ServiceRequest/{code:str}", name="api:fhir_service_request_read", tags=["fhir"],
-     exception_handlers=_FHIR_HANDLERS, summary="FHIR R4: a referral your organisation sent, as a ServiceRequest")
+     exception_handlers=_FHIR_HANDLERS, media_type=fhir.MEDIA_TYPES[0], responses=_FHIR_RESPONSES,
+     summary="FHIR R4: a referral your organisation sent, as a ServiceRequest")
 async def fhir_read(request: Request, code: FromPath[str]) -> Response:
     try:
         user = _fhir_sender(request)

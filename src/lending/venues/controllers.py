@@ -21,6 +21,7 @@ from lending.venues import services as venues
 from lending.venues.schemas import SetupImported, VenueIn, VenueOut, venue_out
 from lending.web import auth, flash
 from lending.web.auth import current_user, requires
+from lending.web.errors import error_responses
 from lending.web.forms import form_data, form_list
 
 SETUP_MAX_BYTES = 20 * 1024 * 1024  # a setup with a 100,000-thing catalogue fits
@@ -245,7 +246,7 @@ async def api_venue_setup(request: Request, catalogue: FromQuery[bool] = False) 
 
 @post("/venue/setup", name="api:venue_setup_import", guards=[requires(Role.coordinator)], tags=["venue"],
       summary="Start this new, empty venue from a setup file (the file as the body); 422 lists every problem",
-      request_max_body_size=SETUP_MAX_BYTES)
+      request_max_body_size=SETUP_MAX_BYTES, responses=error_responses(413, 422))  # the body is the file
 async def api_venue_setup_import(request: Request) -> Response[SetupImported]:
     result = await setup.import_text(await request.body(), actor_id=current_user(request).id)
     return Response(content=SetupImported(venue=result.venue_name, counts=result.counts), status_code=201)

@@ -9,7 +9,9 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
 
-from litestar import Request, Response
+import msgspec
+from litestar import Litestar, Request, Response
+from litestar.constants import RESERVED_KWARGS
 from litestar.enums import MediaType
 from litestar.exceptions import (
     HTTPException,
@@ -17,10 +19,12 @@ from litestar.exceptions import (
     PermissionDeniedException,
     ValidationException,
 )
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi import ResponseSpec
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from lending import errors, i18n
+from lending import db, errors, i18n
 from lending.i18n import lazy_gettext as _l
 from lending.web import auth
 
@@ -135,7 +139,19 @@ def http_error(request: Request, exc: HTTPException) -> Response:
     return _respond(request, status, _HTTP_CODES.get(status, "bad_request"), detail, headers=exc.headers)
 
 
+def refused_input(exc: Exception) -> errors.InvalidInput | None:
+    """The error to answer with when the database refused a value the request carried (a number
+    too large, a NUL character): bad input, never a 500."""
+    if not db.refuses_value(exc):
+        return None
+    log.info("the database refused a value: %s", exc)
+    return errors.InvalidInput(_l("A value sent is too large, too long or has a character that cannot be stored."),
+                               code="invalid_value")
+
+
 def server_error(request: Request, exc: Exception) -> Response:
+    if (refused := refused_input(exc)) is not None:
+        return domain_error(request, refused)
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return _respond(request, HTTP_500_INTERNAL_SERVER_ERROR, "internal_error",
                     _l("Sorry, something went wrong on our side. The problem has been logged; please try again."))
@@ -146,3 +162,74 @@ HANDLERS = {
     HTTPException: http_error,
     Exception: server_error,
 }
+
+
+# --- the API's errors in the OpenAPI document -----------------------------------------------------
+
+class FieldError(msgspec.Struct):
+    field: str | None
+    message: str
+
+
+class ErrorReason(msgspec.Struct):
+    code: str
+    detail: str
+
+
+class ErrorOut(msgspec.Struct):
+    """Every error of the JSON API: a stable snake_case ``code`` and a sentence for a person. A
+    refused loan adds its ``reasons``; bad input may add the ``errors`` by field."""
+
+    code: str
+    detail: str
+    reasons: list[ErrorReason | str] | msgspec.UnsetType = msgspec.UNSET
+    errors: dict[str, str] | list[FieldError] | msgspec.UnsetType = msgspec.UNSET
+
+
+_ERROR_DESCRIPTIONS = {
+    400: "Not understood: invalid_input (a value of the wrong type or shape, with errors by field) or malformed_json",
+    401: "not_signed_in, or invalid_token for a bearer token that is malformed, unknown or revoked",
+    403: "not_allowed or wrong_role; csrf_failed for a request that relies on the session cookie without the token",
+    404: "Something the request names does not exist",
+    409: "Conflicts with the current state",
+    422: "Read but not valid: invalid_input or a rule's own code, with errors by field or reasons",
+    429: "too_many_attempts: wait for the seconds in Retry-After",
+}
+
+
+def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI responses for these error statuses, each a ``{"code", "detail"}`` body."""
+    return {status: ResponseSpec(data_container=ErrorOut, generate_examples=False,
+                                 description=_ERROR_DESCRIPTIONS.get(status, HTTPStatus(status).phrase))
+            for status in statuses}
+
+
+_UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def document_api_errors(app: Litestar, prefix: str = "/api/") -> None:
+    """Add to each API operation's OpenAPI description the errors it can answer with, from
+    what it takes: any request may carry a bad token (401); anything sent may be malformed
+    (400) or invalid (422); a path or a body names things that may not exist (404); a guard
+    or a change (CSRF) may refuse (403); a change may conflict (409). A handler's own
+    ``responses`` win (the FHIR routes answer with an OperationOutcome)."""
+    for route in app.routes:
+        if not route.path.startswith(prefix):
+            continue
+        for handler in getattr(route, "route_handlers", ()):
+            if not isinstance(handler, HTTPRouteHandler) or not handler.include_in_schema:
+                continue
+            parameters = set(handler.parsed_fn_signature.parameters)
+            has_body = "data" in parameters
+            has_input = has_body or bool(parameters - RESERVED_KWARGS - set(handler.resolve_dependencies()))
+            changes = bool(set(handler.http_methods) & _UNSAFE_METHODS)
+            statuses = {401}
+            if has_input:
+                statuses |= {400, 422}
+            if has_body or route.path_parameters:
+                statuses.add(404)
+            if changes or handler.resolve_guards():
+                statuses.add(403)
+            if changes:
+                statuses.add(409)
+            handler.responses = {**error_responses(*sorted(statuses)), **(handler.responses or {})}
