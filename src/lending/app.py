@@ -26,7 +26,7 @@ from lending.referrals import controllers as referrals
 from lending.settings import Settings
 from lending.suggestions import controllers as suggestions
 from lending.venues import controllers as venues
-from lending.web import auth, csrf
+from lending.web import auth, csrf, security
 from lending.web import controllers as web
 from lending.web.errors import HANDLERS, document_api_errors
 from lending.web.templating import template_config
@@ -99,6 +99,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         debug=False,
     )
     document_api_errors(app)
+    # Around the whole app, not in ``middleware=[...]``: route middleware never sees a request
+    # that matched no route (404, 405) nor an error raised by the middleware above (web/security.py).
+    app.asgi_handler = security.SecurityHeadersMiddleware(
+        app.asgi_handler, base_url=settings.base_url,
+        form_targets=security.checkout_origins(stripe_secret_key=settings.stripe_secret_key,
+                                               stripe_api_base=settings.stripe_api_base))
     app.state.settings = settings
     app.state.payments = payments_gateway(settings)
     app.state.mailer = mailer(settings)

@@ -56,20 +56,56 @@ def browser() -> Iterator[object]:
             chromium.close()
 
 
+# Reports every Content-Security-Policy violation on a page to Python (see watch_csp).
+_CSP_LISTENER = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.__lendingCspViolation(`${event.effectiveDirective || event.violatedDirective} blocked `
+    + `${event.blockedURI || "inline"} (${event.sourceFile || location.href}:${event.lineNumber}) on ${location.href}`);
+});
+"""
+_HEADER_COMPLAINTS = ("Content Security Policy", "Content-Security-Policy", "Permissions-Policy")
+
+
+def watch_csp(context) -> list[str]:
+    """The Content-Security-Policy violations (and console complaints about our CSP or
+    Permissions-Policy headers) on every page of ``context``, as they happen."""
+    found: list[str] = []
+    context.expose_binding("__lendingCspViolation", lambda _source, report: found.append(report))
+    context.add_init_script(_CSP_LISTENER)
+
+    def listen(page) -> None:
+        page.on("console", lambda message: found.append(f"console: {message.text} on {page.url}")
+                if any(words in message.text for words in _HEADER_COMPLAINTS) else None)
+
+    context.on("page", listen)
+    return found
+
+
+def assert_no_csp_violations(found: list[str]) -> None:
+    assert not found, "the security headers blocked something:\n" + "\n".join(found)
+
+
 @contextlib.contextmanager
 def pages_on(browser, server: Server, *, timeout_ms: int = 10_000) -> Iterator:
     """A function opening pages of ``server`` in fresh browser contexts (no shared cookies);
-    the contexts close on exit."""
+    the contexts close on exit, after checking that no page broke the Content-Security-Policy."""
     contexts = []
+    violations: list[list[str]] = []
 
     def open_page(**context_options):
         context = browser.new_context(base_url=server.base_url, **context_options)
         context.set_default_timeout(timeout_ms)
         contexts.append(context)
+        violations.append(watch_csp(context))
         return context.new_page()
 
     try:
         yield open_page
+        for context in contexts:
+            for page in context.pages:
+                with contextlib.suppress(Exception):
+                    page.evaluate("0")  # a round trip, so reports still on their way arrive
+        assert_no_csp_violations([report for found in violations for report in found])
     finally:
         for context in contexts:
             context.close()

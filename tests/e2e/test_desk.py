@@ -21,7 +21,12 @@ from PIL import Image
 from playwright.sync_api import Page, expect
 
 from tests.e2e.camera import write_y4m
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.conftest import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    assert_no_csp_violations,
+    watch_csp,
+)
 from tests.e2e.test_pages import assert_accessible, path_of, sign_in
 
 pytestmark = pytest.mark.browser
@@ -376,6 +381,7 @@ def test_camera_scans_an_item_label_into_the_basket(browser, new_page, server, t
     try:
         context = camera.new_context(base_url=server.base_url, permissions=["camera"])
         context.set_default_timeout(10_000)
+        violations = watch_csp(context)
         page = context.new_page()
         sign_in(page, *VOLUNTEER)
         member_path = open_member_by_card(page, card_code)
@@ -395,6 +401,7 @@ def test_camera_scans_an_item_label_into_the_basket(browser, new_page, server, t
         # The scanner put the decoded code in the box and submitted the form itself.
         assert f"add={item['code']}" in page.url, page.url
         assert_accessible(page)
+        assert_no_csp_violations(violations)
     finally:
         camera.close()
 
@@ -414,12 +421,14 @@ def test_camera_scans_a_member_card_on_the_desk(browser, new_page, server, tmp_p
     try:
         context = camera.new_context(base_url=server.base_url, permissions=["camera"])
         context.set_default_timeout(10_000)
+        violations = watch_csp(context)
         page = context.new_page()
         sign_in(page, *VOLUNTEER)
         assert path_of(page) == "/desk"
         scan_with_camera(page, page.get_by_role("search").locator("[data-scanner]"))
         assert re.fullmatch(r"/desk/members/\d+", path_of(page)), page.url
         expect(page.get_by_role("heading", level=1, name=MEMBER_NAME)).to_be_visible()
+        assert_no_csp_violations(violations)
     finally:
         camera.close()
 

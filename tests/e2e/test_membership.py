@@ -9,7 +9,11 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import demo_server_with_stripe
+from tests.e2e.conftest import (
+    assert_no_csp_violations,
+    demo_server_with_stripe,
+    watch_csp,
+)
 from tests.e2e.test_pages import assert_accessible, sign_in
 from tests.servers import Server
 
@@ -28,6 +32,7 @@ def test_join_on_a_phone_pay_and_arrive_at_an_active_membership(browser, paying_
     server, fake = paying_server
     context = browser.new_context(base_url=server.base_url, **PHONE)
     context.set_default_timeout(15_000)
+    violations = watch_csp(context)
     page: Page = context.new_page()
     try:
         page.goto("/")
@@ -59,6 +64,7 @@ def test_join_on_a_phone_pay_and_arrive_at_an_active_membership(browser, paying_
         expect(page.get_by_text("£8.00").first).to_be_visible()
         assert_accessible(page)
         assert page.evaluate("document.documentElement.scrollWidth") <= 320
+        assert_no_csp_violations(violations)  # the form's redirect to Checkout too (form-action)
     finally:
         context.close()
 
@@ -67,6 +73,7 @@ def test_a_volunteer_takes_cash_at_the_counter_on_a_phone(browser, paying_server
     server, _ = paying_server
     context = browser.new_context(base_url=server.base_url, **PHONE)
     context.set_default_timeout(15_000)
+    violations = watch_csp(context)
     page: Page = context.new_page()
     try:
         sign_in(page, "volunteer@demo.example", "demo-volunteer")
@@ -92,5 +99,6 @@ def test_a_volunteer_takes_cash_at_the_counter_on_a_phone(browser, paying_server
         assert_accessible(page)
         page.goto("/manage/memberships/tiers/new")
         assert_accessible(page)
+        assert_no_csp_violations(violations)
     finally:
         context.close()

@@ -152,3 +152,26 @@ def test_sign_out_returns_home_and_account_then_needs_sign_in(page: Page) -> Non
     page.goto("/account")
     assert path_of(page) == "/login"
     assert_accessible(page)
+
+
+def test_admin_and_api_docs_run_under_their_content_security_policy(page: Page) -> None:
+    """piccolo_admin's Vue app and Swagger UI's start-up script run with their own policies;
+    `pages_on` fails the test on any violation. (The CDN is out of reach here: its requests are
+    refused, which is no violation, and the inline script's hash is still checked.)"""
+    page.route("https://cdn.jsdelivr.net/**", lambda route: route.abort())
+    sign_in(page, "coordinator@demo.example", "demo-coordinator")
+    response = page.goto("/admin/")
+    assert response is not None and response.status == 200
+    assert "'unsafe-eval'" in response.headers["content-security-policy"]
+    expect(page.get_by_role("link", name="item", exact=True)).to_be_visible()  # the app rendered
+    page.goto("/admin/#/item/")
+    expect(page.locator("table tbody tr:visible").first).to_be_visible()
+    page.goto("/admin/#/item/add/")
+    expect(page.get_by_role("heading", name="Add Item")).to_be_visible()
+    page.goto("/admin/#/venue/1/")
+    expect(page.get_by_role("heading", name="Edit Venue")).to_be_visible()
+    for path in ("/schema", "/admin/api/docs/"):
+        response = page.goto(path)
+        assert response is not None and response.status == 200
+        policy = response.headers["content-security-policy"]
+        assert "'sha256-" in policy and "'unsafe-inline'" not in policy, policy
