@@ -29,10 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+from bench.common import percentile  # noqa: E402
 
 
 async def seed(prefix: str, members: int, items: int) -> tuple[list[int], list[str], list[int]]:
@@ -120,11 +117,16 @@ async def app_concurrent(member_ids: list[int], item_codes: list[str], pairs: in
     return rate, refused, doubles, overlapping[0]["n"]
 
 
-async def raw_sqlite(path: str, member_id: int, item_id: int, pairs: int) -> float:
+async def raw_sqlite(path: str, member_id: int, item_id: int, pairs: int, synchronous: str | None = None) -> float:
+    """``synchronous="NORMAL"`` (with WAL) is the fastest durable-enough setting: the limit
+    bench/run.py uses. Left out, the connection keeps SQLite's default (FULL)."""
     import aiosqlite
 
     async with aiosqlite.connect(path, isolation_level=None) as connection:
         await connection.execute("PRAGMA busy_timeout = 30000")
+        if synchronous:
+            await connection.execute("PRAGMA journal_mode = WAL")
+            await connection.execute(f"PRAGMA synchronous = {synchronous}")
         start = time.perf_counter()
         for _ in range(pairs):
             await connection.execute("BEGIN IMMEDIATE")
