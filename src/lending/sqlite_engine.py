@@ -242,11 +242,23 @@ class PooledSQLiteEngine(ShieldedSQLiteEngine):
                     allow_nested: bool = True) -> PooledTransaction:
         return PooledTransaction(engine=self, transaction_type=transaction_type, allow_nested=allow_nested)
 
-    async def close(self) -> None:
-        await self.finish_running_queries()
-        pool, self._pool = self._pool, None
+    async def close(self, timeout: float = 10.0) -> None:
+        """Let the requests still running finish with their connections (up to ``timeout``),
+        then end every connection."""
+        await self.finish_running_queries(timeout)
+        pool = self._pool
         if pool is None:
             return
+        if pool.loop is asyncio.get_running_loop():
+            try:  # every connection back: the writer's turn and every reader's slot
+                async with asyncio.timeout(timeout):
+                    await pool.writer_turn.acquire()
+                    for _ in range(self.readers):
+                        await pool.reader_slots.acquire()
+            except TimeoutError:
+                pass
+        if self._pool is pool:
+            self._pool = None
         pool.closed = True
         for connection in list(pool.idle_readers) + ([pool.writer] if pool.writer else []):
             pool.open.discard(connection)

@@ -223,3 +223,21 @@ def test_a_wrong_engine_setting_is_refused_at_start(name, value, message):
 ])
 def test_only_selects_go_to_readers(sql, reads):
     assert sqlite_engine.is_read(sql) is reads
+
+
+async def test_close_lets_a_transaction_still_running_finish_first(engine):
+    """A server stopping while a request is mid-transaction: the request ends normally."""
+    inside = asyncio.Event()
+
+    async def request() -> None:
+        async with engine.transaction(transaction_type=sqlite_engine.TransactionType.immediate):
+            await engine.run_ddl("INSERT INTO note (text) VALUES ('first')")
+            inside.set()
+            await asyncio.sleep(0.2)
+            await engine.run_ddl("INSERT INTO note (text) VALUES ('second')")
+
+    running = asyncio.ensure_future(request())
+    await inside.wait()
+    await engine.close()
+    await running  # no "closed database" error
+    assert await count(engine) == 2
