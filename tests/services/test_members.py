@@ -148,6 +148,19 @@ async def test_sign_in_is_rate_limited_per_email(people):
     assert await LoginAttempt.count().where(LoginAttempt.key == "email:member@example.org").run() == 0
 
 
+async def test_people_sharing_a_network_address_can_all_sign_in(people):
+    """A venue's Wi-Fi or a shared computer: many good sign-ins from one address never reach
+    the address's limit; its failures still count."""
+    for _ in range(members.SIGN_IN_LIMIT.per_address + 10):
+        await members.sign_in(email="member@example.org", password=PASSWORD, address="10.0.0.1")
+    assert await LoginAttempt.count().where(LoginAttempt.key == "addr:10.0.0.1").run() == 0
+    for _ in range(3):
+        with pytest.raises(errors.NotSignedIn):
+            await members.sign_in(email="volunteer@example.org", password="wrong password!", address="10.0.0.1")
+    await members.sign_in(email="member@example.org", password=PASSWORD, address="10.0.0.1")
+    assert await LoginAttempt.count().where(LoginAttempt.key == "addr:10.0.0.1").run() == 3
+
+
 async def test_concurrent_wrong_passwords_cannot_exceed_the_limit(people):
     async def attempt():
         try:

@@ -235,7 +235,8 @@ async def set_language(*, account_id: int, language: str) -> None:
 async def sign_in(*, email: str, password: str, address: str, now: datetime | None = None) -> tuple[AccountView, str]:
     """Check an email and password and open a session. Failures are counted per email and per
     network address in the database, so the limit holds across every app process; each
-    attempt takes its place in the count before the password is checked."""
+    attempt takes its place in the count before the password is checked, and a successful
+    one leaves it again."""
     now = now or clock.now()
     email = rules.normalise_email(email)
     if not email or not password:
@@ -262,8 +263,9 @@ async def sign_in(*, email: str, password: str, address: str, now: datetime | No
                               max(1, (wait + 59) // 60)),
                 retry_after=wait,
             )
-        await LoginAttempt.insert(LoginAttempt(key=email_key, attempted_at=now),
-                                  LoginAttempt(key=address_key, attempted_at=now)).run()
+        counted = await LoginAttempt.insert(LoginAttempt(key=email_key, attempted_at=now),
+                                            LoginAttempt(key=address_key, attempted_at=now)
+                                            ).returning(LoginAttempt.id).run()
 
     row = await Account.select(Account.id, Account.password, Account.active).where(Account.email == email).first().run()
     ok = await passwords.verify_password(password, row["password"] if row else None)
@@ -271,7 +273,10 @@ async def sign_in(*, email: str, password: str, address: str, now: datetime | No
         raise errors.NotSignedIn(_l("The email address or password is not right."), code="wrong_credentials")
 
     async with db.transaction(write=True):
-        await LoginAttempt.delete().where(LoginAttempt.key == email_key).run()
+        # Success: the email's failures are forgiven; the address keeps its earlier failures
+        # but not this attempt, so people sharing a venue's network can all sign in.
+        await LoginAttempt.delete().where((LoginAttempt.key == email_key)
+                                          | LoginAttempt.id.is_in([r["id"] for r in counted])).run()
         token = await start_session(account_id=row["id"], now=now)
     return await get_account(account_id=row["id"]), token
 
