@@ -48,8 +48,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,6 +58,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
+from bench.common import app_database as started  # noqa: E402
 from bench.search import fake_catalogue, load_postgres, load_sqlite  # noqa: E402
 
 LENDING_CLI = ROOT / ".venv" / "bin" / "lending"
@@ -103,23 +103,6 @@ async def median_time_async(repeat: int, run: Callable[[], object]) -> tuple[flo
         result = await run()
         samples.append(time.perf_counter() - start)
     return statistics.median(samples), result
-
-
-@asynccontextmanager
-async def started(url: str) -> AsyncIterator[None]:
-    """lending.db on this database, migrated; the venue cache forgotten (a new database)."""
-    from lending import db
-    from lending.venues import services as venues
-
-    db.configure(url)
-    await db.start()
-    venues.forget_cache()
-    try:
-        await db.migrate()
-        yield
-    finally:
-        await db.stop()
-        venues.forget_cache()
 
 
 # --- the venue ----------------------------------------------------------------------------------
