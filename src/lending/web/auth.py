@@ -41,7 +41,10 @@ def _cookies(scope: Scope) -> dict[str, str]:
 
 class RequestContextMiddleware(ASGIMiddleware):
     scopes = (ScopeType.HTTP,)
-    exclude_path_pattern = ("^/static/",)
+
+    @staticmethod
+    def should_bypass_for_scope(scope: Scope) -> bool:
+        return scope["path"].startswith("/static/")  # static files need no user
 
     def __init__(self, *, secret: str, secure: bool) -> None:
         self.secret = secret
