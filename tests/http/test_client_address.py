@@ -55,7 +55,9 @@ async def test_behind_a_trusted_proxy_one_persons_failures_pause_only_them(datab
         for n in range(3):
             assert (await sign_in(guesser, f"nobody{n}@example.org", "wrong password")).status_code == 400
         assert (await sign_in(guesser, "member@example.org", PASSWORD)).status_code == 429
-        # Everyone else comes through the same proxy and still signs in.
+        # Everyone else comes through the same proxy and still signs in, their own slip
+        # counted against their own address.
+        assert (await sign_in(member, "member@example.org", "mistyped")).status_code == 400
         response = await sign_in(member, "member@example.org", PASSWORD)
         assert response.status_code == 303, response.text
     assert await address_keys() == {"addr:203.0.113.7", "addr:198.51.100.9"}
