@@ -221,25 +221,25 @@ def _wait_until_up(server: Server, path: str) -> None:
 STOP_GRACE = 15.0  # seconds a server gets to exit after SIGTERM before it is killed
 
 
-def stop_group(process: subprocess.Popen, name: str = "server") -> float:
+def stop_group(process: subprocess.Popen, name: str = "server", grace: float = STOP_GRACE) -> float:
     """SIGTERM to the process group we started (granian's workers too), then SIGKILL after
-    STOP_GRACE seconds; returns how long it took. A slow exit is reported (run.py collects
+    ``grace`` seconds; returns how long it took. A slow exit is reported (run.py collects
     these lines into its notes)."""
     began = time.monotonic()
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
         try:
-            process.wait(timeout=STOP_GRACE)
+            process.wait(timeout=grace)
         except subprocess.TimeoutExpired:
-            say(f"NOTE: {name} {process.pid} did not exit within {STOP_GRACE:.0f} s of SIGTERM; killed")
+            say(f"NOTE: {name} {process.pid} did not exit within {grace:.0f} s of SIGTERM; killed")
     # Workers can outlive the main process: end whatever is left of the group.
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=10)
     elapsed = time.monotonic() - began
-    if 5 < elapsed < STOP_GRACE:
+    if 5 < elapsed < grace:
         say(f"NOTE: {name} {process.pid} took {elapsed:.1f} s to exit after SIGTERM")
     return elapsed
 
@@ -499,45 +499,43 @@ class _Closed(Exception):
 NEXT_PAGE = re.compile(r'href="(/items\?[^"]*cursor=[^"&]+)"')
 
 
-async def catalogue_pages(base: str, pages: int) -> list[str]:
-    """The first catalogue page and the "Next page" links after it, followed as a visitor does
-    (keyset cursors, as the app provides them), up to ``pages`` addresses."""
-    import html
-
+async def follow_pages(base: str, first: str, pages: int, next_path) -> list[str]:
+    """``first`` and the pages after it, each found by ``next_path(reply)`` (None at the end),
+    followed as a visitor does, up to ``pages`` addresses."""
     client = Http(base)
-    found, path = ["/items"], "/items"
+    found, path = [first], first
     try:
         while len(found) < pages:
             reply = await client.get(path)
             if reply.status != 200:
                 raise SystemExit(f"GET {path}: {reply.status}")
-            link = NEXT_PAGE.search(reply.body.decode())
-            if not link:
+            path = next_path(reply)
+            if not path:
                 break
-            path = html.unescape(link.group(1))
             found.append(path)
     finally:
         await client.close()
     return found
+
+
+async def catalogue_pages(base: str, pages: int) -> list[str]:
+    """The first catalogue page and its "Next page" links (keyset cursors, as the app gives them)."""
+    import html
+
+    def next_link(reply) -> str | None:
+        link = NEXT_PAGE.search(reply.body.decode())
+        return html.unescape(link.group(1)) if link else None
+
+    return await follow_pages(base, "/items", pages, next_link)
 
 
 async def api_pages(base: str, pages: int) -> list[str]:
     """The same through the JSON API's ``next_cursor``."""
-    client = Http(base)
-    found, path = ["/api/v1/items"], "/api/v1/items"
-    try:
-        while len(found) < pages:
-            reply = await client.get(path)
-            if reply.status != 200:
-                raise SystemExit(f"GET {path}: {reply.status}")
-            cursor = reply.json().get("next_cursor")
-            if not cursor:
-                break
-            path = f"/api/v1/items?cursor={urllib.parse.quote(cursor)}"
-            found.append(path)
-    finally:
-        await client.close()
-    return found
+    def next_cursor(reply) -> str | None:
+        cursor = reply.json().get("next_cursor")
+        return f"/api/v1/items?cursor={urllib.parse.quote(cursor)}" if cursor else None
+
+    return await follow_pages(base, "/api/v1/items", pages, next_cursor)
 
 
 # --- seeding --------------------------------------------------------------------------------------

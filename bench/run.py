@@ -15,7 +15,7 @@ Steps, in order (each a script in bench/ run as its own process with a timeout):
   labels     bench/http_labels.py   S5 1,000-label PDF with a /health probe
   import     bench/csv_import.py    S6 CSV import through `lending items import`
   mixed      bench/mixed.py         S7 mixed load: errors, latency drift, memory growth
-  engine     bench/engine.py        the SQLite engine against its limit (when the file exists)
+  engine     bench/engine.py        the SQLite engine against its limit
 
 Not part of the test run. Loopback only. Exit status: 0 when every step passed, 3 when a
 monitor saw a double loan, 1 when a step failed or ran out of time.
@@ -117,7 +117,8 @@ def plan(args: argparse.Namespace, sizes: Sizes, results: str) -> list[Step]:
             command = script("limits.py", "sqlite", ["--pairs", str(sizes.pairs), "--labels", str(sizes.labels)])
             steps.append(Step(name, "-", command, bounded(budget * 2)))
         elif name == "engine":
-            steps.append(Step(name, "-", engine_command(args, sizes), bounded(300 + 40 * sizes.engine_seconds)))
+            steps.append(Step(name, "-", [PYTHON, str(common.HERE / "engine.py"), "--seconds", str(sizes.engine_seconds)],
+                              bounded(300 + 40 * sizes.engine_seconds)))
         else:
             for engine in engines:
                 if name == "catalogue":
@@ -154,19 +155,6 @@ def plan(args: argparse.Namespace, sizes: Sizes, results: str) -> list[Step]:
     return steps
 
 
-def engine_command(args: argparse.Namespace, sizes: Sizes) -> list[str]:
-    """bench/engine.py with the options it understands (another engineer's script: asked, not assumed)."""
-    script = common.HERE / "engine.py"
-    command = [PYTHON, str(script), "--seconds", str(sizes.engine_seconds)]
-    if not script.exists():
-        return command
-    with contextlib.suppress(Exception):
-        usage = subprocess.run([PYTHON, str(script), "--help"], capture_output=True, text=True, timeout=60).stdout
-        if args.postgres and "--postgres" in usage:
-            command += ["--postgres", args.postgres]
-    return command
-
-
 def load_average() -> str:
     with contextlib.suppress(OSError):
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -177,9 +165,6 @@ def run_step(step: Step, registry: Path) -> Outcome:
     label = step.name + (f" ({step.engine})" if step.engine != "-" else "")
     common.say(f"\n=== {label}: {' '.join(Path(c).name if c.startswith('/') else c for c in step.command[1:])}")
     before, began = load_average(), time.monotonic()
-    if step.name == "engine" and not Path(step.command[1]).exists():
-        common.say("bench/engine.py is not there: skipped")
-        return Outcome(step, "skipped (no bench/engine.py)", 0.0, before, before)
     env = {**os.environ, common.REGISTRY: str(registry)}
     process = subprocess.Popen(step.command, cwd=common.ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                stdin=subprocess.DEVNULL, text=True, start_new_session=True)
@@ -200,14 +185,7 @@ def run_step(step: Step, registry: Path) -> Outcome:
     except subprocess.TimeoutExpired:
         status = f"timed out after {step.timeout:.0f} s"
         common.say(f"--- {label}: {status}; stopping it")
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)  # the step cleans up on SIGTERM
-        try:
-            process.wait(timeout=45)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        common.stop_group(process, label, grace=45)  # the step cleans up on SIGTERM
     reader.join(timeout=10)
     return Outcome(step, status, time.monotonic() - began, before, load_average(), lines)
 

@@ -27,7 +27,7 @@ os.environ.setdefault("PICCOLO_CONF", "lending.piccolo_conf")
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
 
 _engine: Engine | None = None
-_engine_url: str | None = None
+_engine_key: str | None = None
 _started = False
 
 
@@ -63,9 +63,9 @@ def all_tables() -> list:
 def configure(database_url: str) -> Engine:
     """Bind every table (ours and Piccolo's migration table) to an engine for this URL;
     calling it again with the same URL keeps the engine (and its pool)."""
-    global _engine, _engine_url, _started
+    global _engine, _engine_key, _started
     key = f"{database_url} {sqlite_engine.engine_kind()}"
-    if _engine is not None and _engine_url == key:
+    if _engine is not None and _engine_key == key:
         return _engine
     if database_url.startswith("sqlite://"):
         sqlite_path(database_url).parent.mkdir(parents=True, exist_ok=True)
@@ -77,7 +77,7 @@ def configure(database_url: str) -> Engine:
     from lending import piccolo_conf
 
     piccolo_conf.DB = engine
-    _engine, _engine_url, _started = engine, key, False
+    _engine, _engine_key, _started = engine, key, False
     return engine
 
 
