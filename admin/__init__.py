@@ -34,7 +34,7 @@ from lending.memberships.tables import (
     StripeEvent,
     Tier,
 )
-from lending.referrals.tables import Organisation
+from lending.members.tables import Organisation
 from lending.venues.tables import Closure, OpeningSession, Site, Venue
 
 

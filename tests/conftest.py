@@ -164,9 +164,9 @@ PASSWORD = "correct horse battery"
 async def people(database: str) -> dict:
     """One account per role (and a referring organisation for the link worker)."""
     from lending.members import services as members
-    from lending.referrals import services as referrals
+    from lending.members import organisations
 
-    organisation = await referrals.create_organisation(name="Riverside Surgery", kind="gp_practice")
+    organisation = await organisations.create_organisation(name="Riverside Surgery", kind="gp_practice")
     found = {}
     for role in ("member", "volunteer", "link_worker", "coordinator"):
         found[role] = await members.create_account(

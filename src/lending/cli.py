@@ -85,7 +85,7 @@ def _describe(settings: Settings) -> str:
 
 def cmd_user_create(args: argparse.Namespace) -> int:
     from lending.members import services as members
-    from lending.referrals import services as referrals
+    from lending.members import organisations
 
     settings = _settings()
     password = args.password
@@ -94,8 +94,8 @@ def cmd_user_create(args: argparse.Namespace) -> int:
 
     async def work() -> None:
         organisation = args.organisation
-        if organisation and args.role == "link_worker" and not await referrals.find_organisation(name=organisation):
-            created = await referrals.create_organisation(name=organisation)
+        if organisation and args.role == "link_worker" and not await organisations.find_organisation(name=organisation):
+            created = await organisations.create_organisation(name=organisation)
             print(f"Created the referring organisation {created.name}.")
         account = await members.create_account(name=args.name, email=args.email, role=args.role, password=password,
                                                organisation=organisation, language=args.language)

@@ -16,6 +16,7 @@ from lending.members.tables import Account
 from lending.memberships import services as memberships
 from lending.memberships.services import GiftAid, TierInput
 from lending.memberships.tables import Membership
+from lending.members import organisations
 from lending.referrals import services as referrals
 
 ORGANISATION = "Riverside Surgery"
@@ -43,8 +44,8 @@ async def load(*, progress: Callable[[str], None] = print, force: bool = False) 
             code="demo_refused",
         )
     for organisation, kind in ((ORGANISATION, "gp_practice"), (SECOND_ORGANISATION, "primary_care_network")):
-        if not await referrals.find_organisation(name=organisation):
-            await referrals.create_organisation(name=organisation, kind=kind)
+        if not await organisations.find_organisation(name=organisation):
+            await organisations.create_organisation(name=organisation, kind=kind)
             progress(f"Added the referring organisation {organisation}.")
     for email, name, role, password in ACCOUNTS:
         if await Account.exists().where(Account.email == email).run():

@@ -8,7 +8,7 @@ from lending.audit.tables import AuditEvent
 from lending.catalog.tables import Category, Item, ItemGroup, Manual, Photo, ProblemReport, Sticker
 from lending.loans.tables import CalendarFeed, Fee, Hold, Loan, LoanPolicy, Reservation
 from lending.mail.tables import Email, EmailTemplate
-from lending.members.tables import Account, ApiToken, LoginAttempt, Session
+from lending.members.tables import Account, ApiToken, LoginAttempt, Organisation, Session
 from lending.memberships.tables import (
     Agreement,
     AgreementAcceptance,
@@ -20,7 +20,7 @@ from lending.memberships.tables import (
     StripeEvent,
     Tier,
 )
-from lending.referrals.tables import Organisation, Referral, ReferralSettings
+from lending.referrals.tables import Referral, ReferralSettings
 from lending.suggestions.tables import Suggestion, Support
 from lending.venues.tables import Closure, OpeningSession, Site, Venue
 

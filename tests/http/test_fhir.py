@@ -13,6 +13,7 @@ from lending import clock
 from lending.members import services as members
 from lending.memberships import services as memberships
 from lending.memberships.services import TierInput
+from lending.members import organisations
 from lending.referrals import fhir
 from lending.referrals import services as referrals
 from lending.referrals.tables import Referral
@@ -191,9 +192,9 @@ async def test_unreadable_bodies(client, setup):
 
 async def test_a_link_worker_whose_organisation_was_removed_is_told_so(client, people, setup):
     from lending.members.tables import Account
-    from lending.referrals.tables import Organisation
+    from lending.members.tables import Organisation
 
-    orphan = await referrals.create_organisation(name="Closed charity", kind="charity")
+    orphan = await organisations.create_organisation(name="Closed charity", kind="charity")
     worker = await members.create_account(name="Ola", email="ola@example.org", role="link_worker", password=PASSWORD,
                                           organisation=orphan.id)
     headers = await token_for(worker.id)
@@ -214,7 +215,7 @@ async def test_the_venue_must_have_set_up_referrals(client, people):
 
 async def test_another_organisations_referral_cannot_be_read(client, people, setup):
     made = await client.post(URL, content=json.dumps(resource()), headers=setup["headers"])
-    other = await referrals.create_organisation(name="Hillside PCN", kind="primary_care_network")
+    other = await organisations.create_organisation(name="Hillside PCN", kind="primary_care_network")
     outsider = await members.create_account(name="Bryn", email="bryn@example.org", role="link_worker",
                                             password=PASSWORD, organisation=other.id)
     issues = outcome(await client.get(made.headers["location"], headers=await token_for(outsider.id)), 404)

@@ -8,7 +8,7 @@ import io
 
 import pytest
 
-from lending.referrals import services as referrals
+from lending.members import organisations
 from tests.conftest import bearer
 from tests.services.test_impact import issue, setup_world
 
@@ -77,7 +77,7 @@ async def test_volunteers_and_members_are_refused(client, as_role, people, world
 
 
 async def test_the_csv_downloads_without_names_and_without_formulas(as_role, people, world):
-    await referrals.create_organisation(name="=HYPERLINK(\"http://x\")", kind="other")
+    await organisations.create_organisation(name="=HYPERLINK(\"http://x\")", kind="other")
     made = await issue(people["link_worker"], 5, redeem=5)
     async with as_role("coordinator") as coordinator:
         page = await coordinator.get("/manage/impact")

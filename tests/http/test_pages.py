@@ -7,7 +7,7 @@ import pytest
 from lending import db
 from lending.audit.tables import AuditEvent
 from lending.members.tables import Account
-from lending.referrals.tables import Organisation
+from lending.members.tables import Organisation
 from tests.conftest import post_form, sign_in
 
 

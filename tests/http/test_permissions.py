@@ -41,6 +41,7 @@ from lending.members import services as members
 from lending.members.tables import Account
 from lending.memberships import services as memberships
 from lending.memberships.services import TierInput
+from lending.members import organisations
 from lending.referrals import rules as referral_rules
 from lending.referrals import services as referrals
 from lending.referrals.tables import Referral
@@ -592,7 +593,7 @@ async def test_a_link_worker_sees_only_their_own_organisations_referrals(app, pe
     """Another organisation's referral does not exist for a link worker, on any page or API
     route, and nothing they try changes it; its own link worker and coordinators see it."""
     seed = await seed_library(people)
-    other = await referrals.create_organisation(name="Hillside PCN", kind="primary_care_network")
+    other = await organisations.create_organisation(name="Hillside PCN", kind="primary_care_network")
     outsider = await members.create_account(name="Bryn", email="bryn@example.org", role="link_worker",
                                             password=PASSWORD, organisation=other.id)
     theirs = await referrals.issue_referral(issuer=outsider, details=referral_rules.Details(

@@ -11,6 +11,7 @@ from lending import clock
 from lending.members import services as members
 from lending.memberships import services as memberships
 from lending.memberships.services import TierInput
+from lending.members import organisations
 from lending.referrals import services as referrals
 from lending.referrals.tables import Referral
 from lending.venues import services as venues
@@ -23,7 +24,7 @@ async def setup(people):
     tier = await memberships.save_tier(values=TierInput(name="Concession", min_pence=0, max_pence=0, allow_free=True,
                                                         public=False))
     await referrals.save_settings(tier_id=tier.id, months_options="3,6,12", redeem_days="60", erase_after_days="365")
-    other = await referrals.create_organisation(name="Hillside PCN", kind="primary_care_network")
+    other = await organisations.create_organisation(name="Hillside PCN", kind="primary_care_network")
     outsider = await members.create_account(name="Bryn", email="bryn@example.org", role="link_worker",
                                             password=PASSWORD, organisation=other.id)
     return {"tier": tier, "other": other, "outsider": outsider}

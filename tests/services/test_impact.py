@@ -14,6 +14,7 @@ from lending.loans.tables import Loan
 from lending.members import services as members
 from lending.memberships import services as memberships
 from lending.memberships.services import TierInput
+from lending.members import organisations
 from lending.referrals import reports, rules
 from lending.referrals import services as referrals
 from lending.referrals.tables import Referral
@@ -80,9 +81,9 @@ async def setup_world() -> dict:
                                                         public=False))
     await referrals.save_settings(tier_id=tier.id, months_options="3, 6, 12", redeem_days="60",
                                   erase_after_days="365")
-    a = await referrals.find_organisation(name="Riverside Surgery") or await referrals.create_organisation(
+    a = await organisations.find_organisation(name="Riverside Surgery") or await organisations.create_organisation(
         name="Riverside Surgery", kind="gp_practice")
-    b = await referrals.create_organisation(name="Hillside PCN", kind="primary_care_network")
+    b = await organisations.create_organisation(name="Hillside PCN", kind="primary_care_network")
     found = {"tier": tier, "a": a, "b": b}
     for key, role, organisation in (("lw_a", "link_worker", a.id), ("lw_b", "link_worker", b.id),
                                     ("volunteer_x", "volunteer", None), ("coordinator_x", "coordinator", None),

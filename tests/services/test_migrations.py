@@ -109,7 +109,7 @@ async def test_migrations_run_forwards_on_an_empty_postgres_database(tmp_path):
 
 
 async def test_write_transaction_rolls_back_everything_on_error(database):
-    from lending.referrals.tables import Organisation
+    from lending.members.tables import Organisation
 
     with pytest.raises(RuntimeError):
         async with db.transaction(write=True):

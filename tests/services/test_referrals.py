@@ -13,6 +13,7 @@ from lending.audit.tables import AuditEvent
 from lending.members import services as members
 from lending.memberships import services as memberships
 from lending.memberships.services import TierInput
+from lending.members import organisations
 from lending.referrals import rules
 from lending.referrals import services as referrals
 from lending.referrals.tables import Referral
@@ -28,8 +29,8 @@ async def world(database):
                                                         public=False, loan_limit=2))
     await referrals.save_settings(tier_id=tier.id, months_options="3, 6, 12", redeem_days="60",
                                   erase_after_days="365")
-    a = await referrals.create_organisation(name="Riverside Surgery", kind="gp_practice")
-    b = await referrals.create_organisation(name="Hillside PCN", kind="primary_care_network")
+    a = await organisations.create_organisation(name="Riverside Surgery", kind="gp_practice")
+    b = await organisations.create_organisation(name="Hillside PCN", kind="primary_care_network")
     people = {
         "lw_a": await members.create_account(name="Lowri", email="lowri@example.org", role="link_worker",
                                              password=PASSWORD, organisation=a.id),
@@ -168,9 +169,9 @@ async def test_a_link_worker_extends_a_code_or_the_free_months(world):
 
 async def test_a_link_worker_whose_organisation_was_removed_cannot_issue(world):
     from lending.members.tables import Account
-    from lending.referrals.tables import Organisation
+    from lending.members.tables import Organisation
 
-    orphan = await referrals.create_organisation(name="Closed charity", kind="charity")
+    orphan = await organisations.create_organisation(name="Closed charity", kind="charity")
     worker = await members.create_account(name="Ola", email="ola@example.org", role="link_worker", password=PASSWORD,
                                           organisation=orphan.id)
     await Account.update({Account.organisation: None}).where(Account.id == worker.id).run()

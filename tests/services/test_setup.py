@@ -22,6 +22,7 @@ from lending.members import services as members
 from lending.memberships import services as memberships
 from lending.memberships.services import TierInput
 from lending.memberships.tables import Agreement, Tier
+from lending.members import organisations
 from lending.referrals import services as referrals
 from lending.venues import rules, setup, setup_rules
 from lending.venues import services as venues
@@ -105,7 +106,7 @@ async def test_a_setup_holds_no_personal_data(database):
     await build_venue()
     member = await members.create_account(name="Gwenllian Secret", email="gwen.secret@example.org", role="member",
                                           password="a long enough password")
-    organisation = await referrals.create_organisation(name="Secret Surgery", kind="gp_practice")
+    organisation = await organisations.create_organisation(name="Secret Surgery", kind="gp_practice")
     await members.create_account(name="Link Person", email="link.secret@example.org", role="link_worker",
                                  password="a long enough password", organisation=organisation.id)
     text = await setup.export_text(include_catalogue=True)

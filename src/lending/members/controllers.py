@@ -13,7 +13,7 @@ from lending.members import rules
 from lending.members import services as members
 from lending.members.rules import Role
 from lending.members.schemas import MeOut, MemberIn, MemberList, MemberOut, member_out
-from lending.referrals import services as referrals
+from lending.members import organisations
 from lending.web import flash
 from lending.web.auth import current_user, language_cookie, requires, signed_in
 from lending.web.forms import form_data
@@ -99,7 +99,7 @@ desk_members = Router(path="/desk/members", guards=[requires(Role.volunteer)],
 # --- the coordinator's people page -------------------------------------------------------------
 
 async def _people_context(values: dict, problems: dict, error: str | None) -> dict:
-    organisations = await referrals.list_organisations()
+    organisations = await organisations.list_organisations()
     return {
         "people": await members.list_accounts(),
         "role_options": [(role.value, rules.ROLE_LABELS[role]) for role in Role],

@@ -14,7 +14,7 @@ from lending.i18n import lazy_ngettext
 from lending.members import passwords, rules
 from lending.members.rules import Role
 from lending.members.tables import Account, ApiToken, LoginAttempt, Session
-from lending.referrals import services as referrals
+from lending.members import organisations
 
 SESSION_IDLE = timedelta(hours=8)
 SESSION_MAX = timedelta(days=7)
@@ -180,9 +180,9 @@ def _email_taken(email: str) -> errors.Conflict:
 
 async def _organisation_id(organisation: str | int) -> int | None:
     if isinstance(organisation, int) or str(organisation).isdigit():
-        found = await referrals.get_organisation(organisation_id=int(organisation))
+        found = await organisations.get_organisation(organisation_id=int(organisation))
     else:
-        found = await referrals.find_organisation(name=str(organisation))
+        found = await organisations.find_organisation(name=str(organisation))
     return found.id if found else None
 
 

@@ -5,7 +5,15 @@ from piccolo.table import Table
 from piccolo_api.session_auth.tables import SessionsBase
 
 from lending.members.rules import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
-from lending.referrals.tables import Organisation
+
+
+class Organisation(Table, tablename="organisation"):
+    """An organisation that link workers belong to and that their referrals come from: a GP
+    practice, primary care network, charity or council team."""
+
+    name = Varchar(length=200, unique=True)
+    kind = Varchar(length=30, default="other")
+    created_at = Timestamptz()
 
 
 class Account(BaseUser, tablename="account"):

@@ -21,6 +21,7 @@ from lending.i18n import lazy_gettext as _l
 from lending.members import services as members
 from lending.members.rules import Role, may_act_as
 from lending.memberships import services as memberships
+from lending.members import organisations
 from lending.referrals import fhir, reports, rules
 from lending.referrals import services as referrals
 from lending.venues import rules as venue_rules
@@ -194,12 +195,12 @@ async def desk_redeem(request: Request, member_id: FromPath[int]) -> Response:
 
 
 async def _organisations_context(values: dict, problems: dict, error: str | None) -> dict:
-    organisations = await referrals.list_organisations()
+    organisations = await organisations.list_organisations()
     link_workers = await members.list_accounts(role=Role.link_worker.value)
     counts = {o.id: sum(1 for a in link_workers if a.organisation_id == o.id) for o in organisations}
     config = await referrals.settings()
     tiers = await memberships.list_tiers(include_inactive=True)
-    return {"organisations": organisations, "counts": counts, "kind_options": list(referrals.KIND_LABELS.items()),
+    return {"organisations": organisations, "counts": counts, "kind_options": list(organisations.KIND_LABELS.items()),
             "values": values, "config": config, "tier_options": [("", _("Choose a membership"))] + [
                 (tier.id, tier.name) for tier in tiers if tier.allow_free],
             "errors": problems, "error": error}
@@ -230,7 +231,7 @@ async def settings_submit(request: Request) -> Response:
 async def organisations_create(request: Request) -> Response:
     data = await form_data(request)
     try:
-        organisation = await referrals.create_organisation(name=data.get("name", ""), kind=data.get("kind", "other"),
+        organisation = await organisations.create_organisation(name=data.get("name", ""), kind=data.get("kind", "other"),
                                                            actor_id=current_user(request).id)
     except (errors.InvalidInput, errors.Conflict) as exc:
         return Template(template_name="referrals/organisations.html",

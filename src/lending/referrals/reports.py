@@ -23,7 +23,8 @@ from lending import clock, errors
 from lending.i18n import lazy_gettext as _l
 from lending.referrals import rules
 from lending.referrals import services as referrals
-from lending.referrals.tables import Organisation, Referral
+from lending.members.tables import Organisation
+from lending.referrals.tables import Referral
 from lending.spreadsheets import safe_cell
 
 SMALL = 5  # counts below this (except 0) are never shown

@@ -6,24 +6,16 @@ diagnosis), and their two consents. Its personal details are erased a set time a
 
 from piccolo.columns import Boolean, Date, ForeignKey, Integer, Text, Timestamptz, Varchar
 from piccolo.columns.base import OnDelete
-from piccolo.columns.reference import LazyTableReference
 from piccolo.table import Table
 
-ACCOUNT = LazyTableReference("Account", module_path="lending.members.tables")
-
-
-class Organisation(Table, tablename="organisation"):
-    """A referring organisation: a GP practice, primary care network, charity or council team."""
-
-    name = Varchar(length=200, unique=True)
-    kind = Varchar(length=30, default="other")
-    created_at = Timestamptz()
+from lending.members.tables import Account, Organisation
+from lending.memberships.tables import Tier
 
 
 class Referral(Table, tablename="referral"):
     code = Varchar(length=16, unique=True)
     organisation = ForeignKey(references=Organisation, null=False, on_delete=OnDelete.restrict, index=True)
-    issued_by = ForeignKey(references=ACCOUNT, null=True, on_delete=OnDelete.set_null)
+    issued_by = ForeignKey(references=Account, null=True, on_delete=OnDelete.set_null)
     name = Varchar(length=120, default="")
     contact_route = Varchar(length=12, default="through_me")
     contact = Varchar(length=255, default="")
@@ -36,7 +28,7 @@ class Referral(Table, tablename="referral"):
     status = Varchar(length=12, default="issued", index=True)
     issued_at = Timestamptz()
     redeemed_at = Timestamptz(null=True, default=None)
-    member = ForeignKey(references=ACCOUNT, null=True, on_delete=OnDelete.set_null)
+    member = ForeignKey(references=Account, null=True, on_delete=OnDelete.set_null)
     ends_at = Timestamptz(null=True, default=None)  # the end of the free membership
     closed_at = Timestamptz(null=True, default=None)  # expired, withdrawn or completed
     erased_at = Timestamptz(null=True, default=None)
@@ -45,7 +37,7 @@ class Referral(Table, tablename="referral"):
 class ReferralSettings(Table, tablename="referral_settings"):
     """The venue's bounds for referrals; one row (defaults until a coordinator saves)."""
 
-    tier = ForeignKey(references=LazyTableReference("Tier", module_path="lending.memberships.tables"), null=True,
+    tier = ForeignKey(references=Tier, null=True,
                       on_delete=OnDelete.set_null)
     months_options = Varchar(length=40, default="3,6,12")
     redeem_days = Integer(default=60)
