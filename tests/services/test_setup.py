@@ -212,17 +212,17 @@ async def test_own_words_for_a_message_are_filled_in_and_used(database):
     assert set(caught.value.errors) == {"subject", "body"}
     await mail.save_template(kind="hold_ready", language="en", subject="Ready: {item}",
                              body="Dear {name}, collect {item} by {until}. {library}. {not_a_placeholder")
-    assert await mail.queue(key="t:1", to_address="x@example.org", subject="built-in", body="built-in",
-                            kind="hold_ready", language="en", values={"name": "Ann", "item": "a drill",
-                                                                      "until": "Friday"})
+    assert await mail.queue(library="Aber Things", key="t:1", to_address="x@example.org", subject="built-in",
+                            body="built-in", kind="hold_ready", language="en",
+                            values={"name": "Ann", "item": "a drill", "until": "Friday"})
     from lending.mail.tables import Email
 
     row = await Email.select(Email.subject, Email.body).where(Email.key == "t:1").first().run()
     assert row == {"subject": "Ready: a drill",
                    "body": "Dear Ann, collect a drill by Friday. Aber Things. {not_a_placeholder"}
     # Welsh readers still get the built-in Welsh words: only English was changed.
-    await mail.queue(key="t:2", to_address="x@example.org", subject="Yn barod", body="...", kind="hold_ready",
-                     language="cy", values={})
+    await mail.queue(library="Aber Things", key="t:2", to_address="x@example.org", subject="Yn barod", body="...",
+                     kind="hold_ready", language="cy", values={})
     assert (await Email.select(Email.subject).where(Email.key == "t:2").first().run())["subject"] == "Yn barod"
 
 

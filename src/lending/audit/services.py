@@ -72,11 +72,10 @@ async def record(*, action: str, actor_id: int | None, subject: str = "", detail
 
 
 async def recent(*, limit: int = 100) -> list[dict]:
+    """The latest events, newest first, each with the id of the account that acted (``actor``)
+    and a label; ``members.recent_activity`` adds who that was."""
     rows = await (
-        AuditEvent.select(
-            AuditEvent.at, AuditEvent.action, AuditEvent.subject, AuditEvent.detail,
-            AuditEvent.actor.name.as_alias("actor_name"),
-        )
+        AuditEvent.select(AuditEvent.at, AuditEvent.actor, AuditEvent.action, AuditEvent.subject, AuditEvent.detail)
         .order_by(AuditEvent.id, ascending=False)
         .limit(limit)
         .run()

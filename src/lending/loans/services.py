@@ -966,7 +966,7 @@ async def _queue_loan_receipt(member_id: int, loans: list[LoanView]) -> None:
         due = i18n.format_date(min(loan.due_at for loan in loans))
         subject = i18n.ngettext("Your loan: due back by %(when)s", "Your loans: due back by %(when)s", len(loans),
                                 when=due)
-    await mail.queue(key=f"loan-receipt:{loans[0].id}", to_address=member["email"], subject=subject,
+    await mail.queue(library=(await venues.settings()).name, key=f"loan-receipt:{loans[0].id}", to_address=member["email"], subject=subject,
                      body="\n".join(lines), account_id=member_id, kind="loan_receipt", language=member["language"],
                      values={"name": member["name"], "items": "\n".join(items), "due": due})
 
@@ -984,7 +984,7 @@ async def _queue_hold_ready(hold_id: int) -> None:
             i18n.gettext("The %(item)s you asked for is back and put aside for you.", item=hold.item_name),
             i18n.gettext("Collect it by %(when)s; after that it passes to the next person waiting.", when=until),
         ])
-    await mail.queue(key=f"hold-ready:{hold_id}", to_address=member["email"], subject=subject, body=body,
+    await mail.queue(library=(await venues.settings()).name, key=f"hold-ready:{hold_id}", to_address=member["email"], subject=subject, body=body,
                      account_id=hold.member_id, kind="hold_ready", language=member["language"],
                      values={"name": member["name"], "item": hold.item_name, "until": until})
 
@@ -1038,7 +1038,7 @@ async def queue_loan_reminders(*, now: datetime | None = None, dry_run: bool = F
         if dry_run:
             fresh = not await mail.queued(key=key)
         else:
-            fresh = await mail.queue(key=key, to_address=row["email"], subject=subject, body=body,
+            fresh = await mail.queue(library=(await venues.settings()).name, key=key, to_address=row["email"], subject=subject, body=body,
                                      account_id=loan.member_id, now=now, kind="overdue" if overdue else "due_soon",
                                      language=row["language"], values=values)
         if fresh:

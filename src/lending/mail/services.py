@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from lending import clock, db, errors
+from lending import clock, db, errors, i18n
 from lending.audit import services as audit
 from lending.i18n import lazy_gettext as _l
 from lending.mail import rules
@@ -18,18 +18,21 @@ CLAIM_TIMEOUT = timedelta(minutes=10)  # a sender that died holding a claim lets
 MAX_ATTEMPTS = 5
 
 
-async def queue(*, key: str, to_address: str | None, subject: str, body: str, account_id: int | None = None,
-                now: datetime | None = None, kind: str | None = None, language: str = "en",
-                values: dict[str, str] | None = None) -> bool:
-    """Add a message to the outbox once per key; returns whether this call added it. With a
-    ``kind``, the coordinator's own words for it in ``language``, filled in from ``values``,
-    replace the built-in ``subject`` and ``body``."""
+async def queue(*, key: str, to_address: str | None, subject: str, body: str, library: str,
+                account_id: int | None = None, now: datetime | None = None, kind: str | None = None,
+                language: str = "en", values: dict[str, str] | None = None) -> bool:
+    """Add a message to the outbox once per key; returns whether this call added it. It goes
+    under the name ``library`` (the venue's). With a ``kind``, the coordinator's own words for
+    it in ``language``, filled in from ``values`` and ``{library}``, replace the built-in
+    ``subject`` and ``body``."""
     if not to_address:
         return False
     if kind is not None:
-        subject, body = await _own_words(kind, language, values or {}, default=(subject, body))
+        subject, body = await _own_words(kind, language, {"library": library, **(values or {})},
+                                         default=(subject, body))
     rows = await (Email.insert(Email(key=key[:200], account=account_id, to_address=to_address, subject=subject[:300],
-                                     body=body, created_at=now or clock.now()))
+                                     body=body, language=language, sender_name=library[:200],
+                                     created_at=now or clock.now()))
                   .on_conflict(action="DO NOTHING").returning(Email.id).run())
     return bool(rows)
 
@@ -45,7 +48,7 @@ async def _claim(limit: int, now: datetime) -> list[dict]:
             "WHERE id IN (SELECT id FROM email WHERE sent_at IS NULL AND attempts < {} "
             "AND (claimed_at IS NULL OR claimed_at < {}) ORDER BY id LIMIT {}) "
             "AND sent_at IS NULL AND (claimed_at IS NULL OR claimed_at < {}) "
-            "RETURNING id, to_address, subject, body, account",
+            "RETURNING id, to_address, subject, body, language, sender_name",
             now, MAX_ATTEMPTS, stale, limit, stale,
         ).run()
 
@@ -55,21 +58,12 @@ async def send_pending(*, mailer: Mailer | None, limit: int = 200, now: datetime
     everything waits."""
     if mailer is None:
         return 0
-    from lending.members.tables import Account
-
-    from lending import i18n
-    from lending.venues import services as venues
-
-    venue_name = (await venues.settings()).name
     sent = 0
     for message in await _claim(limit, now or clock.now()):
-        language = "en"
-        if message["account"]:
-            row = await Account.select(Account.language).where(Account.id == message["account"]).first().run()
-            language = row["language"] if row else "en"
+        language = message["language"] or "en"
         try:
             with i18n.in_language(language):
-                sender_name = venue_name or i18n.gettext("Library of things")
+                sender_name = message["sender_name"] or i18n.gettext("Library of things")
             await mailer.send(to=message["to_address"], subject=message["subject"], body=message["body"],
                               language=language, sender_name=sender_name)
         except MailError as exc:
@@ -92,13 +86,10 @@ async def waiting() -> int:
 # --- the coordinator's own words ------------------------------------------------------------------
 
 async def _own_words(kind: str, language: str, values: dict[str, str], *, default: tuple[str, str]) -> tuple[str, str]:
-    from lending.venues import services as venues
-
     row = await EmailTemplate.select(EmailTemplate.subject, EmailTemplate.body).where(
         EmailTemplate.kind == kind, EmailTemplate.language == language).first().run()
     if row is None:
         return default
-    values = {"library": (await venues.settings()).name, **values}
     return rules.fill(row["subject"], values).replace("\n", " ")[:300], rules.fill(row["body"], values)
 
 
@@ -116,8 +107,6 @@ async def list_templates() -> list[TemplateView]:
 
 
 def _check_language(language: str) -> None:
-    from lending import i18n
-
     if language not in i18n.LANGUAGES:
         raise errors.NotFound(_l("That language is not available."), code="unknown_language")
 

@@ -11,10 +11,9 @@ from lending import clock, codes, db, errors
 from lending.audit import services as audit
 from lending.i18n import lazy_gettext as _l
 from lending.i18n import lazy_ngettext
-from lending.members import passwords, rules
+from lending.members import organisations, passwords, rules
 from lending.members.rules import Role
 from lending.members.tables import Account, ApiToken, LoginAttempt, Session
-from lending.members import organisations
 
 SESSION_IDLE = timedelta(hours=8)
 SESSION_MAX = timedelta(days=7)
@@ -397,3 +396,13 @@ async def admin_account_fields(*, role: str, email: str | None, organisation_id:
     coordinator = parsed == Role.coordinator
     return {"role": parsed.value, "admin": coordinator, "superuser": coordinator,
             "email": rules.normalise_email(email) or None}
+
+
+async def recent_activity(*, limit: int = 100) -> list[dict]:
+    """The audit log's latest events, each with the name of the person who acted
+    (``actor_name``, None for the system)."""
+    events = await audit.recent(limit=limit)
+    actor_ids = list({event["actor"] for event in events if event["actor"]})
+    names = {row["id"]: row["name"] for row in await Account.select(Account.id, Account.name).where(
+        Account.id.is_in(actor_ids)).run()} if actor_ids else {}
+    return [{**event, "actor_name": names.get(event["actor"])} for event in events]

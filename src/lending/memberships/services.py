@@ -1111,7 +1111,7 @@ async def _queue_payment_failed(member_id: int, invoice_id: str) -> None:
             i18n.gettext("If your card has changed, cancel the membership on your account page and join again, or "
                          "pay at the counter."),
         ])
-    await mail.queue(key=f"payment-failed:{invoice_id}", to_address=account["email"], subject=subject, body=body,
+    await mail.queue(library=(await venues.settings()).name, key=f"payment-failed:{invoice_id}", to_address=account["email"], subject=subject, body=body,
                      account_id=member_id, kind="payment_failed", language=account["language"],
                      values={"name": account["name"]})
 
@@ -1500,7 +1500,7 @@ async def _queue_receipt(payment_id: int) -> None:
             lines.append(i18n.gettext("You made a Gift Aid declaration with this payment."))
         lines += ["", i18n.gettext("Sign in to your account to see your membership and payments.")]
         subject = i18n.gettext("Your receipt %(code)s", code=codes.display(payment.receipt_code))
-    await mail.queue(key=f"receipt:{payment_id}", to_address=account["email"], subject=subject,
+    await mail.queue(library=(await venues.settings()).name, key=f"receipt:{payment_id}", to_address=account["email"], subject=subject,
                      body="\n".join(lines), account_id=payment.member_id, kind="payment_receipt",
                      language=account["language"],
                      values={"name": account["name"], "receipt": codes.display(payment.receipt_code),
@@ -1540,7 +1540,7 @@ async def queue_expiry_reminders(*, now: datetime | None = None, dry_run: bool =
         if dry_run:
             queued += not await mail.queued(key=key)
             continue
-        if await mail.queue(key=key, to_address=row["email"], subject=subject, body=body, account_id=row["member"],
+        if await mail.queue(library=(await venues.settings()).name, key=key, to_address=row["email"], subject=subject, body=body, account_id=row["member"],
                             kind="membership_expiry", language=row["language"], values=values,
                             now=now):
             queued += 1

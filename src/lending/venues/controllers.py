@@ -9,7 +9,6 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import Redirect, Template
 
 from lending import errors, i18n
-from lending.audit import services as audit
 from lending.catalog.labels import TEMPLATES as LABEL_TEMPLATES
 from lending.i18n import gettext as _
 from lending.mail import rules as mail_rules
@@ -32,7 +31,7 @@ async def manage(request: Request) -> Template:
     counts = await members.count_by_role()
     return Template(template_name="venues/manage.html",
                     context={"counts": [(role, counts.get(role.value, 0)) for role in Role],
-                             "events": await audit.recent(limit=20)})
+                             "events": await members.recent_activity(limit=20)})
 
 
 # --- the venue's settings ------------------------------------------------------------------------
