@@ -7,6 +7,7 @@ account rules as the rest of the app, and the audit log cannot be edited.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from piccolo_admin.endpoints import TableConfig, create_admin
@@ -14,14 +15,14 @@ from piccolo_api.crud.hooks import Hook, HookType
 from piccolo_api.crud.validators import Validators
 from starlette.exceptions import HTTPException
 
-from lending import errors
+from lending import clock, errors
 from lending.audit.tables import AuditEvent
 from lending.catalog import services as catalog
 from lending.catalog.tables import Category, Item, ItemGroup, ProblemReport
 from lending.loans.tables import Fee, Hold, Loan, LoanPolicy, Reservation
 from lending.mail.tables import EmailTemplate
 from lending.members import services as members
-from lending.members.tables import Account, Session
+from lending.members.tables import Account, Organisation, Session
 from lending.memberships import services as memberships
 from lending.memberships.tables import (
     Agreement,
@@ -34,7 +35,6 @@ from lending.memberships.tables import (
     StripeEvent,
     Tier,
 )
-from lending.members.tables import Organisation
 from lending.venues.tables import Closure, OpeningSession, Site, Venue
 
 
@@ -115,7 +115,6 @@ async def _before_add_tier(row: Tier) -> Tier:
     for key, value in cleaned.items():
         setattr(row, key, value)
     if row.created_at is None:
-        from lending import clock
 
         row.created_at = clock.now()
     return row
@@ -139,7 +138,10 @@ def _venue_has_its_pages(*_: Any, **__: Any) -> None:
                                                 "overlap).")
 
 
+@functools.cache
 def build_admin(*, production: bool):
+    """The admin app, built once per process for each ``production`` (building it takes about a
+    second, and every app a process makes, such as each test's, mounts the same one)."""
     account = TableConfig(
         Account,
         visible_columns=[Account.id, Account.name, Account.email, Account.role, Account.card_code,

@@ -141,10 +141,10 @@ def scratch_database(engine: str, folder: Path | str, server_url: str = "", name
 @contextlib.asynccontextmanager
 async def app_database(url: str):
     """lending.db on this database, migrated, for seeding in process; stopped afterwards."""
-    from lending import db
+    from lending import db, schema
     from lending.venues import services as venues
 
-    db.configure(url)
+    schema.configure(url)
     await db.start()
     venues.forget_cache()
     try:

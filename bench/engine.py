@@ -95,9 +95,9 @@ async def limit_figures(path: str, rows: int, seconds: float, clients: int) -> d
 
 async def engine_figures(path: str, kind: str, rows: int, seconds: float, clients: int) -> tuple[dict[str, float], int]:
     os.environ["LENDING_SQLITE_ENGINE"] = kind
-    from lending import db
+    from lending import db, schema
 
-    db.configure(f"sqlite:///{path}")
+    schema.configure(f"sqlite:///{path}")
     engine = db.engine()
     await db.start()
     thing = bench_table(engine)

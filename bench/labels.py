@@ -5,7 +5,7 @@ machine. In process, no network; the whole run stops itself after --budget secon
     python bench/labels.py [--count 1000] [--repeat 3] [--budget 180]
 
 Prints, for --count codes (median of --repeat runs):
-  * qrcode with automatic mask choice vs the fixed mask ``lending.catalog.qr`` uses;
+  * qrcode with automatic mask choice vs the fixed mask ``lending.adapters.qr`` uses;
   * the reference limit: raw qrcode matrices (same error correction and mask) plus a bare
     fpdf2 document drawing the same number of rectangles on the same number of pages;
     also a bare fpdf2 page with 1,000 rectangles, for scale;
@@ -29,8 +29,8 @@ from fpdf import FPDF
 from fpdf.enums import RenderStyle
 
 from lending import codes
-from lending.catalog import qr
-from lending.catalog.labels import TEMPLATES, Label, render_labels, render_labels_async
+from lending.adapters import qr
+from lending.adapters.labels import TEMPLATES, Label, render_labels, render_labels_async
 
 BASE_URL = "https://lib.example.org"
 
@@ -115,7 +115,7 @@ def main() -> None:
     print("QR matrices")
     print(f"  qrcode, automatic mask      {auto:7.3f} s")
     print(f"  qrcode, fixed mask {qr.MASK_PATTERN}        {fixed:7.3f} s   ({auto / fixed:.1f}x faster)")
-    print(f"  lending.catalog.qr.qr_matrix {ours_matrix:6.3f} s")
+    print(f"  lending.adapters.qr.qr_matrix {ours_matrix:6.3f} s")
 
     layout = TEMPLATES["L7160"]
     sheets = -(-n // layout.per_page)

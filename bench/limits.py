@@ -118,8 +118,8 @@ def qr_limits(count: int) -> tuple[float, float, int]:
     """(qrcode seconds, qrcode + bare fpdf2 seconds, pages) for ``count`` item URLs like the
     app's label sheets hold (codes of bench/search.py's catalogue, a loopback BASE_URL)."""
     from bench.labels import bare_fpdf, raw_matrices
-    from lending.catalog import qr
-    from lending.catalog.labels import TEMPLATES
+    from lending.adapters import qr
+    from lending.adapters.labels import TEMPLATES
 
     urls = [qr.item_url("http://127.0.0.1:50000", f"{n:07d}0") for n in range(1, count + 1)]
     times, runs = [], 0

@@ -148,9 +148,9 @@ def line(name: str, rate: float, limit: float, times: list[float] | None = None)
 
 
 async def run(engine: str, url: str, count: int) -> None:
-    from lending import db
+    from lending import db, schema
 
-    db.configure(url)
+    schema.configure(url)
     await db.start()
     await db.migrate()
     try:
@@ -186,9 +186,9 @@ async def main() -> None:
         try:
             await run("postgres", url, args.events)
         finally:
-            from lending import db
+            from lending import schema
 
-            db.configure(f"sqlite:///{tempfile.gettempdir()}/lending-bench-unused.db")
+            schema.configure(f"sqlite:///{tempfile.gettempdir()}/lending-bench-unused.db")
             await drop_postgres_database(args.postgres, name)
 
 

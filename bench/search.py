@@ -209,13 +209,13 @@ def report(label: str, ours: list[float], limit: list[float], page: list[float] 
 
 
 async def measure(engine_name: str, url: str, groups: int, count: int, raw_url: str) -> None:
-    from lending import db
+    from lending import db, schema
     from lending.catalog import search
     from lending.catalog import services as catalog
 
     started = time.perf_counter()
     categories, group_rows, item_rows = fake_catalogue(groups)
-    db.configure(url)
+    schema.configure(url)
     await db.start()
     try:
         await db.migrate()
@@ -348,9 +348,9 @@ async def main() -> None:
         try:
             await measure("postgres", url, args.groups, args.queries, url)
         finally:
-            from lending import db
+            from lending import schema
 
-            db.configure(f"sqlite:///{tempfile.gettempdir()}/lending-search-bench-unused.db")
+            schema.configure(f"sqlite:///{tempfile.gettempdir()}/lending-search-bench-unused.db")
             server = await asyncpg.connect(args.postgres)
             try:
                 await server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,5 +1,5 @@
 """Setup-file and backup benchmark: the venue setup file with its catalogue
-(``venues.setup.export_text(include_catalogue=True)``, ``check_text``, ``import_text``, in
+(``workflows.setup_file.export_text(include_catalogue=True)``, ``check_text``, ``import_text``, in
 process) and ``lending backup FILE`` (the CLI, as a subprocess), each beside a reference limit
 measured in the same run on the same data, so the ratio survives a noisy machine.
 
@@ -283,7 +283,7 @@ async def measure(engine_name: str, source: Scratch, target: Scratch, reference:
     from lending import db
     from lending.catalog import search
     from lending.catalog import services as catalog
-    from lending.venues import setup
+    from lending.workflows import setup_file
 
     began = time.perf_counter()
     categories, groups, items = fake_catalogue(things)
@@ -301,8 +301,8 @@ async def measure(engine_name: str, source: Scratch, target: Scratch, reference:
         paths: dict[int, tuple[str, ...]] = {}
         for node in await catalog.category_tree():
             paths[node.id] = (*paths[node.parent_id], node.name) if node.parent_id else (node.name,)
-        export_seconds, text = await median_time_async(repeat, lambda: setup.export_text(include_catalogue=True))
-        check_seconds, checked = median_time(repeat, lambda: setup.check_text(text))
+        export_seconds, text = await median_time_async(repeat, lambda: setup_file.export_text(include_catalogue=True))
+        check_seconds, checked = median_time(repeat, lambda: setup_file.check_text(text))
         parse_seconds, document = median_time(repeat, lambda: json.loads(text))
         async with Raw(engine_name, source.raw) as raw:
             limit_seconds, _ = await median_time_async(repeat, lambda: export_limit(raw))
@@ -315,10 +315,10 @@ async def measure(engine_name: str, source: Scratch, target: Scratch, reference:
 
     async with started(target.url):
         start = time.perf_counter()
-        result = await setup.import_text(text)
+        result = await setup_file.import_text(text)
         import_seconds = time.perf_counter() - start
         assert result.counts["catalogue"] == things, result.counts
-        again = await setup.export_text(include_catalogue=True)
+        again = await setup_file.export_text(include_catalogue=True)
         searchable = (await db.engine().run_ddl("SELECT count(*) AS n FROM item_group_search"))[0]["n"]
     identical = again.encode() == text.encode()
 
@@ -413,9 +413,9 @@ async def main() -> int:
                 ok &= await measure("postgres", *(Scratch(url, url) for url in urls), args.things, args.repeat,
                                     Path(folder))
         finally:
-            from lending import db
+            from lending import schema
 
-            db.configure(f"sqlite:///{tempfile.gettempdir()}/lending-setup-bench-unused.db")
+            schema.configure(f"sqlite:///{tempfile.gettempdir()}/lending-setup-bench-unused.db")
             for name in names:
                 await postgres_database(args.postgres, "drop", name)
     return 0 if ok else 1

@@ -70,11 +70,11 @@ async def drop_postgres_database(server_url: str, name: str) -> None:
 @pytest.fixture(scope="session", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
     """A migrated, empty database for the session, per engine."""
-    from lending import db
+    from lending import db, schema
 
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'lending.db'}"
-        db.configure(url)
+        schema.configure(url)
         await db.start()
         await db.migrate()
         yield url
@@ -83,12 +83,12 @@ async def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.
     if not POSTGRES_URL:
         skip_or_fail("LENDING_TEST_POSTGRES_URL is not set")
     url, name = await create_postgres_database(POSTGRES_URL)
-    db.configure(url)
+    schema.configure(url)
     await db.start()
     await db.migrate()
     yield url
     await db.stop()
-    db.configure(f"sqlite:///{tmp_path_factory.mktemp('after')/'unused.db'}")  # release the engine
+    schema.configure(f"sqlite:///{tmp_path_factory.mktemp('after')/'unused.db'}")  # release the engine
     await drop_postgres_database(POSTGRES_URL, name)
 
 
@@ -106,8 +106,8 @@ async def empty_tables() -> None:
                     await db.engine().run_ddl(
                         "DELETE FROM category WHERE id NOT IN (SELECT parent FROM category WHERE parent IS NOT NULL)")
             await db.engine().run_ddl(f"DELETE FROM {name}")
-    from lending.venues import first_run
     from lending.venues import services as venues
+    from lending.workflows import first_run
 
     venues.forget_cache()  # the venue's settings (currency, hours) are cached for seconds per process
     first_run.forget()
@@ -116,9 +116,9 @@ async def empty_tables() -> None:
 @pytest.fixture
 async def database(database_url: str) -> AsyncIterator[str]:
     """The session's database for this engine, emptied before each test."""
-    from lending import db
+    from lending import db, schema
 
-    db.configure(database_url)
+    schema.configure(database_url)
     await db.start()
     await empty_tables()
     yield database_url
@@ -163,8 +163,8 @@ PASSWORD = "correct horse battery"
 @pytest.fixture
 async def people(database: str) -> dict:
     """One account per role (and a referring organisation for the link worker)."""
-    from lending.members import services as members
     from lending.members import organisations
+    from lending.members import services as members
 
     organisation = await organisations.create_organisation(name="Riverside Surgery", kind="gp_practice")
     found = {}

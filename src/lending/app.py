@@ -12,15 +12,16 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 from litestar.types import Receive, Scope, Send
 
-from lending import __version__, db, errors
+from admin import build_admin
+from lending import __version__, db, errors, schema
 from lending.catalog import controllers as catalog
 from lending.i18n import lazy_gettext as _l
 from lending.loans import controllers as loans
+from lending.mail.smtp import Mailer
 from lending.members import controllers as members
 from lending.members.rules import Role, may_act_as
 from lending.memberships import controllers as memberships
 from lending.memberships.gateway import StripeGateway
-from lending.mail.smtp import Mailer
 from lending.paths import static_dir
 from lending.referrals import controllers as referrals
 from lending.settings import Settings
@@ -33,8 +34,6 @@ from lending.web.templating import template_config
 
 
 def _admin_handler(settings: Settings):
-    from admin import build_admin
-
     admin_app = build_admin(production=settings.secure_cookies)
 
     @asgi("/admin/", is_mount=True, copy_scope=True, include_in_schema=False, name="admin",
@@ -59,7 +58,7 @@ def _admin_handler(settings: Settings):
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
-    db.configure(settings.database_url)
+    schema.configure(settings.database_url)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -107,19 +106,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
                                                stripe_api_base=settings.stripe_api_base))
     app.state.settings = settings
     app.state.payments = payments_gateway(settings)
-    app.state.mailer = mailer(settings)
+    app.state.mailer = Mailer.from_settings(settings)
     return app
 
 
 def payments_gateway(settings: Settings) -> StripeGateway:
     return StripeGateway(secret_key=settings.stripe_secret_key, webhook_secret=settings.stripe_webhook_secret,
                          api_base=settings.stripe_api_base)
-
-
-def mailer(settings: Settings) -> Mailer | None:
-    from urllib.parse import urlsplit
-
-    return Mailer.from_url(settings.smtp_url, default_sender_domain=urlsplit(settings.base_url).hostname or "localhost")
 
 
 def create_app_from_env() -> Litestar:

@@ -11,7 +11,7 @@ import sys
 import warnings
 from collections.abc import Awaitable, Callable
 
-from lending import db, errors, i18n
+from lending import db, errors, i18n, schema
 from lending.settings import Settings, SettingsError
 
 EXIT_BAD_INPUT = 2
@@ -27,7 +27,7 @@ def _settings(*, serving: bool = False) -> Settings:
 
 
 async def _with_database(settings: Settings, work: Callable[[], Awaitable[int | None]]) -> int:
-    db.configure(settings.database_url)
+    schema.configure(settings.database_url)
     await db.start()
     try:
         await db.migrate()
@@ -84,8 +84,8 @@ def _describe(settings: Settings) -> str:
 
 
 def cmd_user_create(args: argparse.Namespace) -> int:
-    from lending.members import services as members
     from lending.members import organisations
+    from lending.members import services as members
 
     settings = _settings()
     password = args.password
@@ -130,7 +130,7 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from lending import demo
+    from lending.workflows import demo
 
     settings = _settings()
 
@@ -141,13 +141,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_reminders_send(args: argparse.Namespace) -> int:
-    from lending.app import mailer
     from lending.mail import services as mail
+    from lending.mail.smtp import Mailer
     from lending.memberships import services as memberships
 
     settings = _settings()
     try:
-        outgoing = mailer(settings)
+        outgoing = Mailer.from_settings(settings)
     except ValueError as exc:
         raise CommandError(f"SMTP_URL: {exc}.") from exc
 
@@ -286,13 +286,13 @@ def _write_file(name: str, data: bytes) -> None:
 
 
 def cmd_venue_export(args: argparse.Namespace) -> int:
-    from lending.venues import setup
+    from lending.workflows import setup_file
 
     settings = _settings()
 
     async def work() -> None:
-        document = await setup.export_setup(include_catalogue=args.catalogue)
-        text = setup.dumps(document)
+        document = await setup_file.export_setup(include_catalogue=args.catalogue)
+        text = setup_file.dumps(document)
         what = (f"{len(document['categories'])} categor{'y' if len(document['categories']) == 1 else 'ies'}, "
                 f"{_counted(len(document['membership_tiers']), 'membership tier')}, "
                 f"{_counted(len(document['sites']), 'site')}"
@@ -311,7 +311,7 @@ def cmd_venue_export(args: argparse.Namespace) -> int:
 def cmd_venue_import(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from lending.venues import setup
+    from lending.workflows import setup_file
 
     settings = _settings()
     try:
@@ -322,11 +322,11 @@ def cmd_venue_import(args: argparse.Namespace) -> int:
     async def work() -> int:
         try:
             if args.check:
-                checked = setup.check_text(data)
+                checked = setup_file.check_text(data)
                 print(f"The setup file of {checked.venue.name} is good: {_counts(checked.counts)}. "
                       "Nothing was written.")
                 return 0
-            result = await setup.import_text(data)
+            result = await setup_file.import_text(data)
         except errors.InvalidInput as exc:
             print(f"lending: error: {exc.detail}", file=sys.stderr)
             for where, message in (exc.errors or {}).items():
@@ -376,7 +376,7 @@ def _backup_work(work: Callable[[], Awaitable[object]]):
 def cmd_backup(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from lending import backup
+    from lending.workflows import backup
 
     settings = _settings()
     done = _backup_work(lambda: backup.write_backup(
@@ -391,7 +391,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
 def cmd_restore(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from lending import backup
+    from lending.workflows import backup
 
     settings = _settings()
     done = _backup_work(lambda: backup.restore_backup(

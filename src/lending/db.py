@@ -1,8 +1,9 @@
 """The database: an engine chosen from DATABASE_URL, one transaction helper, migrations.
 
 Piccolo binds every table to an engine. ``configure`` builds the engine from a URL and binds
-all of our tables (and Piccolo's migration table) to it, so the server, the CLI and the tests
-can each pick their database explicitly instead of through import-time globals.
+the tables it is given to it (``lending.schema.configure`` gives every table of the app), so
+the server, the CLI and the tests can each pick their database explicitly instead of through
+import-time globals. This module is infrastructure: it imports no domain.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ import contextlib
 import io
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
+from piccolo.table import Table
 
 from lending import sqlite_engine
 from lending.settings import sqlite_path
@@ -52,17 +54,9 @@ def make_engine(database_url: str) -> Engine:
     return PostgresEngine(config={"dsn": normalise_postgres_url(database_url)})
 
 
-def all_tables() -> list:
-    from piccolo.apps.migrations.tables import Migration
-
-    from lending.piccolo_app import APP_CONFIG
-
-    return [*APP_CONFIG.table_classes, Migration]
-
-
-def configure(database_url: str) -> Engine:
-    """Bind every table (ours and Piccolo's migration table) to an engine for this URL;
-    calling it again with the same URL keeps the engine (and its pool)."""
+def configure(database_url: str, *, tables: Iterable[type[Table]]) -> Engine:
+    """Bind ``tables`` to an engine for this URL; calling it again with the same URL keeps the
+    engine (and its pool). ``lending.schema.configure`` passes every table of the app."""
     global _engine, _engine_key, _started
     key = f"{database_url} {sqlite_engine.engine_kind()}"
     if _engine is not None and _engine_key == key:
@@ -72,18 +66,15 @@ def configure(database_url: str) -> Engine:
     engine = make_engine(database_url)
     if isinstance(_engine, sqlite_engine.PooledSQLiteEngine):
         _engine.close_now()  # the engine being replaced lets its connections go
-    for table in all_tables():
+    for table in tables:
         table._meta.db = engine
-    from lending import piccolo_conf
-
-    piccolo_conf.DB = engine
     _engine, _engine_key, _started = engine, key, False
     return engine
 
 
 def engine() -> Engine:
     if _engine is None:
-        raise RuntimeError("lending.db.configure() has not been called")
+        raise RuntimeError("lending.schema.configure() has not been called")
     return _engine
 
 

@@ -1,6 +1,6 @@
 """Piccolo's configuration, for the ``piccolo`` command line (migrations).
 
-The app itself binds its engine through ``lending.db.configure``; this module only gives
+The app itself binds its engine through ``lending.schema.configure``; this module only gives
 Piccolo's tools the same database, chosen by DATABASE_URL.
 """
 

@@ -29,14 +29,14 @@ GUARD_INDEX = "loan_one_open"
 
 
 async def build(*, members_wanted: int, items_wanted: int, drop_guard_index: bool) -> dict:
-    from lending import db
+    from lending import db, schema
     from lending.catalog import services as catalog
     from lending.catalog.services import ItemDetails
     from lending.members import services as members
     from lending.memberships import services as memberships
     from lending.memberships.services import TierInput
 
-    db.configure(os.environ["DATABASE_URL"])
+    schema.configure(os.environ["DATABASE_URL"])
     await db.start()
     try:
         await db.migrate()

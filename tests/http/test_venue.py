@@ -153,7 +153,7 @@ async def test_settings_pages_are_for_coordinators_only(as_role):
 
 
 async def test_the_first_run_sets_up_an_empty_installation(app, database):
-    from lending.venues import first_run
+    from lending.workflows import first_run
 
     first_run.forget()
     venues.forget_cache()
@@ -220,9 +220,9 @@ def test_venue_export_and_import_on_the_command_line(tmp_path):
 
 async def test_things_from_a_setup_file_are_listed_to_acquire_and_filled_at_the_desk(as_role):
     from lending.catalog.tables import Item, ItemGroup
-    from lending.venues import setup
+    from lending.workflows import setup_file
 
-    await setup.import_text(json.dumps({**good_file(), "catalogue": [
+    await setup_file.import_text(json.dumps({**good_file(), "catalogue": [
         {"name": "Tenon saw", "category": ["Tools", "Saws"], "description": "Fine cuts.", "parts": ["Guard"],
          "copies": 2}]}))
     thing = await ItemGroup.select(ItemGroup.id).where(ItemGroup.name == "Tenon saw").first().run()

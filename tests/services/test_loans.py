@@ -234,7 +234,7 @@ async def test_copies_back_from_repair_go_to_the_queue_first(library):
     await catalog.set_status(code=library["ladder"].code, status="maintenance", reason="check")
     hold = await loans.place_hold(member_id=library["bob"].id, item_code=library["ladder"].code)
     assert hold.status == "waiting"
-    await catalog.set_status(code=library["ladder"].code, status="available")
+    await loans.set_item_status(code=library["ladder"].code, status="available")
     assert (await loans.get_hold(hold_id=hold.id)).status == "ready"
 
 

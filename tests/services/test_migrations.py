@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from lending import db
+from lending import db, schema
 from lending.piccolo_app import APP_CONFIG
-from tests.conftest import POSTGRES_URL, create_postgres_database, drop_postgres_database, skip_or_fail
+from tests.conftest import (
+    POSTGRES_URL,
+    create_postgres_database,
+    drop_postgres_database,
+    skip_or_fail,
+)
 
 
 async def test_migrations_hold_every_change_to_the_tables():
@@ -79,7 +84,7 @@ async def check_schema_matches_tables() -> None:
 
 
 async def test_migrations_run_forwards_on_an_empty_sqlite_file(tmp_path):
-    db.configure(f"sqlite:///{tmp_path / 'empty.db'}")
+    schema.configure(f"sqlite:///{tmp_path / 'empty.db'}")
     await db.start()
     try:
         await db.migrate()
@@ -96,7 +101,7 @@ async def test_migrations_run_forwards_on_an_empty_postgres_database(tmp_path):
     if not POSTGRES_URL:
         skip_or_fail("LENDING_TEST_POSTGRES_URL is not set")
     url, name = await create_postgres_database(POSTGRES_URL)
-    db.configure(url)
+    schema.configure(url)
     await db.start()
     try:
         await db.migrate()
@@ -104,7 +109,7 @@ async def test_migrations_run_forwards_on_an_empty_postgres_database(tmp_path):
         await db.migrate()
     finally:
         await db.stop()
-        db.configure(f"sqlite:///{tmp_path / 'unused.db'}")
+        schema.configure(f"sqlite:///{tmp_path / 'unused.db'}")
         await drop_postgres_database(POSTGRES_URL, name)
 
 

@@ -13,7 +13,7 @@ from lending.catalog import services as catalog
 from lending.catalog.services import ItemDetails
 from lending.loans import services as loans
 from lending.loans.tables import Loan
-from lending.members import privacy
+from lending.workflows import person_data
 from lending.members import services as members
 from lending.members.tables import Account
 from lending.memberships import services as memberships
@@ -35,7 +35,7 @@ async def borrower(database):
 
 async def test_the_export_holds_their_account_membership_and_loans(borrower):
     person, item, _ = borrower
-    document = json.loads(await privacy.export_person(account_id=person.id, actor_id=None))
+    document = json.loads(await person_data.export_person(account_id=person.id, actor_id=None))
     assert document["account"]["email"] == "nia@example.org" and document["account"]["phone"] == "029 2000 0000"
     assert [loan["item_code"] for loan in document["loans"]] == [item.code]
     assert len(document["memberships"]) == 1 and document["referrals"] == []
@@ -45,10 +45,10 @@ async def test_the_export_holds_their_account_membership_and_loans(borrower):
 async def test_erasure_waits_for_returns_then_keeps_only_anonymous_records(borrower):
     person, item, loan = borrower
     with pytest.raises(errors.Conflict) as caught:
-        await privacy.erase_person(account_id=person.id, actor_id=None)
+        await person_data.erase_person(account_id=person.id, actor_id=None)
     assert caught.value.code == "open_loans"
     await loans.check_in(loan_id=loan.id, notes="Left a jumper inside", actor_id=None)
-    await privacy.erase_person(account_id=person.id, actor_id=None)
+    await person_data.erase_person(account_id=person.id, actor_id=None)
     row = await Account.select().where(Account.id == person.id).first().run()
     assert row["email"] is None and row["phone"] is None and row["name"] == "Erased person"
     assert not row["active"] and row["card_code"] != person.card_code
@@ -56,4 +56,4 @@ async def test_erasure_waits_for_returns_then_keeps_only_anonymous_records(borro
     assert (await Loan.select(Loan.return_notes).first().run())["return_notes"] == ""
     assert await members.find_members(query="Nia") == []
     with pytest.raises(errors.NotFound):
-        await privacy.erase_person(account_id=999_999, actor_id=None)
+        await person_data.erase_person(account_id=999_999, actor_id=None)

@@ -18,15 +18,16 @@ from lending.catalog.tables import Category, ItemGroup
 from lending.loans import services as loans
 from lending.mail import services as mail
 from lending.mail.tables import EmailTemplate
+from lending.members import organisations
 from lending.members import services as members
 from lending.memberships import services as memberships
 from lending.memberships.services import TierInput
 from lending.memberships.tables import Agreement, Tier
-from lending.members import organisations
 from lending.referrals import services as referrals
-from lending.venues import rules, setup, setup_rules
+from lending.venues import rules
 from lending.venues import services as venues
 from lending.venues.tables import Closure, OpeningSession, Site, Venue
+from lending.workflows import setup_file, setup_file_rules, venue_details
 from tests.conftest import empty_tables
 
 
@@ -76,9 +77,9 @@ async def build_venue() -> None:
 
 async def test_a_setup_exported_imported_and_exported_again_is_the_same_file(database):
     await build_venue()
-    first = await setup.export_text(include_catalogue=True)
+    first = await setup_file.export_text(include_catalogue=True)
     document = json.loads(first)
-    assert document["format"] == "lending-setup" and document["version"] == setup_rules.VERSION
+    assert document["format"] == "lending-setup" and document["version"] == setup_file_rules.VERSION
     assert document["venue"]["languages"] == ["cy", "en"] and document["venue"]["logo_png_base64"]
     assert [c["reason"] for c in document["closures"]] == ["Christmas"]  # the ended one is left out
     hall = next(site for site in document["sites"] if site["name"] == "Market Hall")
@@ -89,9 +90,9 @@ async def test_a_setup_exported_imported_and_exported_again_is_the_same_file(dat
 
     await empty_tables()
     venues.forget_cache()
-    result = await setup.import_text(first)
+    result = await setup_file.import_text(first)
     assert result.venue_name == "Aberystwyth Library of Things" and result.counts["catalogue"] == 2
-    again = await setup.export_text(include_catalogue=True)
+    again = await setup_file.export_text(include_catalogue=True)
     assert again == first
     # What was imported works: a due date at the Market Hall lands on its own Wednesday hours.
     site = await Site.select(Site.id).where(Site.name == "Market Hall").first().run()
@@ -109,7 +110,7 @@ async def test_a_setup_holds_no_personal_data(database):
     organisation = await organisations.create_organisation(name="Secret Surgery", kind="gp_practice")
     await members.create_account(name="Link Person", email="link.secret@example.org", role="link_worker",
                                  password="a long enough password", organisation=organisation.id)
-    text = await setup.export_text(include_catalogue=True)
+    text = await setup_file.export_text(include_catalogue=True)
     for secret in ("Gwenllian", "gwen.secret", "link.secret", "Secret Surgery", member.card_code):
         assert secret not in text
 
@@ -134,14 +135,14 @@ def good_file() -> dict:
 async def rejected(text: str | bytes) -> dict[str, str]:
     before = await counts()
     with pytest.raises(errors.InvalidInput) as caught:
-        await setup.import_text(text)
+        await setup_file.import_text(text)
     assert caught.value.code == "invalid_setup"
     assert await counts() == before, "a rejected file wrote something"
     return caught.value.errors
 
 
 async def test_a_small_hand_written_file_is_enough(database):
-    result = await setup.import_text(json.dumps(good_file()))
+    result = await setup_file.import_text(json.dumps(good_file()))
     assert result.counts == {"sites": 1, "membership_tiers": 1, "categories": 2, "agreements": 1,
                              "email_templates": 0, "catalogue": 0}
     assert (await venues.settings(fresh=True)).name == "Llandeilo Library of Things"
@@ -197,10 +198,10 @@ async def test_bad_files_are_reported_with_where_each_problem_is_and_nothing_is_
 
 
 async def test_a_venue_that_is_set_up_is_not_overwritten(database):
-    await setup.import_text(json.dumps(good_file()))
+    await setup_file.import_text(json.dumps(good_file()))
     before = await counts()
     with pytest.raises(errors.Conflict) as caught:
-        await setup.import_text(json.dumps({**good_file(), "venue": {"name": "Another"}}))
+        await setup_file.import_text(json.dumps({**good_file(), "venue": {"name": "Another"}}))
     assert caught.value.code == "venue_already_set_up"
     assert await counts() == before and (await venues.settings(fresh=True)).name == "Llandeilo Library of Things"
 
@@ -233,5 +234,14 @@ async def test_venue_details_are_checked_and_the_currency_stays_once_money_is_ta
                                                              label_template="A4-99"))
     assert set(caught.value.errors) == {"name", "timezone", "currency", "colour", "email", "website",
                                         "label_template"}
-    saved = await venues.save_details(details=rules.VenueDetails(name="  Aber  ", currency="eur"))
+    saved = await venue_details.save_venue_details(details=rules.VenueDetails(name="  Aber  ", currency="eur"))
     assert saved.name == "Aber" and saved.currency == "eur"
+    tier = await memberships.save_tier(values=TierInput(name="Any", min_pence=0, max_pence=5000))
+    member = await members.create_account(name="Ann", email="ann@example.org", role="member")
+    await memberships.record_counter_payment(member_id=member.id, tier=tier.id, amount=300, method="cash",
+                                             actor_id=None)
+    with pytest.raises(errors.InvalidInput) as caught:
+        await venue_details.save_venue_details(details=rules.VenueDetails(name="Aber", currency="gbp"))
+    assert set(caught.value.errors) == {"currency"} and (await venues.settings(fresh=True)).currency == "eur"
+    renamed = await venue_details.save_venue_details(details=rules.VenueDetails(name="Aber Things", currency="eur"))
+    assert renamed.name == "Aber Things"

@@ -18,7 +18,7 @@ import pytest
 from PIL import ExifTags, Image, ImageFile, PngImagePlugin
 
 from lending import errors
-from lending.catalog import photos
+from lending.adapters import photos
 
 SECRET = "SecretPhoneMaker"
 

@@ -32,9 +32,9 @@ import zxingcpp
 from PIL import Image
 
 from lending import codes
-from lending.catalog import labels as labels_module
-from lending.catalog.labels import TEMPLATES, Label, render_labels, render_labels_async
-from lending.catalog.qr import QUIET_ZONE, dark_runs, item_url, qr_matrix, qr_png, qr_svg
+from lending.adapters import labels as labels_module
+from lending.adapters.labels import TEMPLATES, Label, render_labels, render_labels_async
+from lending.adapters.qr import QUIET_ZONE, dark_runs, item_url, qr_matrix, qr_png, qr_svg
 from lending.errors import InvalidInput
 
 BASE_URL = "https://lib.example.org"

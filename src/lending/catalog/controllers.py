@@ -9,12 +9,15 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import Redirect, Template
 
 from lending import errors
+from lending.adapters import labels, qr
 from lending.catalog import rules, search
 from lending.catalog import services as catalog
 from lending.catalog.schemas import ItemIn, ItemList, ItemOut, LabelsIn, item_out
 from lending.catalog.services import ItemDetails
 from lending.i18n import gettext as _
 from lending.i18n import lazy_gettext as _l
+from lending.loans import availability
+from lending.loans import services as loans
 from lending.members.rules import Role
 from lending.venues import services as venues
 from lending.web import flash
@@ -41,7 +44,7 @@ def _int_or_none(text: str | None, field: str) -> int | None:
 
 @get("/i/{code:str}", name="catalog:item", include_in_schema=False)
 async def item_page(request: Request, code: FromPath[str]) -> Response:
-    item = await catalog.get_item(code=code)
+    item = await availability.get_item(code=code)
     if item.code != code:
         return Redirect(path=f"/i/{item.code}", status_code=301)  # one address per item
     return Template(template_name="catalog/item.html",
@@ -207,8 +210,8 @@ async def edit_submit(request: Request, code: FromPath[str]) -> Response:
 async def status_submit(request: Request, code: FromPath[str]) -> Response:
     form = await request.form()
     try:
-        item = await catalog.set_status(code=code, status=str(form.get("status", "")),
-                                        reason=str(form.get("reason", "")), actor_id=current_user(request).id)
+        item = await loans.set_item_status(code=code, status=str(form.get("status", "")),
+                                           reason=str(form.get("reason", "")), actor_id=current_user(request).id)
     except errors.RuleViolation as exc:
         flash.add(request.scope, str(exc.detail), "error")
         return Redirect(path=f"/desk/items/{code}#status", status_code=303)
@@ -223,12 +226,13 @@ async def status_submit(request: Request, code: FromPath[str]) -> Response:
 async def api_items(request: Request, q: FromQuery[str] = "", category: FromQuery[int | None] = None,
                     available: FromQuery[bool] = False, cursor: FromQuery[str] = "") -> ItemList:
     items, next_cursor = await catalog.list_items(query=q, category_id=category, available=available, cursor=cursor)
-    return ItemList(items=[item_out(i, _base_url(request)) for i in items], next_cursor=next_cursor)
+    return ItemList(items=[item_out(i, _base_url(request)) for i in await availability.with_due_back(items)],
+                    next_cursor=next_cursor)
 
 
 @get("/items/{code:str}", name="api:item", tags=["catalogue"], summary="One item, with its status")
 async def api_item(request: Request, code: FromPath[str]) -> ItemOut:
-    return item_out(await catalog.get_item(code=code), _base_url(request))
+    return item_out(await availability.get_item(code=code), _base_url(request))
 
 
 @post("/items", name="api:items_create", guards=[requires(Role.volunteer)], tags=["catalogue"],
@@ -259,8 +263,6 @@ def _pdf(data: bytes, filename: str) -> Response:
 @get("/items/{code:str}/qr.png", name="api:item_qr_png", tags=["catalogue"], summary="The item's QR code (PNG)",
      media_type="image/png")
 async def api_qr_png(request: Request, code: FromPath[str]) -> Response:
-    from lending.catalog import qr
-
     item = await catalog.get_item(code=code)
     return Response(content=qr.qr_png(qr.item_url(_base_url(request), item.code)), media_type="image/png",
                     headers={"Cache-Control": "public, max-age=86400"})
@@ -269,8 +271,6 @@ async def api_qr_png(request: Request, code: FromPath[str]) -> Response:
 @get("/items/{code:str}/qr.svg", name="api:item_qr_svg", tags=["catalogue"], summary="The item's QR code (SVG)",
      media_type="image/svg+xml")
 async def api_qr_svg(request: Request, code: FromPath[str]) -> Response:
-    from lending.catalog import qr
-
     item = await catalog.get_item(code=code)
     return Response(content=qr.qr_svg(qr.item_url(_base_url(request), item.code)), media_type="image/svg+xml",
                     headers={"Cache-Control": "public, max-age=86400"})
@@ -293,8 +293,6 @@ async def labels_page(request: Request) -> Template:
 
 
 async def _labels_context(values: dict, problems: dict, error: str | None) -> dict:
-    from lending.catalog import labels
-
     return {"values": values, "errors": problems, "error": error,
             "template_options": [(name, name) for name in labels.TEMPLATES],
             "unlabelled": len(await catalog.unlabelled_codes())}

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from lending import clock, codes, db, errors
+from lending.adapters import labels, photos, qr
 from lending.audit import services as audit
 from lending.catalog import rules, search
 from lending.catalog.rules import Status
@@ -184,7 +185,7 @@ class ItemView:
     manuals: list[tuple[int, str]] = field(default_factory=list)
     copies: int = 1  # copies of the same thing, retired ones left out
     copies_available: int = 0
-    due_back: datetime | None = None
+    due_back: datetime | None = None  # filled in by loans.availability, which knows the loans
 
 
 @dataclass(frozen=True)
@@ -229,15 +230,6 @@ async def _views(rows: list[dict]) -> list[ItemView]:
         for manual in await (Manual.select(Manual.id, Manual.item_group, Manual.title)
                              .where(Manual.item_group.is_in(group_ids)).order_by(Manual.id).run()):
             manuals.setdefault(manual["item_group"], []).append((manual["id"], manual["title"]))
-    due: dict[int, datetime] = {}
-    on_loan = [row["id"] for row in rows if row["status"] == Status.on_loan.value]
-    if on_loan:
-        from lending.loans.tables import (
-            Loan,  # lending builds on the catalogue, not the reverse
-        )
-
-        due = {loan["item"]: loan["due_at"] for loan in await Loan.select(Loan.item, Loan.due_at).where(
-            Loan.item.is_in(on_loan), Loan.returned_at.is_null()).run()}
     views = []
     for row in rows:
         parts = row["parts"]
@@ -251,7 +243,6 @@ async def _views(rows: list[dict]) -> list[ItemView]:
             photo_ids=photos.get(row["item_group"], []), manuals=manuals.get(row["item_group"], []),
             copies=len(copies.get(row["item_group"], [])) or 1,
             copies_available=copies.get(row["item_group"], []).count(Status.available.value),
-            due_back=due.get(row["id"]),
         ))
     return views
 
@@ -393,7 +384,8 @@ async def update_item(*, code: str, details: ItemDetails, actor_id: int | None =
 
 
 async def set_status(*, code: str, status: str, reason: str = "", actor_id: int | None = None) -> ItemView:
-    """Retire an item (with a reason), send it for repair, mark it missing or available again."""
+    """Retire an item (with a reason), send it for repair, mark it missing or available again.
+    ``loans.services.set_item_status`` is the use case: a copy back in use goes to the queue."""
     current = await get_item(code=code)
     if problem := rules.status_change_problem(current=current.status, new=status, reason=reason):
         raise errors.RuleViolation(problem, code="status_not_allowed", field="status")
@@ -402,13 +394,6 @@ async def set_status(*, code: str, status: str, reason: str = "", actor_id: int 
             Item.code == current.code).run()
         await audit.record(action="item.status", actor_id=actor_id, subject=f"item:{current.code}",
                            detail=f"{current.status}->{status}")
-    if status == Status.available.value:
-        from lending.loans import (
-            services as loans,  # lending builds on the catalogue, not the reverse
-        )
-
-        row = await Item.select(Item.id).where(Item.code == current.code).first().run()
-        await loans.offer_copy_if_waiting(item_id=row["id"])  # back from repair: the queue comes first
     return await get_item(code=current.code)
 
 
@@ -557,7 +542,6 @@ async def resolve_problem(*, problem_id: int, actor_id: int) -> None:
 async def add_photo(*, code: str, data: bytes, actor_id: int | None = None) -> int:
     """A photo for an item (shared by its copies): checked, stripped of location data and
     resized before it is stored, off the event loop."""
-    from lending.catalog import photos
 
     item = await get_item(code=code)
     processed = await photos.process_photo_async(data)
@@ -615,7 +599,6 @@ async def label_sheet(*, item_codes: list[str], template: str, base_url: str, st
                       unprinted: bool = False) -> tuple[bytes, list[str]]:
     """A PDF of labels for the given items (or every item not yet labelled), rendered off the
     event loop. The items are then marked as labelled. Returns the PDF and the codes on it."""
-    from lending.catalog import labels, qr
 
     wanted = [codes.normalise(code) for code in item_codes if code.strip()]
     if any(not code for code in wanted):
@@ -639,7 +622,6 @@ async def label_sheet(*, item_codes: list[str], template: str, base_url: str, st
 async def sticker_sheet(*, count: int, template: str, base_url: str, start_position: int = 0,
                         actor_id: int | None = None) -> bytes:
     """A sheet of new, unclaimed sticker codes to stick on things before they are added."""
-    from lending.catalog import labels, qr
 
     labels.find_template(template)  # an unknown layout is refused before any code is made
     created = await create_stickers(count=count, actor_id=actor_id)

@@ -12,7 +12,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import Redirect, Template
 
 from lending import clock, codes, errors, i18n
-from lending.catalog import qr
+from lending.adapters import qr
 from lending.catalog import rules as catalog_rules
 from lending.catalog import services as catalog
 from lending.i18n import gettext as _

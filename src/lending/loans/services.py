@@ -17,14 +17,17 @@ from datetime import date, datetime, timedelta
 
 from lending import clock, codes, db, errors, i18n
 from lending.audit import services as audit
+from lending.catalog import services as catalog
 from lending.catalog.rules import CONDITIONS as ITEM_CONDITIONS
 from lending.catalog.rules import Status as ItemStatus
+from lending.catalog.services import ItemView
 from lending.catalog.tables import Category, Item, ItemGroup
 from lending.i18n import lazy_gettext as _l
 from lending.loans import ical, rules
 from lending.loans.rules import HoldStatus, Reason, ReservationStatus
 from lending.loans.tables import CalendarFeed, Fee, Hold, Loan, LoanPolicy, Reservation
 from lending.mail import services as mail
+from lending.members import services as members
 from lending.members.tables import Account
 from lending.memberships import services as memberships
 from lending.venues import rules as hours
@@ -150,14 +153,6 @@ async def open_loan_for_item(*, code: str) -> LoanView | None:
     row = await Loan.select(*_LOAN_COLUMNS).where(Loan.item.code == codes.normalise(code),
                                                   Loan.returned_at.is_null()).first().run()
     return _loan_view(row) if row else None
-
-
-async def due_back(*, item_ids: list[int]) -> dict[int, datetime]:
-    """When each of these items (those on loan) is due back."""
-    if not item_ids:
-        return {}
-    rows = await Loan.select(Loan.item, Loan.due_at).where(Loan.item.is_in(item_ids), Loan.returned_at.is_null()).run()
-    return {row["item"]: row["due_at"] for row in rows}
 
 
 @dataclass(frozen=True)
@@ -528,7 +523,6 @@ async def check_out(*, member_id: int, item_codes: list[str], actor_id: int | No
 
 async def check_out_by_card(*, card_code: str, item_codes: list[str], actor_id: int | None, via: str = "api",
                             lent_at: datetime | str | None = None) -> list[LoanView]:
-    from lending.members import services as members
 
     member = await members.member_by_card(card_code=code_from_scan(card_code) or card_code)
     return await check_out(member_id=member.id, item_codes=item_codes, actor_id=actor_id, via=via, lent_at=lent_at)
@@ -700,6 +694,17 @@ async def _offer_copy(item_id: int, group_id: int, *, now: datetime, pol: rules.
                        detail=f"member:{first['member']}; item:{item_id}", at=now)
     await _queue_hold_ready(first["id"])
     return first["name"]
+
+
+async def set_item_status(*, code: str, status: str, reason: str = "", actor_id: int | None = None) -> ItemView:
+    """Change an item's status by hand (``catalog.set_status`` checks the change); a copy back
+    in use (out of repair) goes to the first person waiting before anyone else."""
+    item = await catalog.set_status(code=code, status=status, reason=reason, actor_id=actor_id)
+    if item.status == ItemStatus.available.value:
+        row = await Item.select(Item.id).where(Item.code == item.code).first().run()
+        if await offer_copy_if_waiting(item_id=row["id"]):
+            item = await catalog.get_item(code=item.code)
+    return item
 
 
 async def offer_copy_if_waiting(*, item_id: int) -> str | None:

@@ -11,6 +11,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
 
+from lending.settings import Settings
+
 
 class MailError(Exception):
     """The mail server refused or could not be reached; the message stays in the outbox."""
@@ -40,6 +42,12 @@ class Mailer:
                    username=unquote(parts.username) if parts.username else None,
                    password=unquote(parts.password) if parts.password else None,
                    use_tls=parts.scheme == "smtps", sender=sender)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Mailer | None:
+        """The mailer SMTP_URL names (None without one); the From address defaults to one at
+        BASE_URL's host."""
+        return cls.from_url(settings.smtp_url, default_sender_domain=urlsplit(settings.base_url).hostname or "localhost")
 
     async def send(self, *, to: str, subject: str, body: str, language: str = "en",
                    sender_name: str | None = None) -> None:

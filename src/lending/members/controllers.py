@@ -8,25 +8,23 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import Redirect, Template
 
 from lending import errors, i18n
+from lending.adapters import qr
 from lending.i18n import gettext as _
-from lending.members import rules
+from lending.loans import services as loans
+from lending.members import organisations, rules
 from lending.members import services as members
 from lending.members.rules import Role
-from lending.members.schemas import MeOut, MemberIn, MemberList, MemberOut, member_out
-from lending.members import organisations
+from lending.members.schemas import MemberIn, MemberList, MemberOut, MeOut, member_out
+from lending.memberships import controllers as membership_pages
 from lending.web import flash
 from lending.web.auth import current_user, language_cookie, requires, signed_in
 from lending.web.forms import form_data
-
+from lending.workflows import person_data
 
 # --- your account ----------------------------------------------------------------------------
 
 @get("/account", name="members:account", guards=[signed_in], include_in_schema=False)
 async def account_page(request: Request) -> Template:
-    from lending.memberships import controllers as membership_pages
-
-    from lending.catalog import qr
-    from lending.loans import services as loans
 
     user = current_user(request)
     card_url = f"{request.app.state.settings.base_url}/c/{user.card_code}"
@@ -143,23 +141,20 @@ async def person_page(request: Request, account_id: FromPath[int]) -> Template:
 @get("/{account_id:int}/export", name="members:person_export", include_in_schema=False)
 async def person_export(request: Request, account_id: FromPath[int]) -> Response:
     """Everything held about one person, for a subject access request."""
-    from lending.members import privacy
 
-    body = await privacy.export_person(account_id=account_id, actor_id=current_user(request).id)
+    body = await person_data.export_person(account_id=account_id, actor_id=current_user(request).id)
     return Response(content=body, media_type="application/json", headers={
         "Content-Disposition": f'attachment; filename="person-{account_id}.json"', "Cache-Control": "no-store"})
 
 
 @post("/{account_id:int}/erase", name="members:person_erase", include_in_schema=False)
 async def person_erase(request: Request, account_id: FromPath[int]) -> Response:
-    from lending.members import privacy
-
     data = await form_data(request)
     if data.get("confirm") != "yes":
         flash.add(request.scope, _("Tick the box to confirm the erasure."), "error")
         return Redirect(path=f"/manage/people/{account_id}", status_code=303)
     try:
-        await privacy.erase_person(account_id=account_id, actor_id=current_user(request).id)
+        await person_data.erase_person(account_id=account_id, actor_id=current_user(request).id)
     except (errors.Conflict, errors.RuleViolation) as exc:
         flash.add(request.scope, str(exc.detail), "error")
         return Redirect(path=f"/manage/people/{account_id}", status_code=303)

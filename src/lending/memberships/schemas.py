@@ -7,7 +7,12 @@ from datetime import datetime
 
 import msgspec
 
-from lending.memberships.services import IncomeRow, MembershipView, PaymentView, TierView
+from lending.memberships.services import (
+    IncomeRow,
+    MembershipView,
+    PaymentView,
+    TierView,
+)
 
 Pence = int | float | str
 

@@ -424,6 +424,11 @@ async def get_payment(*, payment_id: int | None = None, receipt_code: str | None
     return _payment_view(row)
 
 
+async def currencies_taken() -> set[str]:
+    """The currencies payments have been taken in (the venue's currency stays once there is one)."""
+    return {row["currency"] for row in await Payment.select(Payment.currency).distinct().run()}
+
+
 async def list_payments(*, limit: int = LIST_LIMIT) -> list[PaymentView]:
     rows = await Payment.select(*_PAYMENT_COLUMNS).order_by(Payment.paid_at, ascending=False).limit(limit).run()
     return [_payment_view(row) for row in rows]

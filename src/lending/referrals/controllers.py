@@ -15,7 +15,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import Redirect, Template
 
 from lending import clock, codes, errors, i18n
-from lending.catalog import qr
+from lending.adapters import qr
 from lending.i18n import gettext as _
 from lending.i18n import lazy_gettext as _l
 from lending.members import services as members

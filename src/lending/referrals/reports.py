@@ -20,12 +20,16 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from lending import clock, errors
+from lending.catalog.tables import Category
 from lending.i18n import lazy_gettext as _l
+from lending.loans.tables import Loan
+from lending.members.tables import Account, Organisation
 from lending.referrals import rules
 from lending.referrals import services as referrals
-from lending.members.tables import Organisation
 from lending.referrals.tables import Referral
 from lending.spreadsheets import safe_cell
+from lending.venues import rules as venue_rules
+from lending.venues import services as venues
 
 SMALL = 5  # counts below this (except 0) are never shown
 MAX_PERIOD_DAYS = 3660  # about ten years: one report, one screen of months
@@ -94,7 +98,6 @@ def period_problems(from_day: date, to_day: date) -> dict[str, str]:
 def parse_period(from_text: str | None, to_text: str | None) -> tuple[date | None, date | None]:
     """The ``from`` and ``to`` of a form or a query, as ISO dates; empty means the default.
     InvalidInput with code ``invalid_date`` names each one that is not a date."""
-    from lending.venues import rules as venue_rules
 
     found: dict[str, date | None] = {}
     problems: dict[str, str] = {}
@@ -196,11 +199,6 @@ async def impact(*, viewer, from_day: date | None, to_day: date | None) -> Impac
     default), over the referrals issued in it. NotAllowed for anyone but link workers (their
     organisation) and coordinators (all); InvalidInput ``invalid_range`` for a period that
     ends before it starts or is too long."""
-    from lending.catalog.tables import Category
-    from lending.loans.tables import Loan
-    from lending.members.tables import Account
-    from lending.venues import rules as venue_rules
-    from lending.venues import services as venues
 
     organisation_id = referrals._scope(viewer)
     calendar = await venues.calendar()

@@ -6,13 +6,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-
-from lending import clock, codes, db, errors
+from lending import clock, codes, db, errors, i18n
 from lending.audit import services as audit
+from lending.catalog.tables import Category
 from lending.i18n import lazy_gettext as _l
+from lending.loans.tables import Loan
+from lending.members import services as members
+from lending.members.rules import Role, may_act_as
+from lending.members.tables import Account, LoginAttempt, Organisation
+from lending.memberships import services as memberships
+from lending.memberships.tables import Tier
 from lending.referrals import rules
-from lending.members.tables import Organisation
 from lending.referrals.tables import Referral, ReferralSettings
+from lending.venues import services as venues
 
 # --- referrals ----------------------------------------------------------------------------------
 # Who may read what: a link worker sees only their own organisation's referrals; a coordinator
@@ -44,7 +50,6 @@ async def save_settings(*, tier_id: int | None, months_options: str, redeem_days
                         actor_id: int | None = None) -> Settings:
     """The referral tier (a free, counter-only membership), the lengths link workers may give,
     how long a code stays valid by default and when ended referrals' details are erased."""
-    from lending.memberships.tables import Tier
 
     problems: dict[str, str] = {}
     try:
@@ -113,7 +118,6 @@ _COLUMNS = (
 
 async def _today(now: datetime) -> date:
     """The venue's date: a code valid "until 31 January" works all of that day there."""
-    from lending.venues import services as venues
 
     return venues.today(await venues.calendar(), now)
 
@@ -133,7 +137,6 @@ def _referral_view(row: dict, now: datetime, today: date) -> ReferralView:
 def _scope(viewer) -> int | None:
     """The organisation whose referrals this person may read; None for a coordinator (all).
     Anyone else may read none."""
-    from lending.members.rules import Role, may_act_as
 
     if may_act_as(viewer.role, Role.coordinator):
         return None
@@ -184,7 +187,6 @@ async def _new_code() -> str:
 async def issue_referral(*, issuer, details: rules.Details) -> ReferralView:
     """A link worker refers someone: within the venue's bounds, with the person's consent, for
     their own organisation (which must still exist)."""
-    from lending.members.rules import Role
 
     if issuer.role != Role.link_worker.value or issuer.organisation_id is None:
         raise errors.NotAllowed(_l("Only link workers issue referrals."), code="not_allowed")
@@ -225,7 +227,6 @@ async def _lock(code: str) -> dict | None:
 
 async def check_redeem_attempts(*, address: str, now: datetime | None = None) -> None:
     """Codes cannot be found by trying: wrong codes from one address pause redemption there."""
-    from lending.members.tables import LoginAttempt
 
     now = now or clock.now()
     since = now - timedelta(minutes=rules.REDEEM_WINDOW_MINUTES)
@@ -237,8 +238,6 @@ async def check_redeem_attempts(*, address: str, now: datetime | None = None) ->
 
 
 async def _wrong_code(address: str) -> errors.NotFound:
-    from lending.members.tables import LoginAttempt
-
     await LoginAttempt.insert(LoginAttempt(key=f"redeem:{address}", attempted_at=clock.now())).run()
     return errors.NotFound(_l("There is no referral with that code. Check it, or ask the person who referred you."),
                            code="referral_not_found", field="code")
@@ -247,9 +246,7 @@ async def _wrong_code(address: str) -> errors.NotFound:
 async def redeem(*, code: str, member_id: int, address: str, actor_id: int | None = None):
     """The referred person (or a volunteer with them) uses the code once: the member gets an
     active free membership of the referral tier for the referral's months."""
-    from lending.memberships import services as memberships
 
-    from lending.members.tables import Account
 
     await check_redeem_attempts(address=address)
     config = await settings()
@@ -300,7 +297,6 @@ async def withdraw(*, viewer, code: str) -> None:
 async def extend(*, viewer, code: str, months: int | None = None, redeem_by: date | None = None) -> ReferralView:
     """More time: a later use-by date for an unused code, or more free months for one in use
     (within the venue's lengths)."""
-    from lending.memberships import services as memberships
 
     organisation_id = _scope(viewer)
     config = await settings()
@@ -357,7 +353,6 @@ async def sweep(*, now: datetime | None = None) -> tuple[int, int, int]:
 async def join_with_code(*, code: str, name: str, email: str, password: str, language: str, address: str):
     """Someone referred signs up with their code: the account and the free membership are made
     together, or neither is. Returns (account, membership, session token)."""
-    from lending.members import services as members
 
     await check_redeem_attempts(address=address)
     canonical = codes.normalise(code)
@@ -400,8 +395,6 @@ async def outcome(*, viewer, code: str) -> Outcome:
 
 async def outcome_of(*, referral: ReferralView) -> Outcome:
     """How a referral the caller has already read (and so logged) went."""
-    from lending.catalog.tables import Category
-    from lending.loans.tables import Loan
 
     redeemed = referral.redeemed_at is not None
     if not redeemed or not referral.consent_share or referral.member_id is None:
@@ -427,7 +420,6 @@ async def outcome_of(*, referral: ReferralView) -> Outcome:
 
 def outcome_message(result: Outcome) -> str:
     """A short message back to the referrer, in the reader's language."""
-    from lending import i18n
 
     lines = [i18n.gettext("Referral %(code)s", code=codes.display(result.code))]
     if not result.redeemed:

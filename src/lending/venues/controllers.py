@@ -9,19 +9,20 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import Redirect, Template
 
 from lending import errors, i18n
-from lending.catalog.labels import TEMPLATES as LABEL_TEMPLATES
+from lending.adapters.labels import TEMPLATES as LABEL_TEMPLATES
 from lending.i18n import gettext as _
 from lending.mail import rules as mail_rules
 from lending.mail import services as mail
 from lending.members import services as members
 from lending.members.rules import Role
-from lending.venues import first_run, rules, setup
+from lending.venues import rules
 from lending.venues import services as venues
 from lending.venues.schemas import SetupImported, VenueIn, VenueOut, venue_out
 from lending.web import auth, flash
 from lending.web.auth import current_user, requires
 from lending.web.errors import error_responses
 from lending.web.forms import form_data, form_list
+from lending.workflows import first_run, setup_file, venue_details
 
 SETUP_MAX_BYTES = 20 * 1024 * 1024  # a setup with a 100,000-thing catalogue fits
 
@@ -52,7 +53,7 @@ async def _settings_page(request: Request, *, error: errors.DomainError | None =
         "venue": current, "error": error, "errors": error.errors if error else {}, "values": values or {},
         "currencies": [(code, code.upper()) for code in rules.CURRENCIES],
         "label_templates": [(name, name) for name in LABEL_TEMPLATES],
-        "can_import": not await setup.is_set_up(),
+        "can_import": not await setup_file.is_set_up(),
     })
 
 
@@ -67,7 +68,7 @@ async def save_settings(request: Request) -> Response:
     values = {key: str(value).strip() for key, value in form.items() if isinstance(value, str)}
     languages = form_list(form, "languages")
     try:
-        await venues.save_details(details=_details_from(values, languages), actor_id=current_user(request).id)
+        await venue_details.save_venue_details(details=_details_from(values, languages), actor_id=current_user(request).id)
     except errors.InvalidInput as exc:
         return await _settings_page(request, error=exc, values={**values, "languages": languages}, status=422)
     flash.add(request.scope, _("The venue's details are saved."))
@@ -99,7 +100,7 @@ async def save_logo(request: Request) -> Response:
 @get("/venue/setup.json", name="venues:download_setup", include_in_schema=False)
 async def download_setup(request: Request) -> Response:
     catalogue = request.query_params.get("catalogue") == "yes"
-    text = await setup.export_text(include_catalogue=catalogue, actor_id=current_user(request).id)
+    text = await setup_file.export_text(include_catalogue=catalogue, actor_id=current_user(request).id)
     name = "".join(ch if ch.isalnum() else "-" for ch in (await venues.settings()).name.lower()).strip("-") or "venue"
     return Response(content=text.encode("utf-8"), media_type="application/json; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="{name}-setup.json"', "Cache-Control": "no-store"})
@@ -117,7 +118,7 @@ async def _read_setup_upload(request: Request) -> bytes:
 @post("/venue/setup", name="venues:import_setup", include_in_schema=False, request_max_body_size=SETUP_MAX_BYTES)
 async def import_setup(request: Request) -> Response:
     try:
-        result = await setup.import_text(await _read_setup_upload(request), actor_id=current_user(request).id)
+        result = await setup_file.import_text(await _read_setup_upload(request), actor_id=current_user(request).id)
     except (errors.InvalidInput, errors.Conflict) as exc:
         return await _settings_page(request, error=exc, status=exc.status)
     flash.add(request.scope, _("%(name)s is set up from the file. Check each page under Manage before you open.",
@@ -233,13 +234,13 @@ async def api_venue_save(request: Request, data: JSONBody[VenueIn]) -> VenueOut:
     details = rules.VenueDetails(name=data.name, timezone=data.timezone, currency=data.currency.lower(),
                                  email=data.email, phone=data.phone, address=data.address, website=data.website,
                                  colour=data.colour, languages=languages, label_template=data.label_template)
-    return venue_out(await venues.save_details(details=details, actor_id=current_user(request).id))
+    return venue_out(await venue_details.save_venue_details(details=details, actor_id=current_user(request).id))
 
 
 @get("/venue/setup", name="api:venue_setup", guards=[requires(Role.coordinator)], tags=["venue"],
      summary="The venue's setup file (no personal data); ?catalogue=true adds the catalogue")
 async def api_venue_setup(request: Request, catalogue: FromQuery[bool] = False) -> Response:
-    text = await setup.export_text(include_catalogue=catalogue, actor_id=current_user(request).id)
+    text = await setup_file.export_text(include_catalogue=catalogue, actor_id=current_user(request).id)
     return Response(content=text.encode("utf-8"), media_type="application/json")
 
 
@@ -247,7 +248,7 @@ async def api_venue_setup(request: Request, catalogue: FromQuery[bool] = False) 
       summary="Start this new, empty venue from a setup file (the file as the body); 422 lists every problem",
       request_max_body_size=SETUP_MAX_BYTES, responses=error_responses(413, 422))  # the body is the file
 async def api_venue_setup_import(request: Request) -> Response[SetupImported]:
-    result = await setup.import_text(await request.body(), actor_id=current_user(request).id)
+    result = await setup_file.import_text(await request.body(), actor_id=current_user(request).id)
     return Response(content=SetupImported(venue=result.venue_name, counts=result.counts), status_code=201)
 
 

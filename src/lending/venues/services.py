@@ -6,14 +6,16 @@ from __future__ import annotations
 import asyncio
 import os
 import time as monotonic
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from lending import clock, db, errors, i18n
+from lending.adapters import labels, photos
 from lending.audit import services as audit
 from lending.i18n import lazy_gettext as _l
 from lending.venues import rules
-from lending.venues.tables import Closure, OpeningSession, Venue
+from lending.venues.tables import Closure, OpeningSession, Site, Venue
 
 # Every process reads the settings and calendar often (each page, each due date) and they
 # change rarely: a short cache keeps them cheap while a change made through another process
@@ -161,19 +163,18 @@ async def currency() -> str:
     return (await settings()).currency
 
 
-async def save_details(*, details: rules.VenueDetails, actor_id: int | None = None) -> VenueSettings:
+async def save_details(*, details: rules.VenueDetails, currencies_taken: Collection[str] = (),
+                       actor_id: int | None = None) -> VenueSettings:
     """Save the venue's name, contact details, look, currency, languages and label layout, all
-    or nothing. The currency cannot change once money has been taken in it."""
-    from lending.catalog.labels import TEMPLATES
-    from lending.memberships.tables import Payment
-
+    or nothing. The currency cannot change once money has been taken in another one
+    (``currencies_taken``: what payments were made in; ``workflows.venue_details`` reads them)."""
     details = rules.VenueDetails(**{key: value.strip() if isinstance(value, str) else value
                                     for key, value in details.__dict__.items()})
-    problems = rules.details_problems(details, label_templates=tuple(TEMPLATES))
+    problems = rules.details_problems(details, label_templates=tuple(labels.TEMPLATES))
     async with db.transaction(write=True):
         row = await _venue_row(create=True)
         if (not problems.get("currency") and details.currency != row["currency"]
-                and await Payment.exists().where(Payment.currency != details.currency).run()):
+                and any(currency != details.currency for currency in currencies_taken)):
             problems["currency"] = str(_l("Payments have been taken in %(currency)s, so the currency stays.",
                                           currency=row["currency"].upper()))
         if problems:
@@ -193,8 +194,6 @@ async def save_details(*, details: rules.VenueDetails, actor_id: int | None = No
 
 async def set_logo(*, data: bytes | None, actor_id: int | None = None) -> None:
     """A new logo (any photo or PNG, made a small PNG), or none."""
-    from lending.catalog import photos
-
     logo = photos.logo_png(data) if data else None
     async with db.transaction(write=True):
         row = await _venue_row(create=True)
@@ -230,8 +229,6 @@ async def list_closures(*, from_day: date | None = None) -> list[ClosureView]:
 
 
 async def _require_site(site_id: int | None) -> None:
-    from lending.venues.tables import Site
-
     if site_id is not None and not await Site.exists().where(Site.id == site_id).run():
         raise errors.NotFound(_l("There is no such site."), code="site_not_found")
 

@@ -9,7 +9,7 @@ from litestar.response import Redirect, Template
 from lending import db, errors, i18n
 from lending.i18n import gettext as _
 from lending.members import services as members
-from lending.venues import first_run
+from lending.workflows import first_run
 from lending.venues import services as venues
 from lending.web import auth, flash
 from lending.web.clients import client_address

@@ -11,6 +11,16 @@ from datetime import date, datetime
 from lending import clock, codes, db, errors
 from lending.audit import services as audit
 from lending.i18n import lazy_gettext as _l
+from lending.loans.tables import CalendarFeed, Fee, Hold, Loan, Reservation
+from lending.mail.tables import Email
+from lending.members.tables import Account, ApiToken, Session
+from lending.memberships.tables import (
+    AgreementAcceptance,
+    GiftAidDeclaration,
+    Membership,
+    Payment,
+)
+from lending.referrals.tables import Referral
 
 
 def _plain(value: object) -> object:
@@ -25,11 +35,6 @@ def _rows(rows: list[dict], drop: tuple[str, ...] = ()) -> list[dict]:
 
 async def export_person(*, account_id: int, actor_id: int | None) -> str:
     """Everything held about one person, as JSON; the export itself is logged."""
-    from lending.loans.tables import Fee, Hold, Loan, Reservation
-    from lending.mail.tables import Email
-    from lending.members.tables import Account
-    from lending.memberships.tables import AgreementAcceptance, GiftAidDeclaration, Membership, Payment
-    from lending.referrals.tables import Referral
 
     account = await Account.select(Account.id, Account.name, Account.email, Account.phone, Account.role,
                                    Account.language, Account.card_code, Account.created_at, Account.active).where(
@@ -70,10 +75,6 @@ async def erase_person(*, account_id: int, actor_id: int | None) -> None:
     referral counts), except Gift Aid declarations, which HMRC requires a charity to keep for
     six years (a legal obligation that erasure does not override). Refused while they have
     something on loan."""
-    from lending.loans.tables import CalendarFeed, Hold, Loan, Reservation
-    from lending.mail.tables import Email
-    from lending.members.tables import Account, ApiToken, Session
-    from lending.referrals.tables import Referral
 
     async with db.transaction(write=True):
         account = await Account.select(Account.id, Account.role).where(Account.id == account_id).first().run()

@@ -13,20 +13,22 @@ import json
 from dataclasses import dataclass, replace
 
 from lending import clock, db, errors
+from lending.adapters import photos
+from lending.adapters.labels import TEMPLATES
 from lending.audit import services as audit
-from lending.catalog import photos
-from lending.catalog.labels import TEMPLATES
+from lending.catalog import services as catalog
 from lending.catalog.tables import Category, Item, ItemGroup
 from lending.i18n import lazy_gettext as _l
 from lending.loans.tables import LoanPolicy
 from lending.mail.tables import EmailTemplate
 from lending.memberships.tables import Agreement, Tier
 from lending.referrals.tables import ReferralSettings
-from lending.venues import rules, setup_rules
+from lending.venues import rules
 from lending.venues import services as venues
 from lending.venues.tables import Closure, OpeningSession, Site, Venue
+from lending.workflows import setup_file_rules
 
-_POLICY_FIELDS = (*(name for name in setup_rules.loan_rules.POLICY_BOUNDS), "fees_enabled")
+_POLICY_FIELDS = (*(name for name in setup_file_rules.loan_rules.POLICY_BOUNDS), "fees_enabled")
 _BATCH = 500  # rows per INSERT (SQLite allows 32,766 parameters; a thing has 9)
 _TIER_FIELDS = ("name", "description", "suggested_pence", "min_pence", "max_pence", "allow_free", "interval",
                 "offer_pay_forward", "gift_aid", "loan_limit", "loan_days", "public", "active")
@@ -51,10 +53,10 @@ async def export_setup(*, include_catalogue: bool = False, actor_id: int | None 
     for row in await Site.select(Site.id, Site.name, Site.address).order_by(Site.name).run():
         own = snap.sessions.get(row["id"])
         sites.append({"name": row["name"], "address": row["address"],
-                      "hours": setup_rules.weekday_hours(own) if own else None,
+                      "hours": setup_file_rules.weekday_hours(own) if own else None,
                       "closures": upcoming(snap.closures.get(row["id"], ()))})
     policy = await LoanPolicy.select().order_by(LoanPolicy.id).first().run()
-    defaults = setup_rules.loan_rules.Policy()
+    defaults = setup_file_rules.loan_rules.Policy()
     tiers = []
     tier_names: dict[int, str] = {}
     for row in await Tier.select().order_by(Tier.position).order_by(Tier.min_pence).order_by(Tier.id).run():
@@ -66,8 +68,8 @@ async def export_setup(*, include_catalogue: bool = False, actor_id: int | None 
         tiers.append(tier)
     referral = await ReferralSettings.select().order_by(ReferralSettings.id).first().run()
     document: dict = {
-        "format": setup_rules.FORMAT,
-        "version": setup_rules.VERSION,
+        "format": setup_file_rules.FORMAT,
+        "version": setup_file_rules.VERSION,
         "venue": {
             "name": settings.name, "timezone": settings.timezone, "currency": settings.currency,
             "email": settings.email, "phone": settings.phone, "address": settings.address,
@@ -75,7 +77,7 @@ async def export_setup(*, include_catalogue: bool = False, actor_id: int | None 
             "label_template": settings.label_template,
             "logo_png_base64": base64.b64encode(logo).decode("ascii") if logo else None,
         },
-        "hours": setup_rules.weekday_hours(snap.sessions.get(None, ())),
+        "hours": setup_file_rules.weekday_hours(snap.sessions.get(None, ())),
         "closures": upcoming(snap.closures.get(None, ())),
         "sites": sites,
         "loan_policy": {name: (bool(policy[name]) if name == "fees_enabled" else policy[name]) if policy
@@ -118,7 +120,6 @@ async def export_setup(*, include_catalogue: bool = False, actor_id: int | None 
 
 async def _category_paths() -> tuple[dict[int, tuple[str, ...]], dict[int, int | None]]:
     """({category id: its path from the top} in tree order, parents first; {id: loan days})."""
-    from lending.catalog import services as catalog
 
     paths: dict[int, tuple[str, ...]] = {}
     loan_days: dict[int, int | None] = {}
@@ -153,11 +154,11 @@ def _invalid(problems: list[tuple[str, str]]) -> errors.InvalidInput:
                                   count=len(problems)), code="invalid_setup", errors=report)
 
 
-def check_text(text: str | bytes) -> setup_rules.Setup:
+def check_text(text: str | bytes) -> setup_file_rules.Setup:
     """The checked file, or InvalidInput (``invalid_setup``) with every problem by where it is."""
     try:
-        setup = setup_rules.check(setup_rules.parse_text(text), label_templates=tuple(TEMPLATES))
-    except setup_rules.SetupProblems as exc:
+        setup = setup_file_rules.check(setup_file_rules.parse_text(text), label_templates=tuple(TEMPLATES))
+    except setup_file_rules.SetupProblems as exc:
         raise _invalid(exc.problems) from None
     if setup.logo_png is not None:
         try:
@@ -203,7 +204,7 @@ def _closure_rows(closures, site_id: int | None, now) -> list[Closure]:
             for c in closures]
 
 
-async def _write(setup: setup_rules.Setup) -> None:
+async def _write(setup: setup_file_rules.Setup) -> None:
     now = clock.now()
     v = setup.venue
     await Venue.delete(force=True).run()

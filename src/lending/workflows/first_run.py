@@ -5,12 +5,14 @@ account, in one transaction, so a failure leaves the installation as it was."""
 from __future__ import annotations
 
 from lending import db, errors, i18n
+from lending.adapters.labels import TEMPLATES
 from lending.i18n import lazy_gettext as _l
 from lending.members import services as members
 from lending.members.rules import Role
 from lending.members.tables import Account
-from lending.venues import rules, setup
+from lending.venues import rules
 from lending.venues import services as venues
+from lending.workflows import venue_details
 
 _started = False  # once a coordinator exists, it always will: no need to ask again
 
@@ -35,9 +37,8 @@ async def start(*, name: str, email: str, password: str, venue_name: str = "", t
     """Create the first coordinator and the venue; returns the account and a session token.
     With ``setup_file`` the venue comes from it (its own name and settings); else from
     ``venue_name``, ``timezone`` and ``languages``."""
-    from lending.catalog.labels import TEMPLATES
 
-    checked = setup.check_text(setup_file) if setup_file else None
+    checked = setup_file.check_text(setup_file) if setup_file else None
     details = rules.VenueDetails(name=venue_name.strip(), timezone=timezone.strip(), languages=languages)
     if checked is None and (problems := rules.details_problems(details, label_templates=tuple(TEMPLATES))):
         raise errors.InvalidInput(_l("Some of the venue's details need correcting."), code="invalid_venue",
@@ -52,9 +53,9 @@ async def start(*, name: str, email: str, password: str, venue_name: str = "", t
                                                password=password, language=language if language in i18n.LANGUAGES
                                                else "en")
         if setup_file:
-            await setup.import_text(setup_file, actor_id=account.id)
+            await setup_file.import_text(setup_file, actor_id=account.id)
         else:
-            await venues.save_details(details=details, actor_id=account.id)
+            await venue_details.save_venue_details(details=details, actor_id=account.id)
     venues.forget_cache()
     token = await members.start_session(account_id=account.id)
     return account, token

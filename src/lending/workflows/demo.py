@@ -6,18 +6,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from lending import errors
-from lending.catalog import photos
+from lending import clock, errors
+from lending.adapters import photos
 from lending.catalog import services as catalog
 from lending.catalog.services import ItemDetails
 from lending.catalog.tables import Item, ItemGroup
+from lending.loans import services as loans
+from lending.loans.tables import Loan
+from lending.members import organisations
 from lending.members import services as members
 from lending.members.tables import Account
 from lending.memberships import services as memberships
 from lending.memberships.services import GiftAid, TierInput
 from lending.memberships.tables import Membership
-from lending.members import organisations
+from lending.referrals import rules
 from lending.referrals import services as referrals
+from lending.referrals.tables import Referral
+from lending.venues import services as venues
+from lending.venues.tables import Site
+from lending.workflows import venue_details
 
 ORGANISATION = "Riverside Surgery"
 SECOND_ORGANISATION = "Hillside Primary Care Network"
@@ -232,11 +239,6 @@ async def _load_lending(progress: Callable[[str], None]) -> None:
     with Sam (so the desk shows why Sam cannot borrow more) and Alex waiting for it."""
     from datetime import date, timedelta
 
-    from lending import clock
-    from lending.loans import services as loans
-    from lending.loans.tables import Loan
-    from lending.venues import services as venues
-    from lending.venues.tables import Site
 
     if not (await venues.calendar(fresh=True)).sessions:
         await venues.set_hours(timezone_name="Europe/London",
@@ -245,7 +247,7 @@ async def _load_lending(progress: Callable[[str], None]) -> None:
         await venues.add_closure(starts_on=date(year, 12, 24), ends_on=date(year + 1, 1, 1), reason="Christmas")
         progress("Set the opening hours and a Christmas closure.")
     if not (await venues.settings(fresh=True)).set_up:
-        await venues.save_details(details=venues.rules.VenueDetails(
+        await venue_details.save_venue_details(details=venues.rules.VenueDetails(
             name="Cardiff Library of Things", email="hello@demo.example", phone="029 2000 0000",
             address="Library Street, Cardiff CF5 1QJ", website="https://library.demo.example"))
         hub = await Site.select(Site.id).where(Site.name == "Grangetown Hub").first().run()
@@ -282,9 +284,6 @@ async def _load_referrals(progress: Callable[[str], None]) -> None:
     organisations: issued, redeemed (with a first loan), expired, withdrawn and completed."""
     from datetime import timedelta
 
-    from lending import clock
-    from lending.referrals import rules
-    from lending.referrals.tables import Referral
 
     settings = await referrals.settings()
     if settings.tier_id is None:
@@ -319,8 +318,6 @@ async def _load_referrals(progress: Callable[[str], None]) -> None:
     await Referral.update({Referral.redeem_by: today - timedelta(days=3)}).where(Referral.code == old.code).run()
     await Referral.update({Referral.ends_at: clock.now() - timedelta(days=1)}).where(Referral.code == done.code).run()
     await referrals.sweep()
-    from lending.catalog.tables import Item
-    from lending.loans import services as loans
 
     free = await Item.select(Item.code).where(Item.status == "available").order_by(Item.id, ascending=False).first().run()
     if free:

@@ -41,6 +41,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from lending import errors
+from lending.db import normalise_postgres_url
 from lending.settings import sqlite_path
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -361,7 +362,6 @@ def _tool(name: str) -> str:
 
 def _postgres_dsn(database_url: str) -> tuple[str, str | None]:
     """The URL for libpq without its password, and the password (for PGPASSWORD)."""
-    from lending.db import normalise_postgres_url
 
     parts = urlsplit(normalise_postgres_url(database_url))
     if "@" not in parts.netloc:
@@ -382,7 +382,6 @@ def _tool_env(password: str | None) -> dict[str, str]:
 async def _connect_postgres(database_url: str):
     import asyncpg
 
-    from lending.db import normalise_postgres_url
 
     try:
         return await asyncpg.connect(normalise_postgres_url(database_url), timeout=CONNECT_TIMEOUT_SECONDS)

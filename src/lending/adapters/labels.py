@@ -20,7 +20,7 @@ from fpdf import FPDF
 from fpdf.prefs import ViewerPreferences
 
 from lending import codes, i18n
-from lending.catalog.qr import QUIET_ZONE, dark_runs, qr_matrix
+from lending.adapters.qr import QUIET_ZONE, dark_runs, qr_matrix
 from lending.errors import InvalidInput
 from lending.i18n import lazy_gettext as _l
 from lending.paths import fonts_dir
