@@ -97,11 +97,11 @@ desk_members = Router(path="/desk/members", guards=[requires(Role.volunteer)],
 # --- the coordinator's people page -------------------------------------------------------------
 
 async def _people_context(values: dict, problems: dict, error: str | None) -> dict:
-    organisations = await organisations.list_organisations()
+    known = await organisations.list_organisations()
     return {
         "people": await members.list_accounts(),
         "role_options": [(role.value, rules.ROLE_LABELS[role]) for role in Role],
-        "organisation_options": [("", _("None")), *((o.id, o.name) for o in organisations)],
+        "organisation_options": [("", _("None")), *((o.id, o.name) for o in known)],
         "values": values,
         "errors": problems,
         "error": error,

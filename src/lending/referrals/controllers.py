@@ -195,12 +195,12 @@ async def desk_redeem(request: Request, member_id: FromPath[int]) -> Response:
 
 
 async def _organisations_context(values: dict, problems: dict, error: str | None) -> dict:
-    organisations = await organisations.list_organisations()
+    known = await organisations.list_organisations()
     link_workers = await members.list_accounts(role=Role.link_worker.value)
-    counts = {o.id: sum(1 for a in link_workers if a.organisation_id == o.id) for o in organisations}
+    counts = {o.id: sum(1 for a in link_workers if a.organisation_id == o.id) for o in known}
     config = await referrals.settings()
     tiers = await memberships.list_tiers(include_inactive=True)
-    return {"organisations": organisations, "counts": counts, "kind_options": list(organisations.KIND_LABELS.items()),
+    return {"organisations": known, "counts": counts, "kind_options": list(organisations.KIND_LABELS.items()),
             "values": values, "config": config, "tier_options": [("", _("Choose a membership"))] + [
                 (tier.id, tier.name) for tier in tiers if tier.allow_free],
             "errors": problems, "error": error}

@@ -1,4 +1,4 @@
-"""Download a venue's setup, and start a new venue from one (see ``setup_rules`` for the file).
+"""Download a venue's setup, and start a new venue from one (``setup_file_rules`` reads the file).
 
 Export writes the same bytes for the same setup (no timestamps, a fixed order), so a file
 exported, imported into an empty database and exported again is identical. Import checks the

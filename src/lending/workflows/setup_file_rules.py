@@ -5,7 +5,7 @@ referrals or the audit log. The format is documented in docs/setup-file.md.
 
 Pure: this module reads a parsed file and says what is wrong with it, every problem with
 where it is ("sites[2].hours.tuesday"), or returns the checked contents. Writing them is
-``venues.setup``'s job.
+``workflows.setup_file``'s job.
 """
 
 from __future__ import annotations
