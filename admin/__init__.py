@@ -50,14 +50,19 @@ def _add_on_the_people_page(*_: Any, **__: Any) -> None:
 
 
 async def _before_change_account(row_id: Any, values: dict[str, Any]) -> dict[str, Any]:
-    current = await Account.select(Account.role, Account.email, Account.organisation, Account.name).where(
-        Account.id == row_id).first().run()
+    current = (
+        await Account.select(Account.role, Account.email, Account.organisation, Account.name)
+        .where(Account.id == row_id)
+        .first()
+        .run()
+    )
     if current is None:
         raise HTTPException(status_code=404, detail="There is no such account.")
     merged = {**current, **{key: value for key, value in values.items() if key in current}}
     try:
-        derived = await members.admin_account_fields(role=merged["role"], email=merged["email"],
-                                                     organisation_id=merged["organisation"], name=merged["name"])
+        derived = await members.admin_account_fields(
+            role=merged["role"], email=merged["email"], organisation_id=merged["organisation"], name=merged["name"]
+        )
     except errors.DomainError as exc:
         raise _reject(exc) from exc
     # The card code and username are the member's identity on cards and in the admin.
@@ -106,8 +111,9 @@ async def _before_change_tier(row_id: Any, values: dict[str, Any]) -> dict[str, 
 
 
 async def _before_add_tier(row: Tier) -> Tier:
-    values = {column._meta.name: getattr(row, column._meta.name) for column in Tier._meta.columns
-              if column._meta.name != "id"}
+    values = {
+        column._meta.name: getattr(row, column._meta.name) for column in Tier._meta.columns if column._meta.name != "id"
+    }
     try:
         cleaned = await memberships.admin_tier_values(values=values)
     except errors.DomainError as exc:
@@ -115,27 +121,35 @@ async def _before_add_tier(row: Tier) -> Tier:
     for key, value in cleaned.items():
         setattr(row, key, value)
     if row.created_at is None:
-
         row.created_at = clock.now()
     return row
 
 
 def _money_is_changed_on_its_pages(*_: Any, **__: Any) -> None:
-    raise HTTPException(status_code=405, detail="Memberships and payments change through the desk, the member's "
-                                                "account and /manage/payments, where their rules and receipts are.")
+    raise HTTPException(
+        status_code=405,
+        detail="Memberships and payments change through the desk, the member's "
+        "account and /manage/payments, where their rules and receipts are.",
+    )
 
 
 def _lending_has_its_pages(*_: Any, **__: Any) -> None:
-    raise HTTPException(status_code=405, detail="Loans, holds, bookings and fees change at the desk, on members' "
-                                                "account pages and under Manage → Lending rules, where their rules "
-                                                "and the audit log are.")
+    raise HTTPException(
+        status_code=405,
+        detail="Loans, holds, bookings and fees change at the desk, on members' "
+        "account pages and under Manage → Lending rules, where their rules "
+        "and the audit log are.",
+    )
 
 
 def _venue_has_its_pages(*_: Any, **__: Any) -> None:
-    raise HTTPException(status_code=405, detail="The venue's details, opening hours, closures and messages change "
-                                                "under Manage → The venue and Manage → Lending rules, where they are "
-                                                "checked (a readable colour, a real time zone, hours that do not "
-                                                "overlap).")
+    raise HTTPException(
+        status_code=405,
+        detail="The venue's details, opening hours, closures and messages change "
+        "under Manage → The venue and Manage → Lending rules, where they are "
+        "checked (a readable colour, a real time zone, hours that do not "
+        "overlap).",
+    )
 
 
 @functools.cache
@@ -144,8 +158,15 @@ def build_admin(*, production: bool):
     second, and every app a process makes, such as each test's, mounts the same one)."""
     account = TableConfig(
         Account,
-        visible_columns=[Account.id, Account.name, Account.email, Account.role, Account.card_code,
-                         Account.organisation, Account.active],
+        visible_columns=[
+            Account.id,
+            Account.name,
+            Account.email,
+            Account.role,
+            Account.card_code,
+            Account.organisation,
+            Account.active,
+        ],
         exclude_visible_filters=[Account.password],
         hooks=[Hook(HookType.pre_patch, _before_change_account)],
         validators=Validators(post_single=[_add_on_the_people_page]),
@@ -154,63 +175,144 @@ def build_admin(*, production: bool):
     organisation = TableConfig(Organisation, menu_group="Referrals")
     audit = TableConfig(
         AuditEvent,
-        validators=Validators(post_single=[_read_only], patch_single=[_read_only], put_single=[_read_only],
-                              delete_single=[_read_only], delete_all=[_read_only]),
+        validators=Validators(
+            post_single=[_read_only],
+            patch_single=[_read_only],
+            put_single=[_read_only],
+            delete_single=[_read_only],
+            delete_all=[_read_only],
+        ),
         order_by=None,
         menu_group="Records",
     )
-    no_adding_or_deleting = Validators(post_single=[_add_at_the_desk], delete_single=[_retire_instead],
-                                       delete_all=[_retire_instead])
+    no_adding_or_deleting = Validators(
+        post_single=[_add_at_the_desk], delete_single=[_retire_instead], delete_all=[_retire_instead]
+    )
     catalogue = [
-        TableConfig(ItemGroup, hooks=[Hook(HookType.pre_patch, _before_change_group)],
-                    validators=no_adding_or_deleting, menu_group="Catalogue",
-                    visible_columns=[ItemGroup.id, ItemGroup.name, ItemGroup.category, ItemGroup.loan_days]),
-        TableConfig(Item, hooks=[Hook(HookType.pre_patch, _before_change_item)], validators=no_adding_or_deleting,
-                    menu_group="Catalogue",
-                    visible_columns=[Item.id, Item.code, Item.item_group, Item.status, Item.condition, Item.site]),
+        TableConfig(
+            ItemGroup,
+            hooks=[Hook(HookType.pre_patch, _before_change_group)],
+            validators=no_adding_or_deleting,
+            menu_group="Catalogue",
+            visible_columns=[ItemGroup.id, ItemGroup.name, ItemGroup.category, ItemGroup.loan_days],
+        ),
+        TableConfig(
+            Item,
+            hooks=[Hook(HookType.pre_patch, _before_change_item)],
+            validators=no_adding_or_deleting,
+            menu_group="Catalogue",
+            visible_columns=[Item.id, Item.code, Item.item_group, Item.status, Item.condition, Item.site],
+        ),
         TableConfig(Category, hooks=[Hook(HookType.pre_patch, _before_change_category)], menu_group="Catalogue"),
         TableConfig(Site, menu_group="Catalogue"),
-        TableConfig(ProblemReport, menu_group="Catalogue",
-                    validators=Validators(post_single=[_read_only], delete_single=[_read_only])),
+        TableConfig(
+            ProblemReport,
+            menu_group="Catalogue",
+            validators=Validators(post_single=[_read_only], delete_single=[_read_only]),
+        ),
     ]
-    records_only = Validators(post_single=[_money_is_changed_on_its_pages],
-                              patch_single=[_money_is_changed_on_its_pages],
-                              put_single=[_money_is_changed_on_its_pages],
-                              delete_single=[_money_is_changed_on_its_pages],
-                              delete_all=[_money_is_changed_on_its_pages])
+    records_only = Validators(
+        post_single=[_money_is_changed_on_its_pages],
+        patch_single=[_money_is_changed_on_its_pages],
+        put_single=[_money_is_changed_on_its_pages],
+        delete_single=[_money_is_changed_on_its_pages],
+        delete_all=[_money_is_changed_on_its_pages],
+    )
     money = [
-        TableConfig(Tier, hooks=[Hook(HookType.pre_patch, _before_change_tier), Hook(HookType.pre_save, _before_add_tier)],
-                    validators=Validators(delete_single=[_money_is_changed_on_its_pages],
-                                          delete_all=[_money_is_changed_on_its_pages]),
-                    menu_group="Memberships",
-                    visible_columns=[Tier.id, Tier.name, Tier.interval, Tier.min_pence, Tier.max_pence, Tier.allow_free,
-                                     Tier.public, Tier.active]),
-        TableConfig(Membership, validators=records_only, menu_group="Memberships",
-                    visible_columns=[Membership.id, Membership.member, Membership.tier, Membership.status,
-                                     Membership.amount_pence, Membership.method, Membership.ends_at]),
-        TableConfig(Payment, validators=records_only, menu_group="Memberships",
-                    visible_columns=[Payment.id, Payment.receipt_code, Payment.member, Payment.amount_pence,
-                                     Payment.method, Payment.refunded_pence, Payment.paid_at]),
-        *(TableConfig(table, validators=records_only, menu_group="Memberships")
-          for table in (Refund, Checkout, GiftAidDeclaration, Agreement, AgreementAcceptance, StripeEvent)),
+        TableConfig(
+            Tier,
+            hooks=[Hook(HookType.pre_patch, _before_change_tier), Hook(HookType.pre_save, _before_add_tier)],
+            validators=Validators(
+                delete_single=[_money_is_changed_on_its_pages], delete_all=[_money_is_changed_on_its_pages]
+            ),
+            menu_group="Memberships",
+            visible_columns=[
+                Tier.id,
+                Tier.name,
+                Tier.interval,
+                Tier.min_pence,
+                Tier.max_pence,
+                Tier.allow_free,
+                Tier.public,
+                Tier.active,
+            ],
+        ),
+        TableConfig(
+            Membership,
+            validators=records_only,
+            menu_group="Memberships",
+            visible_columns=[
+                Membership.id,
+                Membership.member,
+                Membership.tier,
+                Membership.status,
+                Membership.amount_pence,
+                Membership.method,
+                Membership.ends_at,
+            ],
+        ),
+        TableConfig(
+            Payment,
+            validators=records_only,
+            menu_group="Memberships",
+            visible_columns=[
+                Payment.id,
+                Payment.receipt_code,
+                Payment.member,
+                Payment.amount_pence,
+                Payment.method,
+                Payment.refunded_pence,
+                Payment.paid_at,
+            ],
+        ),
+        *(
+            TableConfig(table, validators=records_only, menu_group="Memberships")
+            for table in (Refund, Checkout, GiftAidDeclaration, Agreement, AgreementAcceptance, StripeEvent)
+        ),
     ]
-    lending_only = Validators(post_single=[_lending_has_its_pages], patch_single=[_lending_has_its_pages],
-                              put_single=[_lending_has_its_pages], delete_single=[_lending_has_its_pages],
-                              delete_all=[_lending_has_its_pages])
-    venue_only = Validators(post_single=[_venue_has_its_pages], patch_single=[_venue_has_its_pages],
-                            put_single=[_venue_has_its_pages], delete_single=[_venue_has_its_pages],
-                            delete_all=[_venue_has_its_pages])
+    lending_only = Validators(
+        post_single=[_lending_has_its_pages],
+        patch_single=[_lending_has_its_pages],
+        put_single=[_lending_has_its_pages],
+        delete_single=[_lending_has_its_pages],
+        delete_all=[_lending_has_its_pages],
+    )
+    venue_only = Validators(
+        post_single=[_venue_has_its_pages],
+        patch_single=[_venue_has_its_pages],
+        put_single=[_venue_has_its_pages],
+        delete_single=[_venue_has_its_pages],
+        delete_all=[_venue_has_its_pages],
+    )
     lending = [
-        TableConfig(Loan, validators=lending_only, menu_group="Lending",
-                    visible_columns=[Loan.id, Loan.item, Loan.member, Loan.lent_at, Loan.due_at, Loan.returned_at,
-                                     Loan.renewals]),
-        TableConfig(Hold, validators=lending_only, menu_group="Lending",
-                    visible_columns=[Hold.id, Hold.item_group, Hold.member, Hold.status, Hold.placed_at,
-                                     Hold.expires_at]),
-        *(TableConfig(table, validators=lending_only, menu_group="Lending")
-          for table in (Reservation, Fee, LoanPolicy)),
-        *(TableConfig(table, validators=venue_only, menu_group="Venue")
-          for table in (Venue, OpeningSession, Closure, EmailTemplate)),
+        TableConfig(
+            Loan,
+            validators=lending_only,
+            menu_group="Lending",
+            visible_columns=[
+                Loan.id,
+                Loan.item,
+                Loan.member,
+                Loan.lent_at,
+                Loan.due_at,
+                Loan.returned_at,
+                Loan.renewals,
+            ],
+        ),
+        TableConfig(
+            Hold,
+            validators=lending_only,
+            menu_group="Lending",
+            visible_columns=[Hold.id, Hold.item_group, Hold.member, Hold.status, Hold.placed_at, Hold.expires_at],
+        ),
+        *(
+            TableConfig(table, validators=lending_only, menu_group="Lending")
+            for table in (Reservation, Fee, LoanPolicy)
+        ),
+        *(
+            TableConfig(table, validators=venue_only, menu_group="Venue")
+            for table in (Venue, OpeningSession, Closure, EmailTemplate)
+        ),
     ]
     return create_admin(
         tables=[account, organisation, audit, *catalogue, *money, *lending],

@@ -51,12 +51,23 @@ PASSWORD = "bench password"
 WRK_SCRIPT = HERE / "wrk_paths.lua"
 STARTUP_TIMEOUT = 60.0
 # Settings a developer's shell might carry that must not reach a benchmark's server.
-FOREIGN_SETTINGS = ("SECRET_KEY", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "STRIPE_API_BASE", "SMTP_URL",
-                    "LENDING_DEBUG", "LENDING_DEMO", "DATABASE_URL", "BASE_URL", "TRUSTED_PROXIES")
+FOREIGN_SETTINGS = (
+    "SECRET_KEY",
+    "STRIPE_SECRET_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+    "STRIPE_API_BASE",
+    "SMTP_URL",
+    "LENDING_DEBUG",
+    "LENDING_DEMO",
+    "DATABASE_URL",
+    "BASE_URL",
+    "TRUSTED_PROXIES",
+)
 REGISTRY = "LENDING_BENCH_REGISTRY"
 
 
 # --- small helpers ------------------------------------------------------------------------------
+
 
 def percentile(values: Sequence[float], share: float) -> float:
     """The value below which ``share`` of the values lie (nearest rank); 0 for no values."""
@@ -95,6 +106,7 @@ def say(text: str = "") -> None:
 
 
 # --- scratch databases --------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Database:
@@ -157,6 +169,7 @@ async def app_database(url: str):
 
 # --- processes ----------------------------------------------------------------------------------
 
+
 def server_env(database: Database | None = None, **settings: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key not in FOREIGN_SETTINGS}
     env["SECRET_KEY"] = SECRET_KEY
@@ -168,8 +181,9 @@ def server_env(database: Database | None = None, **settings: str) -> dict[str, s
 
 def cli(args: list[str], env: dict[str, str], cwd: Path | str, timeout: float = 900) -> str:
     """Run ``lending ARGS``; its standard output, or SystemExit with its error."""
-    done = subprocess.run([LENDING, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [LENDING, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+    )
     if done.returncode != 0:
         raise SystemExit(f"lending {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
     return done.stdout
@@ -178,8 +192,22 @@ def cli(args: list[str], env: dict[str, str], cwd: Path | str, timeout: float = 
 def volunteer_token(database: Database, folder: Path, email: str = "volunteer@bench.example") -> str:
     """A volunteer account (password ``PASSWORD``) and a new API token for it, through the CLI."""
     env = server_env(database)
-    cli(["user", "create", "--email", email, "--name", "Bench Volunteer", "--role", "volunteer", "--password",
-         PASSWORD], env, folder)
+    cli(
+        [
+            "user",
+            "create",
+            "--email",
+            email,
+            "--name",
+            "Bench Volunteer",
+            "--role",
+            "volunteer",
+            "--password",
+            PASSWORD,
+        ],
+        env,
+        folder,
+    )
     return cli(["token", "create", "--email", email, "--label", "bench"], env, folder).strip().splitlines()[-1]
 
 
@@ -245,15 +273,21 @@ def stop_group(process: subprocess.Popen, name: str = "server", grace: float = S
 
 
 @contextlib.contextmanager
-def serve(command: Callable[[int], list[str]], env: dict[str, str], cwd: Path, health: str,
-          name: str) -> Iterator[Server]:
+def serve(
+    command: Callable[[int], list[str]], env: dict[str, str], cwd: Path, health: str, name: str
+) -> Iterator[Server]:
     port = free_port()
     log = Path(cwd) / f"{name}-{port}.log"
     with log.open("ab") as output:
-        process = subprocess.Popen(command(port), env={**env, "BASE_URL": env.get("BASE_URL") or
-                                                       f"http://127.0.0.1:{port}"},
-                                   cwd=cwd, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            command(port),
+            env={**env, "BASE_URL": env.get("BASE_URL") or f"http://127.0.0.1:{port}"},
+            cwd=cwd,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     register("pgid", process.pid)
     server = Server(f"http://127.0.0.1:{port}", port, process, log)
     try:
@@ -263,19 +297,43 @@ def serve(command: Callable[[int], list[str]], env: dict[str, str], cwd: Path, h
         stop_group(process, f"{name} server")
 
 
-def app_server(database: Database, folder: Path, workers: int = 1,
-               **settings: str) -> contextlib.AbstractContextManager[Server]:
+def app_server(
+    database: Database, folder: Path, workers: int = 1, **settings: str
+) -> contextlib.AbstractContextManager[Server]:
     """``lending run`` on a free loopback port, as in production (migrations applied first)."""
-    return serve(lambda port: [LENDING, "run", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
-                 server_env(database, **settings), folder, "/health", "lending")
+    return serve(
+        lambda port: [LENDING, "run", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
+        server_env(database, **settings),
+        folder,
+        "/health",
+        "lending",
+    )
 
 
 def hello_server(folder: Path, workers: int = 1) -> contextlib.AbstractContextManager[Server]:
     """The reference limit: Litestar's hello-world JSON route (bench/hello_app.py) on granian,
     with the worker count the app gets."""
-    return serve(lambda port: [GRANIAN, "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port), "--workers",
-                               str(workers), "--no-ws", "--log-level", "warning", "hello_app:app"],
-                 {**server_env(), "PYTHONPATH": str(HERE)}, folder, "/json", "hello")
+    return serve(
+        lambda port: [
+            GRANIAN,
+            "--interface",
+            "asgi",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--no-ws",
+            "--log-level",
+            "warning",
+            "hello_app:app",
+        ],
+        {**server_env(), "PYTHONPATH": str(HERE)},
+        folder,
+        "/json",
+        "hello",
+    )
 
 
 def tree_rss_kib(pid: int) -> int:
@@ -306,9 +364,11 @@ def tree_rss_kib(pid: int) -> int:
 
 # --- wrk ----------------------------------------------------------------------------------------
 
+
 @dataclass
 class Load:
     """One wrk run: requests per second and latency percentiles (ms)."""
+
     rps: float
     p50: float
     p95: float
@@ -331,8 +391,15 @@ def require_wrk() -> None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
 
 
-def wrk(base: str, paths: Sequence[str], seconds: float, connections: int = 16, headers: dict[str, str] | None = None,
-        warmup: float = 1.0, repeat: int = 1) -> Load:
+def wrk(
+    base: str,
+    paths: Sequence[str],
+    seconds: float,
+    connections: int = 16,
+    headers: dict[str, str] | None = None,
+    warmup: float = 1.0,
+    repeat: int = 1,
+) -> Load:
     """wrk (one thread, ``connections`` keep-alive connections) cycling through ``paths``; the
     median of ``repeat`` runs by requests/s, after a warm-up run."""
     require_wrk()
@@ -340,9 +407,18 @@ def wrk(base: str, paths: Sequence[str], seconds: float, connections: int = 16, 
         handle.write("\n".join(paths) + "\n")
         paths_file = handle.name
     try:
+
         def once(duration: float) -> Load:
-            args = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "30s", "-s",
-                    str(WRK_SCRIPT)]
+            args = [
+                "wrk",
+                "-t1",
+                f"-c{connections}",
+                f"-d{max(1, round(duration))}s",
+                "--timeout",
+                "30s",
+                "-s",
+                str(WRK_SCRIPT),
+            ]
             for key, value in (headers or {}).items():
                 args += ["-H", f"{key}: {value}"]
             args += [base, "--", paths_file]
@@ -352,9 +428,16 @@ def wrk(base: str, paths: Sequence[str], seconds: float, connections: int = 16, 
                 raise SystemExit(f"wrk failed ({done.returncode}): {done.stdout[-1000:]} {done.stderr[-1000:]}")
             data = json.loads(found.group(1))
             rate = data["requests"] / (data["duration_us"] / 1e6) if data["duration_us"] else 0.0
-            return Load(rps=rate, p50=data["p50"] / 1000, p95=data["p95"] / 1000, p99=data["p99"] / 1000,
-                        max=data["max"] / 1000, requests=int(data["requests"]), errors=int(data["status_errors"]),
-                        socket_errors=int(data["connect"] + data["read"] + data["write"] + data["timeout"]))
+            return Load(
+                rps=rate,
+                p50=data["p50"] / 1000,
+                p95=data["p95"] / 1000,
+                p99=data["p99"] / 1000,
+                max=data["max"] / 1000,
+                requests=int(data["requests"]),
+                errors=int(data["status_errors"]),
+                socket_errors=int(data["connect"] + data["read"] + data["write"] + data["timeout"]),
+            )
 
         if warmup > 0:
             once(warmup)
@@ -369,6 +452,7 @@ def wrk(base: str, paths: Sequence[str], seconds: float, connections: int = 16, 
 
 
 # --- a bare HTTP/1.1 client -----------------------------------------------------------------------
+
 
 @dataclass
 class Reply:
@@ -404,9 +488,17 @@ class Http:
                 await self.writer.wait_closed()
         self.reader = self.writer = None
 
-    async def request(self, method: str, path: str, *, body: bytes | None = None, json_body: object = None,
-                      form: dict[str, str] | None = None, headers: dict[str, str] | None = None,
-                      timeout: float = 60) -> Reply:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        json_body: object = None,
+        form: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 60,
+    ) -> Reply:
         extra = {**self.headers, **(headers or {})}
         if json_body is not None:
             body = json.dumps(json_body).encode()
@@ -531,6 +623,7 @@ async def catalogue_pages(base: str, pages: int) -> list[str]:
 
 async def api_pages(base: str, pages: int) -> list[str]:
     """The same through the JSON API's ``next_cursor``."""
+
     def next_cursor(reply) -> str | None:
         cursor = reply.json().get("next_cursor")
         return f"/api/v1/items?cursor={urllib.parse.quote(cursor)}" if cursor else None
@@ -539,6 +632,7 @@ async def api_pages(base: str, pages: int) -> list[str]:
 
 
 # --- seeding --------------------------------------------------------------------------------------
+
 
 @dataclass
 class Catalogue:
@@ -582,6 +676,7 @@ def available_codes(catalogue: Catalogue) -> list[str]:
 
 # --- results --------------------------------------------------------------------------------------
 
+
 @dataclass
 class Row:
     """A figure, or a reference limit (``kind="limit"``, named by ``key``). A figure names its
@@ -589,6 +684,7 @@ class Row:
     measured beside it. ``better`` says which way is good: for "higher" the ratio is
     value/limit, for "lower" (times) it is limit/value, so 1.00 means as good as the limit
     and 0.10 means a tenth of it, either way."""
+
     scenario: str
     engine: str  # SQLite, PostgreSQL, or "-" when no database is involved
     figure: str
@@ -622,21 +718,63 @@ class Results:
         elif row.key and row.kind == "figure":
             limit = f"   limit: {row.key}" + (f" + {fmt(row.limit_extra, row.unit)}" if row.limit_extra else "")
         prefix = "LIMIT " if row.kind == "limit" else ""
-        say(f"  {prefix}{row.figure} [{row.engine}]: {fmt(row.value, row.unit)}"
-            f"{'  (' + row.detail + ')' if row.detail else ''}{limit}")
+        say(
+            f"  {prefix}{row.figure} [{row.engine}]: {fmt(row.value, row.unit)}"
+            f"{'  (' + row.detail + ')' if row.detail else ''}{limit}"
+        )
         return row
 
-    def limit(self, key: str, engine: str, figure: str, value: float, unit: str, better: str = "higher",
-              detail: str = "") -> Row:
-        return self.add(Row(scenario="limits", engine=engine, figure=figure, value=value, unit=unit, better=better,
-                            kind="limit", key=key, detail=detail))
+    def limit(
+        self, key: str, engine: str, figure: str, value: float, unit: str, better: str = "higher", detail: str = ""
+    ) -> Row:
+        return self.add(
+            Row(
+                scenario="limits",
+                engine=engine,
+                figure=figure,
+                value=value,
+                unit=unit,
+                better=better,
+                kind="limit",
+                key=key,
+                detail=detail,
+            )
+        )
 
-    def figure(self, scenario: str, engine: str, figure: str, value: float, unit: str, *, better: str = "higher",
-               key: str = "", limit_label: str = "", limit_value: float | None = None, limit_unit: str = "",
-               limit_extra: float | None = None, detail: str = "", gate: str = "") -> Row:
-        return self.add(Row(scenario=scenario, engine=engine, figure=figure, value=value, unit=unit, better=better,
-                            key=key, limit_label=limit_label, limit_value=limit_value, limit_unit=limit_unit,
-                            limit_extra=limit_extra, detail=detail, gate=gate))
+    def figure(
+        self,
+        scenario: str,
+        engine: str,
+        figure: str,
+        value: float,
+        unit: str,
+        *,
+        better: str = "higher",
+        key: str = "",
+        limit_label: str = "",
+        limit_value: float | None = None,
+        limit_unit: str = "",
+        limit_extra: float | None = None,
+        detail: str = "",
+        gate: str = "",
+    ) -> Row:
+        return self.add(
+            Row(
+                scenario=scenario,
+                engine=engine,
+                figure=figure,
+                value=value,
+                unit=unit,
+                better=better,
+                key=key,
+                limit_label=limit_label,
+                limit_value=limit_value,
+                limit_unit=limit_unit,
+                limit_extra=limit_extra,
+                detail=detail,
+                gate=gate,
+            )
+        )
 
 
 def ratio_of(value: float, limit: float | None, better: str) -> float | None:
@@ -671,12 +809,17 @@ def fmt(value: float, unit: str) -> str:
 
 # --- a step's command line --------------------------------------------------------------------------
 
+
 def step_parser(description: str) -> argparse.ArgumentParser:
     """The options every step of run.py takes."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--engine", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--postgres", default="", metavar="SERVER_URL",
-                        help="a PostgreSQL server on this machine; scratch databases are made and dropped there")
+    parser.add_argument(
+        "--postgres",
+        default="",
+        metavar="SERVER_URL",
+        help="a PostgreSQL server on this machine; scratch databases are made and dropped there",
+    )
     parser.add_argument("--results", default="", help="append result rows (JSON lines) to this file")
     parser.add_argument("--workers", type=int, default=1, help="granian workers for the app and the hello-world")
     parser.add_argument("--seconds", type=float, default=10, help="length of each wrk measurement")
@@ -695,8 +838,10 @@ def start_step(args: argparse.Namespace) -> None:
         require_loopback(args.postgres)
 
     def stop(signum: int, _frame: object) -> None:
-        raise SystemExit(f"{Path(sys.argv[0]).name}: stopped by {signal.Signals(signum).name}"
-                         f"{' (--timeout ' + str(args.timeout) + ' s)' if signum == signal.SIGALRM else ''}")
+        raise SystemExit(
+            f"{Path(sys.argv[0]).name}: stopped by {signal.Signals(signum).name}"
+            f"{' (--timeout ' + str(args.timeout) + ' s)' if signum == signal.SIGALRM else ''}"
+        )
 
     signal.signal(signal.SIGALRM, stop)
     signal.signal(signal.SIGTERM, stop)

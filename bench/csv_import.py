@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import common  # noqa: E402
+from bench import common
 
 
 def write_csv(path: Path, rows: int) -> tuple[int, list, list, list]:
@@ -58,8 +58,15 @@ async def bare_load(database: common.Database, categories: list, groups: list, i
 
 def timed_cli(args: list[str], env: dict[str, str], folder: Path, timeout: float) -> tuple[float, str]:
     start = time.perf_counter()
-    done = subprocess.run([common.LENDING, *args], env=env, cwd=folder, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [common.LENDING, *args],
+        env=env,
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"lending {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
@@ -81,18 +88,26 @@ def main() -> None:
             engine = database.label
             env = common.server_env(database)
             common.cli(["migrate"], env, folder)
-            seconds, output = timed_cli(["items", "import", str(csv_file), "--create-categories"], env, folder,
-                                        timeout=args.timeout)
+            seconds, output = timed_cli(
+                ["items", "import", str(csv_file), "--create-categories"], env, folder, timeout=args.timeout
+            )
             common.say(f"  {output.strip()[:160]}")
             startup = common.median([timed_cli(["--help"], env, folder, 120)[0] for _ in range(3)])
         with common.scratch_database(args.engine, folder, args.postgres, name="bare") as database:
             common.cli(["migrate"], common.server_env(database), folder)
             bare = asyncio.run(bare_load(database, categories, groups, items))
 
-    results.figure("S6 CSV import", engine, f"lending items import, {args.rows:,} rows", args.rows / seconds, "rows/s",
-                   limit_label="bare bulk insert of the same rows", limit_value=args.rows / bare,
-                   detail=f"{seconds:.2f} s for {item_count:,} items, of which starting the CLI {startup:.2f} s; "
-                          f"bare load {bare:.3f} s")
+    results.figure(
+        "S6 CSV import",
+        engine,
+        f"lending items import, {args.rows:,} rows",
+        args.rows / seconds,
+        "rows/s",
+        limit_label="bare bulk insert of the same rows",
+        limit_value=args.rows / bare,
+        detail=f"{seconds:.2f} s for {item_count:,} items, of which starting the CLI {startup:.2f} s; "
+        f"bare load {bare:.3f} s",
+    )
 
 
 if __name__ == "__main__":

@@ -37,8 +37,9 @@ async def load(path: str, rows: int) -> None:
     async with aiosqlite.connect(path) as connection:
         await connection.execute("PRAGMA journal_mode=WAL")
         await connection.execute("CREATE TABLE bench_thing (id INTEGER PRIMARY KEY, name TEXT NOT NULL, n INTEGER)")
-        await connection.executemany("INSERT INTO bench_thing (id, name, n) VALUES (?, ?, 0)",
-                                     [(i, f"thing {i}") for i in range(1, rows + 1)])
+        await connection.executemany(
+            "INSERT INTO bench_thing (id, name, n) VALUES (?, ?, 0)", [(i, f"thing {i}") for i in range(1, rows + 1)]
+        )
         await connection.commit()
 
 
@@ -77,8 +78,9 @@ async def limit_figures(path: str, rows: int, seconds: float, clients: int) -> d
         turn = asyncio.Lock()
 
         async def select() -> None:
-            async with connection.execute("SELECT id, name, n FROM bench_thing WHERE id = ? LIMIT 1",
-                                          (random.randint(1, rows),)) as cursor:
+            async with connection.execute(
+                "SELECT id, name, n FROM bench_thing WHERE id = ? LIMIT 1", (random.randint(1, rows),)
+            ) as cursor:
                 await cursor.fetchone()
 
         async def write() -> None:
@@ -89,8 +91,10 @@ async def limit_figures(path: str, rows: int, seconds: float, clients: int) -> d
                 await connection.execute_fetchall("SELECT n FROM bench_thing WHERE id = ?", (key,))
                 await connection.execute("COMMIT")
 
-        return {"point select": await timed(select, seconds=seconds, clients=clients),
-                "write transaction": await timed(write, seconds=seconds, clients=clients)}
+        return {
+            "point select": await timed(select, seconds=seconds, clients=clients),
+            "write transaction": await timed(write, seconds=seconds, clients=clients),
+        }
 
 
 async def engine_figures(path: str, kind: str, rows: int, seconds: float, clients: int) -> tuple[dict[str, float], int]:
@@ -112,8 +116,10 @@ async def engine_figures(path: str, kind: str, rows: int, seconds: float, client
             await thing.select(thing.n).where(thing.id == key).first()
 
     try:
-        figures = {"point select": await timed(select, seconds=seconds, clients=clients),
-                   "write transaction": await timed(write, seconds=seconds, clients=clients)}
+        figures = {
+            "point select": await timed(select, seconds=seconds, clients=clients),
+            "write transaction": await timed(write, seconds=seconds, clients=clients),
+        }
     finally:
         await db.stop()
     return figures, getattr(engine, "connections_opened", -1)
@@ -137,8 +143,10 @@ async def main() -> int:
         pooled, opened = await engine_figures(path, "pooled", options.rows, options.seconds, clients)
         per_query, _ = await engine_figures(path, "per-query", options.rows, options.seconds, clients)
         for operation, bound in limit.items():
-            print(f"{clients:>7}  {operation:<18} {bound:>9,.0f} {pooled[operation]:>9,.0f} "
-                  f"{pooled[operation] / bound:>6.2f} {per_query[operation]:>10,.0f} {per_query[operation] / bound:>6.2f}")
+            print(
+                f"{clients:>7}  {operation:<18} {bound:>9,.0f} {pooled[operation]:>9,.0f} "
+                f"{pooled[operation] / bound:>6.2f} {per_query[operation]:>10,.0f} {per_query[operation] / bound:>6.2f}"
+            )
         print(f"{'':>7}  pooled engine opened {opened} connection(s) in all")
         if clients == 1 and pooled["point select"] < 0.5 * limit["point select"]:
             failed = True

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import common  # noqa: E402
+from bench import common
 
 EMAIL = "b@example.org"
 
@@ -37,8 +37,11 @@ def session_cookie(base: str, email: str = EMAIL, password: str = common.PASSWOR
 
 
 def line(label: str, load: common.Load, limit: float) -> None:
-    print(f"{label:<48} {load.rps:>9,.0f} req/s  p50 {load.p50:>6.2f} ms  p99 {load.p99:>7.2f} ms  "
-          f"{load.rps / limit:.2f}", flush=True)
+    print(
+        f"{label:<48} {load.rps:>9,.0f} req/s  p50 {load.p50:>6.2f} ms  p99 {load.p99:>7.2f} ms  "
+        f"{load.rps / limit:.2f}",
+        flush=True,
+    )
     if load.errors or load.socket_errors:
         raise SystemExit(f"{label}: {load.errors} error responses, {load.socket_errors} socket errors")
 
@@ -46,22 +49,42 @@ def line(label: str, load: common.Load, limit: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=5)
-    parser.add_argument("--postgres", default="", metavar="SERVER_URL",
-                        help="measure on PostgreSQL: a server URL; a scratch database is made and dropped there")
+    parser.add_argument(
+        "--postgres",
+        default="",
+        metavar="SERVER_URL",
+        help="measure on PostgreSQL: a server URL; a scratch database is made and dropped there",
+    )
     args = parser.parse_args()
     common.require_wrk()
     connections = 32  # as this script always measured: wrk -t1 -c32
 
-    with common.work_folder("foundation") as folder, \
-            common.scratch_database("postgres" if args.postgres else "sqlite", folder, args.postgres) as database:
+    with (
+        common.work_folder("foundation") as folder,
+        common.scratch_database("postgres" if args.postgres else "sqlite", folder, args.postgres) as database,
+    ):
         with common.hello_server(folder) as hello:
             limit = common.wrk(hello.base, ["/json"], args.seconds, connections, warmup=0)
         line("Litestar hello-world /json (limit)", limit, limit.rps)
 
         env = common.server_env(database)
         common.cli(["migrate"], env, folder)
-        common.cli(["user", "create", "--email", EMAIL, "--name", "Bench", "--role", "volunteer", "--password",
-                    common.PASSWORD], env, folder)
+        common.cli(
+            [
+                "user",
+                "create",
+                "--email",
+                EMAIL,
+                "--name",
+                "Bench",
+                "--role",
+                "volunteer",
+                "--password",
+                common.PASSWORD,
+            ],
+            env,
+            folder,
+        )
         token = common.cli(["token", "create", "--email", EMAIL], env, folder).strip()
         with common.app_server(database, folder) as app:
             cookie = session_cookie(app.base)

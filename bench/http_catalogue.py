@@ -4,7 +4,7 @@ pages by code, at ``--items`` items (bench/search.py's fake catalogue, bulk-load
   * S1 catalogue pages: ``GET /items`` and the "Next page" links after it (keyset cursors, as
     the app provides them; the first ``--pages`` pages), and the same through the JSON API
     (``GET /api/v1/items?cursor=``), under wrk: requests/s and p50/p95, beside L1 (hello-world);
-  * S2 item page by QR code: ``GET /i/{code}`` (the address on every label; CONTRACT.md) for
+  * S2 item page by QR code: ``GET /i/{code}`` (the address on every label) for
     1,000 random codes, under wrk: requests/s and p50/p95 beside L1, and beside the database's
     own point-select rate (L4a on SQLite, L4p on PostgreSQL).
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import common  # noqa: E402
+from bench import common
 
 
 async def seed(database: common.Database, items: int) -> common.Catalogue:
@@ -37,20 +37,26 @@ def main() -> None:
     common.start_step(args)
     results = common.Results(args.results)
 
-    with common.work_folder("catalogue") as folder, \
-            common.scratch_database(args.engine, folder, args.postgres) as database:
+    with (
+        common.work_folder("catalogue") as folder,
+        common.scratch_database(args.engine, folder, args.postgres) as database,
+    ):
         engine = database.label
         began = time.perf_counter()
         catalogue = asyncio.run(seed(database, args.items))
-        common.say(f"{engine}: {len(catalogue.items):,} items in {len(catalogue.groups):,} groups loaded in "
-                   f"{time.perf_counter() - began:.1f} s")
+        common.say(
+            f"{engine}: {len(catalogue.items):,} items in {len(catalogue.groups):,} groups loaded in "
+            f"{time.perf_counter() - began:.1f} s"
+        )
         with common.app_server(database, folder, args.workers) as server:
             pages = asyncio.run(common.catalogue_pages(server.base, args.pages))
             api = asyncio.run(common.api_pages(server.base, args.pages))
             common.say(f"  cycling through {len(pages)} catalogue pages and {len(api)} API pages")
             run = dict(seconds=args.seconds, connections=args.connections, repeat=args.repeat)
-            for figure, paths in ((f"catalogue page /items, {len(catalogue.items):,} items", pages),
-                                  (f"catalogue page /api/v1/items, {len(catalogue.items):,} items", api)):
+            for figure, paths in (
+                (f"catalogue page /items, {len(catalogue.items):,} items", pages),
+                (f"catalogue page /api/v1/items, {len(catalogue.items):,} items", api),
+            ):
                 load = common.wrk(server.base, paths, **run)
                 check(load, figure)
                 results.figure("S1 catalogue", engine, figure, load.rps, "req/s", key="L1", detail=load.detail())
@@ -61,8 +67,15 @@ def main() -> None:
             figure = "item page /i/{code}"
             check(load, figure)
             results.figure("S2 item page", engine, figure, load.rps, "req/s", key="L1", detail=load.detail())
-            results.figure("S2 item page", engine, figure + " vs one-connection point selects", load.rps, "req/s",
-                           key="L4a" if database.engine == "sqlite" else "L4p", detail="DB-bound ceiling")
+            results.figure(
+                "S2 item page",
+                engine,
+                figure + " vs one-connection point selects",
+                load.rps,
+                "req/s",
+                key="L4a" if database.engine == "sqlite" else "L4p",
+                detail="DB-bound ceiling",
+            )
 
 
 def check(load: common.Load, figure: str) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import common  # noqa: E402
+from bench import common
 
 
 async def seed(database: common.Database, labels: int) -> list[str]:
@@ -46,7 +46,7 @@ class Probe:
                     reply = await http.get("/health", timeout=60)
                     if reply.status != 200:
                         self.failures += 1
-                except (OSError, asyncio.TimeoutError):
+                except (TimeoutError, OSError):
                     self.failures += 1
                 self.samples.append((sent, time.perf_counter() - sent))
                 await asyncio.sleep(self.interval)
@@ -62,8 +62,9 @@ class Probe:
         return [latency * 1000 for sent, latency in self.samples if start <= sent <= end]
 
 
-async def measure(server: common.Server, token: str, codes: list[str], repeat: int, interval: float,
-                  idle_seconds: float) -> dict:
+async def measure(
+    server: common.Server, token: str, codes: list[str], repeat: int, interval: float, idle_seconds: float
+) -> dict:
     probe = Probe(server, interval)
     tasks = [asyncio.create_task(probe.run()), asyncio.create_task(probe.memory())]
     http = common.Http(server.base, headers={"Authorization": f"Bearer {token}"})
@@ -89,8 +90,15 @@ async def measure(server: common.Server, token: str, codes: list[str], repeat: i
         probe.running = False
         await asyncio.gather(*tasks)
         await http.close()
-    return {"idle": idle, "during": during, "times": times, "sizes": sizes, "rss_before": rss_before,
-            "rss_peak": peak, "failures": probe.failures}
+    return {
+        "idle": idle,
+        "during": during,
+        "times": times,
+        "sizes": sizes,
+        "rss_before": rss_before,
+        "rss_peak": peak,
+        "failures": probe.failures,
+    }
 
 
 def main() -> None:
@@ -102,8 +110,10 @@ def main() -> None:
     common.start_step(args)
     results = common.Results(args.results)
 
-    with common.work_folder("labels") as folder, \
-            common.scratch_database(args.engine, folder, args.postgres) as database:
+    with (
+        common.work_folder("labels") as folder,
+        common.scratch_database(args.engine, folder, args.postgres) as database,
+    ):
         engine = database.label
         codes = asyncio.run(seed(database, args.labels))
         token = common.volunteer_token(database, folder)
@@ -112,22 +122,44 @@ def main() -> None:
 
     scenario = f"S5 {len(codes):,} labels"
     seconds = common.median(found["times"])
-    detail = (f"{common.median(found['sizes']) / 1024:,.0f} KiB"
-              + (f"; runs {' / '.join(f'{t:.2f}' for t in found['times'])} s" if len(found["times"]) > 1 else ""))
+    detail = f"{common.median(found['sizes']) / 1024:,.0f} KiB" + (
+        f"; runs {' / '.join(f'{t:.2f}' for t in found['times'])} s" if len(found["times"]) > 1 else ""
+    )
     figure = f"{len(codes):,}-label PDF, POST /api/v1/labels"
     results.figure(scenario, engine, figure, seconds, "s", better="lower", key="L6", detail=detail)
     results.figure(scenario, engine, figure, seconds, "s", better="lower", key="L6b", detail="vs QR + bare PDF")
     idle, during = found["idle"], found["during"]
-    results.figure(scenario, engine, "/health probe p99 during the PDF", common.percentile(during, 0.99), "ms",
-                   better="lower", limit_label="the same probe's p99, server idle",
-                   limit_value=common.percentile(idle, 0.99),
-                   detail=f"p50 {common.median(during):.1f} ms, {len(during):,} probes; idle p50 "
-                          f"{common.median(idle):.2f} ms; {found['failures']} failed")
-    results.figure(scenario, engine, "/health probe worst latency during the PDF", max(during, default=0), "ms",
-                   better="lower", limit_label="the same probe's worst, server idle", limit_value=max(idle, default=0))
-    results.figure(scenario, engine, "server memory (RSS, all processes): peak during the PDF",
-                   found["rss_peak"] / 1024, "MiB", better="info",
-                   detail=f"{found['rss_before'] / 1024:,.1f} MiB before")
+    results.figure(
+        scenario,
+        engine,
+        "/health probe p99 during the PDF",
+        common.percentile(during, 0.99),
+        "ms",
+        better="lower",
+        limit_label="the same probe's p99, server idle",
+        limit_value=common.percentile(idle, 0.99),
+        detail=f"p50 {common.median(during):.1f} ms, {len(during):,} probes; idle p50 "
+        f"{common.median(idle):.2f} ms; {found['failures']} failed",
+    )
+    results.figure(
+        scenario,
+        engine,
+        "/health probe worst latency during the PDF",
+        max(during, default=0),
+        "ms",
+        better="lower",
+        limit_label="the same probe's worst, server idle",
+        limit_value=max(idle, default=0),
+    )
+    results.figure(
+        scenario,
+        engine,
+        "server memory (RSS, all processes): peak during the PDF",
+        found["rss_peak"] / 1024,
+        "MiB",
+        better="info",
+        detail=f"{found['rss_before'] / 1024:,.1f} MiB before",
+    )
 
 
 if __name__ == "__main__":

@@ -27,14 +27,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import common  # noqa: E402
+from bench import common
 
 DOUBLES = "SELECT item, count(*) AS n FROM loan WHERE returned_at IS NULL GROUP BY item HAVING count(*) > 1"
 OPEN = "SELECT count(*) FROM loan WHERE returned_at IS NULL"
-OVERLAPS = ("SELECT count(*) FROM loan a JOIN loan b ON a.item = b.item AND a.id < b.id "
-            "AND b.lent_at < coalesce(a.returned_at, b.lent_at) AND a.lent_at < coalesce(b.returned_at, a.lent_at)")
-INDEX = {"sqlite": "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'loan_one_open'",
-         "postgres": "SELECT count(*) FROM pg_indexes WHERE indexname = 'loan_one_open'"}
+OVERLAPS = (
+    "SELECT count(*) FROM loan a JOIN loan b ON a.item = b.item AND a.id < b.id "
+    "AND b.lent_at < coalesce(a.returned_at, b.lent_at) AND a.lent_at < coalesce(b.returned_at, a.lent_at)"
+)
+INDEX = {
+    "sqlite": "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'loan_one_open'",
+    "postgres": "SELECT count(*) FROM pg_indexes WHERE indexname = 'loan_one_open'",
+}
 
 
 async def seed(database: common.Database, members: int, hot: int, cold: int) -> tuple[list[int], list[str]]:
@@ -107,16 +111,22 @@ async def final_checks(database: common.Database) -> tuple[int, int, bool]:
     if database.engine == "sqlite":
         connection = sqlite3.connect(database.raw, timeout=30)
         try:
-            return (connection.execute(OVERLAPS).fetchone()[0], connection.execute(OPEN).fetchone()[0],
-                    bool(connection.execute(INDEX["sqlite"]).fetchone()[0]))
+            return (
+                connection.execute(OVERLAPS).fetchone()[0],
+                connection.execute(OPEN).fetchone()[0],
+                bool(connection.execute(INDEX["sqlite"]).fetchone()[0]),
+            )
         finally:
             connection.close()
     import asyncpg
 
     connection = await asyncpg.connect(database.raw)
     try:
-        return (await connection.fetchval(OVERLAPS), await connection.fetchval(OPEN),
-                bool(await connection.fetchval(INDEX["postgres"])))
+        return (
+            await connection.fetchval(OVERLAPS),
+            await connection.fetchval(OPEN),
+            bool(await connection.fetchval(INDEX["postgres"])),
+        )
     finally:
         await connection.close()
 
@@ -135,8 +145,9 @@ async def pairs_over_http(base: str, token: str, members: list[int], codes: list
         try:
             while time.perf_counter() < deadline:
                 began = time.perf_counter()
-                reply = await http.post("/api/v1/loans", json_body={"item_code": rng.choice(codes),
-                                                                    "member_id": members[n]})
+                reply = await http.post(
+                    "/api/v1/loans", json_body={"item_code": rng.choice(codes), "member_id": members[n]}
+                )
                 if reply.status == 409:
                     refused += 1
                     continue
@@ -159,8 +170,14 @@ async def pairs_over_http(base: str, token: str, members: list[int], codes: list
     start = time.perf_counter()
     await asyncio.gather(*(client(n) for n in range(len(members))))
     elapsed = time.perf_counter() - start
-    return {"pairs": len(done), "elapsed": elapsed, "times": done, "refused": refused, "unexpected": unexpected,
-            "samples": samples}
+    return {
+        "pairs": len(done),
+        "elapsed": elapsed,
+        "times": done,
+        "refused": refused,
+        "unexpected": unexpected,
+        "samples": samples,
+    }
 
 
 def main() -> None:
@@ -174,8 +191,7 @@ def main() -> None:
     common.start_step(args)
     results = common.Results(args.results)
 
-    with common.work_folder("loans") as folder, \
-            common.scratch_database(args.engine, folder, args.postgres) as database:
+    with common.work_folder("loans") as folder, common.scratch_database(args.engine, folder, args.postgres) as database:
         engine = database.label
         members, codes = asyncio.run(seed(database, args.clients, args.hot, args.cold))
         token = common.volunteer_token(database, folder)
@@ -189,18 +205,52 @@ def main() -> None:
     unexpected = sum(outcome["unexpected"].values())
     scenario = "S3 check-out/in"
     figure = f"pairs over HTTP, {args.clients} clients on {args.hot} items"
-    results.figure(scenario, engine, figure, rate, "pairs/s", key="L5",
-                   detail=f"p50 {common.median(times) * 1000:.0f} ms, p95 {common.percentile(times, 0.95) * 1000:.0f}"
-                          f" ms; {outcome['pairs']:,} pairs, {outcome['refused']:,} refused (409)")
-    results.figure(scenario, engine, "double loans seen by the monitor", monitor.doubles, "", better="zero",
-                   limit_label="must be 0", limit_value=0, gate="fail",
-                   detail=f"{monitor.snapshots:,} snapshots every {args.poll_ms:g} ms, at most {monitor.max_open} "
-                          f"open at once; index loan_one_open {'present' if indexed else 'MISSING'}")
-    results.figure(scenario, engine, "loans whose recorded times overlap", overlaps, "", better="zero",
-                   limit_label="must be 0", limit_value=0, gate="fail", detail=f"{left_open} left open")
-    results.figure(scenario, engine, "unexpected responses (not 201/409/200)", unexpected, "", better="zero",
-                   limit_label="0", limit_value=0,
-                   detail=", ".join(f"{k}: {v}" for k, v in outcome["unexpected"].items()) or "none")
+    results.figure(
+        scenario,
+        engine,
+        figure,
+        rate,
+        "pairs/s",
+        key="L5",
+        detail=f"p50 {common.median(times) * 1000:.0f} ms, p95 {common.percentile(times, 0.95) * 1000:.0f}"
+        f" ms; {outcome['pairs']:,} pairs, {outcome['refused']:,} refused (409)",
+    )
+    results.figure(
+        scenario,
+        engine,
+        "double loans seen by the monitor",
+        monitor.doubles,
+        "",
+        better="zero",
+        limit_label="must be 0",
+        limit_value=0,
+        gate="fail",
+        detail=f"{monitor.snapshots:,} snapshots every {args.poll_ms:g} ms, at most {monitor.max_open} "
+        f"open at once; index loan_one_open {'present' if indexed else 'MISSING'}",
+    )
+    results.figure(
+        scenario,
+        engine,
+        "loans whose recorded times overlap",
+        overlaps,
+        "",
+        better="zero",
+        limit_label="must be 0",
+        limit_value=0,
+        gate="fail",
+        detail=f"{left_open} left open",
+    )
+    results.figure(
+        scenario,
+        engine,
+        "unexpected responses (not 201/409/200)",
+        unexpected,
+        "",
+        better="zero",
+        limit_label="0",
+        limit_value=0,
+        detail=", ".join(f"{k}: {v}" for k, v in outcome["unexpected"].items()) or "none",
+    )
     for sample in outcome["samples"]:
         common.say(f"    e.g. {sample}")
     if monitor.doubles or overlaps:

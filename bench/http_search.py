@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import common  # noqa: E402
+from bench import common
 
 
 async def seed(database: common.Database, groups: int, queries: int) -> tuple[common.Catalogue, dict, dict]:
@@ -40,8 +40,10 @@ async def seed(database: common.Database, groups: int, queries: int) -> tuple[co
         began = time.perf_counter()
         catalogue = await common.load_catalogue(database, groups, index=True)
         vocabulary = {row["word"] for row in await db.engine().run_ddl("SELECT word FROM search_word")}
-        common.say(f"{database.label}: {len(catalogue.groups):,} groups, {len(catalogue.items):,} items, index of "
-                   f"{len(vocabulary):,} words, in {time.perf_counter() - began:.1f} s")
+        common.say(
+            f"{database.label}: {len(catalogue.groups):,} groups, {len(catalogue.items):,} items, index of "
+            f"{len(vocabulary):,} words, in {time.perf_counter() - began:.1f} s"
+        )
         sets = query_sets(catalogue.groups, queries, vocabulary)
     reference = await raw_reference(database.engine, database.raw)
     limits = {}
@@ -64,8 +66,10 @@ def main() -> None:
     if args.groups < 4 * args.queries:
         args.queries = max(10, args.groups // 4)
 
-    with common.work_folder("search") as folder, \
-            common.scratch_database(args.engine, folder, args.postgres) as database:
+    with (
+        common.work_folder("search") as folder,
+        common.scratch_database(args.engine, folder, args.postgres) as database,
+    ):
         engine = database.label
         catalogue, sets, limits = asyncio.run(seed(database, args.groups, args.queries))
         with common.app_server(database, folder, args.workers) as server:
@@ -78,13 +82,28 @@ def main() -> None:
                     if load.errors or load.socket_errors:
                         raise SystemExit(f"{figure}: {load.errors} error responses, {load.socket_errors} socket errors")
                 bare = common.median(limits[kind])
-                results.figure("S4 search", engine, f"{figure}: p50, one client", single.p50, "ms", better="lower",
-                               key="L1c", limit_extra=bare,
-                               limit_label="hello-world p50 (one client) + bare full-text query p50",
-                               detail=f"p95 {single.p95:.1f} ms; bare query p50 {bare:.3f} ms, p95 "
-                                      f"{common.percentile(limits[kind], 0.95):.3f} ms")
-                results.figure("S4 search", engine, f"{figure}: {args.connections} clients", loaded.rps, "req/s",
-                               key="L1", detail=loaded.detail())
+                results.figure(
+                    "S4 search",
+                    engine,
+                    f"{figure}: p50, one client",
+                    single.p50,
+                    "ms",
+                    better="lower",
+                    key="L1c",
+                    limit_extra=bare,
+                    limit_label="hello-world p50 (one client) + bare full-text query p50",
+                    detail=f"p95 {single.p95:.1f} ms; bare query p50 {bare:.3f} ms, p95 "
+                    f"{common.percentile(limits[kind], 0.95):.3f} ms",
+                )
+                results.figure(
+                    "S4 search",
+                    engine,
+                    f"{figure}: {args.connections} clients",
+                    loaded.rps,
+                    "req/s",
+                    key="L1",
+                    detail=loaded.detail(),
+                )
 
 
 if __name__ == "__main__":

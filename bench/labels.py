@@ -130,8 +130,10 @@ def main() -> None:
     print("\nrender_labels")
     for name in TEMPLATES:
         seconds, pdf = median_seconds(lambda name=name: render_labels(labels, name), args.repeat)
-        print(f"  {name:14s} {seconds:7.3f} s  {len(pdf) / 1024:8.0f} KiB  "
-              f"{seconds / n * 1000:5.2f} ms/label  ratio to limit {seconds / limit:4.2f}")
+        print(
+            f"  {name:14s} {seconds:7.3f} s  {len(pdf) / 1024:8.0f} KiB  "
+            f"{seconds / n * 1000:5.2f} ms/label  ratio to limit {seconds / limit:4.2f}"
+        )
 
     elapsed, worst = asyncio.run(worst_loop_lateness(labels))
     print(f"\nrender_labels_async, L7160: {elapsed:.3f} s; worst event-loop lateness {worst * 1000:.1f} ms")

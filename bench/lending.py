@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import percentile  # noqa: E402
+from bench.common import percentile
 
 
 async def seed(prefix: str, members: int, items: int) -> tuple[list[int], list[str], list[int]]:
@@ -41,19 +41,35 @@ async def seed(prefix: str, members: int, items: int) -> tuple[list[int], list[s
     from lending.memberships import services as memberships
     from lending.memberships.services import TierInput
 
-    tier = await memberships.save_tier(values=TierInput(name=f"Bench {prefix}", min_pence=0, max_pence=100,
-                                                        allow_free=True, loan_limit=100))
+    tier = await memberships.save_tier(
+        values=TierInput(name=f"Bench {prefix}", min_pence=0, max_pence=100, allow_free=True, loan_limit=100)
+    )
     now = clock.now()
-    accounts = [Account(username=f"{prefix}{i}", password="x", email=f"{prefix}{i}@bench.example", name=f"B {i}",
-                        role="member", card_code=codes.new_code(12), active=True, admin=False, superuser=False,
-                        created_at=now) for i in range(members)]
+    accounts = [
+        Account(
+            username=f"{prefix}{i}",
+            password="x",
+            email=f"{prefix}{i}@bench.example",
+            name=f"B {i}",
+            role="member",
+            card_code=codes.new_code(12),
+            active=True,
+            admin=False,
+            superuser=False,
+            created_at=now,
+        )
+        for i in range(members)
+    ]
     ids = [row["id"] for row in await Account.insert(*accounts).returning(Account.id).run()]
     for member_id in ids:
-        await memberships.record_counter_payment(member_id=member_id, tier=tier.id, amount=0, method="cash",
-                                                 actor_id=None)
+        await memberships.record_counter_payment(
+            member_id=member_id, tier=tier.id, amount=0, method="cash", actor_id=None
+        )
     made = [await catalog.add_item(details=ItemDetails(name=f"Bench tent {prefix} {n}")) for n in range(items)]
-    item_ids = [row["id"] for row in await Item.select(Item.id).where(
-        Item.code.is_in([m.code for m in made])).order_by(Item.id).run()]
+    item_ids = [
+        row["id"]
+        for row in await Item.select(Item.id).where(Item.code.is_in([m.code for m in made])).order_by(Item.id).run()
+    ]
     return ids, [m.code for m in made], item_ids
 
 
@@ -102,8 +118,9 @@ async def app_concurrent(member_ids: list[int], item_codes: list[str], pairs: in
     async def monitor() -> None:
         nonlocal doubles
         while not stop.is_set():
-            rows = await Loan.raw("SELECT item, count(*) AS n FROM loan WHERE returned_at IS NULL GROUP BY item "
-                                  "HAVING count(*) > 1").run()
+            rows = await Loan.raw(
+                "SELECT item, count(*) AS n FROM loan WHERE returned_at IS NULL GROUP BY item HAVING count(*) > 1"
+            ).run()
             doubles += len(rows)
             await asyncio.sleep(0.01)
 
@@ -113,7 +130,8 @@ async def app_concurrent(member_ids: list[int], item_codes: list[str], pairs: in
     # Afterwards, the whole history: no two loans of one item may overlap in time.
     overlapping = await Loan.raw(
         "SELECT count(*) AS n FROM loan a JOIN loan b ON a.item = b.item AND a.id < b.id "
-        "AND b.lent_at < coalesce(a.returned_at, b.lent_at) AND a.lent_at < coalesce(b.returned_at, a.lent_at)").run()
+        "AND b.lent_at < coalesce(a.returned_at, b.lent_at) AND a.lent_at < coalesce(b.returned_at, a.lent_at)"
+    ).run()
     return rate, refused, doubles, overlapping[0]["n"]
 
 
@@ -133,7 +151,9 @@ async def raw_sqlite(path: str, member_id: int, item_id: int, pairs: int, synchr
             cursor = await connection.execute(
                 "INSERT INTO loan (item, member, lent_at, due_at, renewals, recorded_at, return_condition, "
                 "return_notes, parts_missing) VALUES (?, ?, datetime('now'), datetime('now', '+7 days'), 0, "
-                "datetime('now'), '', '', '[]') RETURNING id", (item_id, member_id))
+                "datetime('now'), '', '', '[]') RETURNING id",
+                (item_id, member_id),
+            )
             loan_id = (await cursor.fetchone())[0]
             await connection.execute("UPDATE item SET status = 'on_loan' WHERE id = ?", (item_id,))
             await connection.execute("COMMIT")
@@ -156,7 +176,10 @@ async def raw_postgres(url: str, member_id: int, item_id: int, pairs: int) -> fl
                 loan_id = await connection.fetchval(
                     "INSERT INTO loan (item, member, lent_at, due_at, renewals, recorded_at, return_condition, "
                     "return_notes, parts_missing) VALUES ($1, $2, now(), now() + interval '7 days', 0, now(), '', "
-                    "'', '[]') RETURNING id", item_id, member_id)
+                    "'', '[]') RETURNING id",
+                    item_id,
+                    member_id,
+                )
                 await connection.execute("UPDATE item SET status = 'on_loan' WHERE id = $1", item_id)
             async with connection.transaction():
                 await connection.execute("UPDATE loan SET returned_at = now() WHERE id = $1", loan_id)
@@ -185,11 +208,19 @@ async def run(engine: str, url: str, pairs: int) -> None:
         print(f"{engine}: {pairs} check-out/check-in pairs per scenario")
         print(f"  {'raw (limit)':<28} {limit:8.0f} pairs/s")
         rate, times = await app_sequential(members[0], codes[0], pairs)
-        line("sequential", rate, limit, f"p50 {statistics.median(times) * 1000:.2f} ms  "
-                                        f"p95 {percentile(times, 0.95) * 1000:.2f} ms")
+        line(
+            "sequential",
+            rate,
+            limit,
+            f"p50 {statistics.median(times) * 1000:.2f} ms  p95 {percentile(times, 0.95) * 1000:.2f} ms",
+        )
         rate, refused, doubles, overlaps = await app_concurrent(members[:20], codes[1:6], pairs)
-        line("20 concurrent on 5 items", rate, limit,
-             f"refused {refused}  double loans {doubles}  overlapping times {overlaps}")
+        line(
+            "20 concurrent on 5 items",
+            rate,
+            limit,
+            f"refused {refused}  double loans {doubles}  overlapping times {overlaps}",
+        )
         if doubles or overlaps:
             raise SystemExit(f"{engine}: {doubles} double loans, {overlaps} loans whose times overlap")
     finally:

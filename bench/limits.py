@@ -1,5 +1,5 @@
 """Reference limits, measured on this machine in this run, for bench/run.py's ratios
-(``../shared/context/performance.md`` section 8.2):
+(bench/README.md):
 
   * L1  Litestar's hello-world JSON route (bench/hello_app.py) on granian with the app's worker
         count, under the same wrk as the app's routes: requests/s; and L1c, its p50 latency
@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import common  # noqa: E402
+from bench import common
 
 ROWS = 50_000
 
@@ -57,8 +57,9 @@ def sqlite_point_selects(path: str, seconds: float) -> tuple[float, float]:
     start = time.perf_counter()
     while time.perf_counter() < end:
         for _ in range(1000):
-            connection.execute("SELECT id, code, name, status FROM thing WHERE id = ?",
-                               (rng.randrange(1, ROWS + 1),)).fetchone()
+            connection.execute(
+                "SELECT id, code, name, status FROM thing WHERE id = ?", (rng.randrange(1, ROWS + 1),)
+            ).fetchone()
         count += 1000
     stdlib = count / (time.perf_counter() - start)
     connection.close()
@@ -71,8 +72,9 @@ def sqlite_point_selects(path: str, seconds: float) -> tuple[float, float]:
             began = time.perf_counter()
             while time.perf_counter() < stop:
                 for _ in range(100):
-                    async with db.execute("SELECT id, code, name, status FROM thing WHERE id = ?",
-                                          (rng.randrange(1, ROWS + 1),)) as cursor:
+                    async with db.execute(
+                        "SELECT id, code, name, status FROM thing WHERE id = ?", (rng.randrange(1, ROWS + 1),)
+                    ) as cursor:
                         await cursor.fetchone()
                 done += 100
             return done / (time.perf_counter() - began)
@@ -85,8 +87,9 @@ async def postgres_point_selects(url: str, seconds: float) -> float:
 
     connection = await asyncpg.connect(url)
     try:
-        await connection.execute("CREATE TABLE thing (id integer PRIMARY KEY, code text UNIQUE, name text, "
-                                 "status text)")
+        await connection.execute(
+            "CREATE TABLE thing (id integer PRIMARY KEY, code text UNIQUE, name text, status text)"
+        )
         await connection.copy_records_to_table("thing", records=plain_rows())
         await connection.execute("ANALYZE thing")
         statement = await connection.prepare("SELECT id, code, name, status FROM thing WHERE id = $1")
@@ -154,8 +157,15 @@ def main() -> None:
             load = common.wrk(hello.base, ["/json"], args.seconds, args.connections, repeat=args.repeat)
             single = common.wrk(hello.base, ["/json"], args.seconds, 1, repeat=args.repeat)
         results.limit("L1", "-", "Litestar hello-world JSON (granian)", load.rps, "req/s", detail=load.detail())
-        results.limit("L1c", "-", "Litestar hello-world JSON, one client: p50", single.p50, "ms", better="lower",
-                      detail=f"p95 {single.p95:.2f} ms, {single.rps:,.0f} req/s")
+        results.limit(
+            "L1c",
+            "-",
+            "Litestar hello-world JSON, one client: p50",
+            single.p50,
+            "ms",
+            better="lower",
+            detail=f"p95 {single.p95:.2f} ms, {single.rps:,.0f} req/s",
+        )
 
         common.say("L4/L4a: SQLite point selects on one persistent connection (WAL, synchronous=NORMAL)")
         stdlib, aio = sqlite_point_selects(str(folder / "plain.db"), args.seconds)
@@ -163,8 +173,14 @@ def main() -> None:
         results.limit("L4a", "SQLite", "point select, aiosqlite, one connection", aio, "selects/s")
         with common.scratch_database("sqlite", folder, name="pairs") as database:
             rate = asyncio.run(raw_pairs(database, args.pairs))
-        results.limit("L5", "SQLite", "bare check-out/check-in pair, one connection", rate, "pairs/s",
-                      detail=f"{args.pairs} pairs, aiosqlite, WAL, synchronous=NORMAL")
+        results.limit(
+            "L5",
+            "SQLite",
+            "bare check-out/check-in pair, one connection",
+            rate,
+            "pairs/s",
+            detail=f"{args.pairs} pairs, aiosqlite, WAL, synchronous=NORMAL",
+        )
 
         if args.postgres:
             common.say("L4p/L5: PostgreSQL on one persistent asyncpg connection")
@@ -173,14 +189,21 @@ def main() -> None:
             results.limit("L4p", "PostgreSQL", "point select, asyncpg, one connection", rate, "selects/s")
             with common.scratch_database("postgres", folder, args.postgres) as database:
                 rate = asyncio.run(raw_pairs(database, args.pairs))
-            results.limit("L5", "PostgreSQL", "bare check-out/check-in pair, one connection", rate, "pairs/s",
-                          detail=f"{args.pairs} pairs, asyncpg, SELECT ... FOR UPDATE")
+            results.limit(
+                "L5",
+                "PostgreSQL",
+                "bare check-out/check-in pair, one connection",
+                rate,
+                "pairs/s",
+                detail=f"{args.pairs} pairs, asyncpg, SELECT ... FOR UPDATE",
+            )
 
     common.say(f"L6: {args.labels:,} QR codes with qrcode (median of 3)")
     matrices, with_pdf, pages = qr_limits(args.labels)
     results.limit("L6", "-", f"{args.labels:,} QR matrices, qrcode, fixed mask", matrices, "s", better="lower")
-    results.limit("L6b", "-", f"{args.labels:,} QR matrices + bare fpdf2 drawing ({pages} pages)", with_pdf, "s",
-                  better="lower")
+    results.limit(
+        "L6b", "-", f"{args.labels:,} QR matrices + bare fpdf2 drawing ({pages} pages)", with_pdf, "s", better="lower"
+    )
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import percentile  # noqa: E402
+from bench.common import percentile
 
 
 async def seed(count: int, prefix: str) -> list[dict]:
@@ -45,24 +45,81 @@ async def seed(count: int, prefix: str) -> list[dict]:
         await memberships.save_tier(values=TierInput(name=tier_name, min_pence=100, max_pence=5000))
     tier = await Tier.select(Tier.id).where(Tier.name == tier_name).first().run()
     now = clock.now()
-    accounts = [Account(username=f"{prefix}{i}", password="x", email=f"{prefix}{i}@bench.example", name=f"B {i}",
-                        role="member", card_code=codes.new_code(12), active=True, admin=False, superuser=False,
-                        created_at=now) for i in range(count)]
+    accounts = [
+        Account(
+            username=f"{prefix}{i}",
+            password="x",
+            email=f"{prefix}{i}@bench.example",
+            name=f"B {i}",
+            role="member",
+            card_code=codes.new_code(12),
+            active=True,
+            admin=False,
+            superuser=False,
+            created_at=now,
+        )
+        for i in range(count)
+    ]
     ids = [row["id"] for row in await Account.insert(*accounts).returning(Account.id).run()]
-    rows = await Membership.insert(*[Membership(member=i, tier=tier["id"], status="pending", amount_pence=500,
-                                                interval="one_off", created_at=now, updated_at=now)
-                                     for i in ids]).returning(Membership.id).run()
+    rows = (
+        await Membership.insert(
+            *[
+                Membership(
+                    member=i,
+                    tier=tier["id"],
+                    status="pending",
+                    amount_pence=500,
+                    interval="one_off",
+                    created_at=now,
+                    updated_at=now,
+                )
+                for i in ids
+            ]
+        )
+        .returning(Membership.id)
+        .run()
+    )
     membership_ids = [row["id"] for row in rows]
-    checkouts = await Checkout.insert(*[Checkout(membership=m, tier=tier["id"], amount_pence=500, interval="one_off",
-                                                 status="open", session_id=f"cs_{prefix}_{n}", created_at=now)
-                                        for n, m in enumerate(membership_ids)]).returning(Checkout.id).run()
+    checkouts = (
+        await Checkout.insert(
+            *[
+                Checkout(
+                    membership=m,
+                    tier=tier["id"],
+                    amount_pence=500,
+                    interval="one_off",
+                    status="open",
+                    session_id=f"cs_{prefix}_{n}",
+                    created_at=now,
+                )
+                for n, m in enumerate(membership_ids)
+            ]
+        )
+        .returning(Checkout.id)
+        .run()
+    )
     created = int(time.time())
-    return [{"id": f"evt_{prefix}_{n}", "object": "event", "type": "checkout.session.completed", "created": created,
-             "data": {"object": {"id": f"cs_{prefix}_{n}", "object": "checkout.session", "mode": "payment",
-                                 "payment_status": "paid", "amount_total": 500, "payment_intent": f"pi_{prefix}_{n}",
-                                 "customer": f"cus_{prefix}_{n}",
-                                 "metadata": {"checkout_id": str(c["id"]), "membership_id": str(m)}}}}
-            for n, (c, m) in enumerate(zip(checkouts, membership_ids))]
+    return [
+        {
+            "id": f"evt_{prefix}_{n}",
+            "object": "event",
+            "type": "checkout.session.completed",
+            "created": created,
+            "data": {
+                "object": {
+                    "id": f"cs_{prefix}_{n}",
+                    "object": "checkout.session",
+                    "mode": "payment",
+                    "payment_status": "paid",
+                    "amount_total": 500,
+                    "payment_intent": f"pi_{prefix}_{n}",
+                    "customer": f"cus_{prefix}_{n}",
+                    "metadata": {"checkout_id": str(c["id"]), "membership_id": str(m)},
+                }
+            },
+        }
+        for n, (c, m) in enumerate(zip(checkouts, membership_ids))
+    ]
 
 
 async def app_paid(events: list[dict]) -> tuple[float, list[float]]:
@@ -102,15 +159,19 @@ async def raw_sqlite(path: str, events: list[dict]) -> float:
             await connection.execute(
                 "INSERT INTO stripe_event (event_id, type, created, received_at, outcome, payload) "
                 "VALUES (?, ?, ?, datetime('now'), 'applied', '') ON CONFLICT DO NOTHING",
-                (event["id"], event["type"], event["created"]))
-            await connection.execute("UPDATE membership SET status = 'active', ends_at = datetime('now', '+1 year') "
-                                     "WHERE id = ?", (int(session["metadata"]["membership_id"]),))
+                (event["id"], event["type"], event["created"]),
+            )
+            await connection.execute(
+                "UPDATE membership SET status = 'active', ends_at = datetime('now', '+1 year') WHERE id = ?",
+                (int(session["metadata"]["membership_id"]),),
+            )
             await connection.execute(
                 "INSERT INTO payment (receipt_code, member, membership, tier_name, amount_pence, forward_pence, "
                 "currency, method, refunded_pence, stripe_reference, stripe_payment_intent, paid_at) "
                 "SELECT ?, member, id, '', 500, 0, 'gbp', 'stripe', 0, ?, ?, datetime('now') FROM membership "
-                "WHERE id = ?", (f"R{n:09d}", session["id"], session["payment_intent"],
-                                 int(session["metadata"]["membership_id"])))
+                "WHERE id = ?",
+                (f"R{n:09d}", session["id"], session["payment_intent"], int(session["metadata"]["membership_id"])),
+            )
             await connection.execute("COMMIT")
         return len(events) / (time.perf_counter() - start)
 
@@ -128,22 +189,35 @@ async def raw_postgres(url: str, events: list[dict]) -> float:
                 await connection.execute(
                     "INSERT INTO stripe_event (event_id, type, created, received_at, outcome, payload) "
                     "VALUES ($1, $2, $3, now(), 'applied', '') ON CONFLICT DO NOTHING",
-                    event["id"], event["type"], event["created"])
-                await connection.execute("UPDATE membership SET status = 'active', ends_at = now() + interval "
-                                         "'1 year' WHERE id = $1", membership)
+                    event["id"],
+                    event["type"],
+                    event["created"],
+                )
+                await connection.execute(
+                    "UPDATE membership SET status = 'active', ends_at = now() + interval '1 year' WHERE id = $1",
+                    membership,
+                )
                 await connection.execute(
                     "INSERT INTO payment (receipt_code, member, membership, tier_name, amount_pence, forward_pence, "
                     "currency, method, refunded_pence, stripe_reference, stripe_payment_intent, paid_at) "
                     "SELECT $1, member, id, '', 500, 0, 'gbp', 'stripe', 0, $2, $3, now() FROM membership "
-                    "WHERE id = $4", f"R{n:09d}", session["id"], session["payment_intent"], membership)
+                    "WHERE id = $4",
+                    f"R{n:09d}",
+                    session["id"],
+                    session["payment_intent"],
+                    membership,
+                )
         return len(events) / (time.perf_counter() - start)
     finally:
         await connection.close()
 
 
 def line(name: str, rate: float, limit: float, times: list[float] | None = None) -> None:
-    latency = (f"p50 {statistics.median(times) * 1000:6.2f} ms  p95 {percentile(times, 0.95) * 1000:6.2f} ms"
-               if times else " " * 31)
+    latency = (
+        f"p50 {statistics.median(times) * 1000:6.2f} ms  p95 {percentile(times, 0.95) * 1000:6.2f} ms"
+        if times
+        else " " * 31
+    )
     print(f"  {name:<26} {rate:9.0f} events/s  {latency}  limit {limit:9.0f}/s  ratio {rate / limit:5.2f}")
 
 

@@ -40,8 +40,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import common  # noqa: E402
-from bench.http_loans import Monitor  # noqa: E402
+from bench import common
+from bench.http_loans import Monitor
 
 WEIGHTS = {"browse": 30, "item": 25, "search": 20, "api": 5, "loan": 12, "sign-in": 3}
 READERS = 10  # members who sign in with a password
@@ -75,8 +75,9 @@ class Tally:
                 self.samples.append(f"{kind} {detail}")
 
 
-async def seed(database: common.Database, items: int) -> tuple[common.Catalogue, list[str], list[int], list[str],
-                                                                 list[str]]:
+async def seed(
+    database: common.Database, items: int
+) -> tuple[common.Catalogue, list[str], list[int], list[str], list[str]]:
     from bench.lending import seed as seed_lending
     from bench.search import query_sets
     from lending import db
@@ -153,8 +154,13 @@ class Actions:
 
     async def loan(self) -> None:
         sent = time.perf_counter()
-        reply = await self.pool.request("POST", "/api/v1/loans", headers=self.auth, timeout=30, json_body={
-            "item_code": self.rng.choice(self.world.hot), "member_id": self.rng.choice(self.world.members)})
+        reply = await self.pool.request(
+            "POST",
+            "/api/v1/loans",
+            headers=self.auth,
+            timeout=30,
+            json_body={"item_code": self.rng.choice(self.world.hot), "member_id": self.rng.choice(self.world.members)},
+        )
         if reply.status == 409:
             self.tally.refused += 1
             self.tally.note(sent, "loan", True)
@@ -163,8 +169,9 @@ class Actions:
         if reply.status != 201:
             return
         sent = time.perf_counter()
-        reply = await self.pool.request("POST", f"/api/v1/loans/{reply.json()['id']}/return", headers=self.auth,
-                                        timeout=30, json_body={})
+        reply = await self.pool.request(
+            "POST", f"/api/v1/loans/{reply.json()['id']}/return", headers=self.auth, timeout=30, json_body={}
+        )
         self.tally.note(sent, "loan", reply.status == 200, f"check-in {reply.status}")
 
     async def sign_in(self) -> None:
@@ -172,14 +179,21 @@ class Actions:
         address = f"10.{(self.addresses >> 16) & 255}.{(self.addresses >> 8) & 255}.{self.addresses & 255}"
         browser = common.Http(self.world.base, cookies=True, headers={"X-Forwarded-For": address})
         try:
-            steps = [("GET", "/login", None, 200), ("POST", "/login", "form", 303), ("GET", "/account", None, 200),
-                     ("POST", "/logout", "csrf", 303)]
+            steps = [
+                ("GET", "/login", None, 200),
+                ("POST", "/login", "form", 303),
+                ("GET", "/account", None, 200),
+                ("POST", "/logout", "csrf", 303),
+            ]
             for method, path, body, expected in steps:
                 sent = time.perf_counter()
                 form = None
                 if body == "form":
-                    form = {"email": self.rng.choice(self.world.readers), "password": common.PASSWORD,
-                            "_csrf_token": (browser.jar or {}).get("lending_csrf", "")}
+                    form = {
+                        "email": self.rng.choice(self.world.readers),
+                        "password": common.PASSWORD,
+                        "_csrf_token": (browser.jar or {}).get("lending_csrf", ""),
+                    }
                 elif body == "csrf":
                     form = {"_csrf_token": (browser.jar or {}).get("lending_csrf", "")}
                 reply = await browser.request(method, path, form=form, timeout=30)
@@ -210,8 +224,9 @@ async def closed_loop(world: World, clients: int, seconds: float) -> tuple[float
     return len(tally.records) / elapsed, tally.actions / elapsed
 
 
-async def open_loop(world: World, server: common.Server, rate: float, seconds: float, max_in_flight: int,
-                    rss: list[tuple[float, int]]) -> tuple[Tally, float, int]:
+async def open_loop(
+    world: World, server: common.Server, rate: float, seconds: float, max_in_flight: int, rss: list[tuple[float, int]]
+) -> tuple[Tally, float, int]:
     """Actions arriving at random at ``rate`` per second; (tally, elapsed, dropped)."""
     tally = Tally()
     rng = random.Random(7)
@@ -261,8 +276,7 @@ def main() -> None:
     common.start_step(args)
     results = common.Results(args.results)
 
-    with common.work_folder("mixed") as folder, \
-            common.scratch_database(args.engine, folder, args.postgres) as database:
+    with common.work_folder("mixed") as folder, common.scratch_database(args.engine, folder, args.postgres) as database:
         engine = database.label
         catalogue, queries, members, hot, readers = asyncio.run(seed(database, args.items))
         token = common.volunteer_token(database, folder)
@@ -273,12 +287,15 @@ def main() -> None:
             with Monitor(database, 0.005) as monitor:
                 capacity, action_rate = asyncio.run(closed_loop(world, args.clients, args.calibrate_seconds))
                 rate = max(1.0, action_rate * args.load)
-                common.say(f"{engine}: capacity {capacity:,.0f} req/s ({action_rate:,.1f} actions/s) with "
-                           f"{args.clients} clients; offering {rate:,.1f} actions/s for {args.mixed_seconds:g} s")
+                common.say(
+                    f"{engine}: capacity {capacity:,.0f} req/s ({action_rate:,.1f} actions/s) with "
+                    f"{args.clients} clients; offering {rate:,.1f} actions/s for {args.mixed_seconds:g} s"
+                )
                 rss_start = server.rss_kib()
                 samples: list[tuple[float, int]] = [(0.0, rss_start)]
-                tally, elapsed, dropped = asyncio.run(open_loop(world, server, rate, args.mixed_seconds,
-                                                                args.max_in_flight, samples))
+                tally, elapsed, dropped = asyncio.run(
+                    open_loop(world, server, rate, args.mixed_seconds, args.max_in_flight, samples)
+                )
                 rss_end = server.rss_kib()
 
     scenario = f"S7 mixed {args.mixed_seconds:g} s"
@@ -290,29 +307,76 @@ def main() -> None:
     first, first_n = window_p95(records, first_start, first_start + window)
     last, last_n = window_p95(records, first_start + elapsed - window, first_start + elapsed)
     kinds = collections.Counter(kind for _s, kind, _t, _ok in records)
-    results.figure(scenario, engine, f"capacity, {args.clients} closed-loop clients", capacity, "req/s", key="L1",
-                   detail=f"{action_rate:,.1f} actions/s; mix {', '.join(f'{k} {v}' for k, v in WEIGHTS.items())}")
-    results.figure(scenario, engine, f"offered {args.load:.0%} of capacity: requests answered", requests / elapsed,
-                   "req/s", key="L1", detail=f"{tally.actions:,} actions, {requests:,} requests, {dropped} dropped "
-                                             f"(over {args.max_in_flight} in flight); "
-                                             + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
-    results.figure(scenario, engine, "error rate", 100 * failed / requests if requests else 0.0, "%", better="zero",
-                   limit_label="0", limit_value=0,
-                   detail=(f"{failed} of {requests:,}: " + ", ".join(f"{k}: {v}" for k, v in tally.errors.items()))
-                   if failed else f"0 of {requests:,}; {tally.refused} check-outs refused (409, item out)")
-    results.figure(scenario, engine, f"p95 latency, last {window:.0f} s", last, "ms", better="lower",
-                   limit_label=f"p95 of the first {window:.0f} s", limit_value=first,
-                   detail=f"{last_n:,} and {first_n:,} requests; all: p50 "
-                          f"{common.median([r[2] for r in records]) * 1000:.1f} ms, p95 "
-                          f"{common.percentile([r[2] for r in records], 0.95) * 1000:.1f} ms")
+    results.figure(
+        scenario,
+        engine,
+        f"capacity, {args.clients} closed-loop clients",
+        capacity,
+        "req/s",
+        key="L1",
+        detail=f"{action_rate:,.1f} actions/s; mix {', '.join(f'{k} {v}' for k, v in WEIGHTS.items())}",
+    )
+    results.figure(
+        scenario,
+        engine,
+        f"offered {args.load:.0%} of capacity: requests answered",
+        requests / elapsed,
+        "req/s",
+        key="L1",
+        detail=f"{tally.actions:,} actions, {requests:,} requests, {dropped} dropped "
+        f"(over {args.max_in_flight} in flight); " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())),
+    )
+    results.figure(
+        scenario,
+        engine,
+        "error rate",
+        100 * failed / requests if requests else 0.0,
+        "%",
+        better="zero",
+        limit_label="0",
+        limit_value=0,
+        detail=(f"{failed} of {requests:,}: " + ", ".join(f"{k}: {v}" for k, v in tally.errors.items()))
+        if failed
+        else f"0 of {requests:,}; {tally.refused} check-outs refused (409, item out)",
+    )
+    results.figure(
+        scenario,
+        engine,
+        f"p95 latency, last {window:.0f} s",
+        last,
+        "ms",
+        better="lower",
+        limit_label=f"p95 of the first {window:.0f} s",
+        limit_value=first,
+        detail=f"{last_n:,} and {first_n:,} requests; all: p50 "
+        f"{common.median([r[2] for r in records]) * 1000:.1f} ms, p95 "
+        f"{common.percentile([r[2] for r in records], 0.95) * 1000:.1f} ms",
+    )
     growth = 100 * (rss_end - rss_start) / rss_start if rss_start else 0.0
-    results.figure(scenario, engine, "server memory growth (RSS, all processes)", growth, "%", better="max",
-                   limit_label="at most 10 % (performance.md S7)", limit_value=10,
-                   detail=f"{rss_start / 1024:,.1f} MiB after calibration (cold {rss_cold / 1024:,.1f}), "
-                          f"{rss_end / 1024:,.1f} MiB at the end; peak {max(k for _, k in samples) / 1024:,.1f} MiB")
-    results.figure(scenario, engine, "double loans seen by the monitor", monitor.doubles, "", better="zero",
-                   limit_label="must be 0", limit_value=0, gate="fail",
-                   detail=f"{monitor.snapshots:,} snapshots every 5 ms")
+    results.figure(
+        scenario,
+        engine,
+        "server memory growth (RSS, all processes)",
+        growth,
+        "%",
+        better="max",
+        limit_label="at most 10 % (performance.md S7)",
+        limit_value=10,
+        detail=f"{rss_start / 1024:,.1f} MiB after calibration (cold {rss_cold / 1024:,.1f}), "
+        f"{rss_end / 1024:,.1f} MiB at the end; peak {max(k for _, k in samples) / 1024:,.1f} MiB",
+    )
+    results.figure(
+        scenario,
+        engine,
+        "double loans seen by the monitor",
+        monitor.doubles,
+        "",
+        better="zero",
+        limit_label="must be 0",
+        limit_value=0,
+        gate="fail",
+        detail=f"{monitor.snapshots:,} snapshots every 5 ms",
+    )
     for sample in tally.samples:
         common.say(f"    e.g. {sample}")
     if monitor.doubles:

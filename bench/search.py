@@ -39,39 +39,298 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 SEED = 20261124
 
-BRANDS = ["Makita", "Bosch", "DeWalt", "Ryobi", "Stanley", "Einhell", "Karcher", "Hozelock", "Singer",
-          "Brother", "Epson", "Coleman", "Vango", "Draper", "Silverline", "Hitachi", "Milwaukee", "Festool",
-          "Husqvarna", "Stihl", "Flymo", "Bissell", "Vax", "Kenwood", "Sage", "Panasonic", "Yamaha", "Fender"]
-ADJECTIVES = ["cordless", "electric", "petrol", "folding", "heavy", "compact", "large", "small", "mini",
-              "professional", "portable", "telescopic", "adjustable", "rechargeable", "wireless", "digital",
-              "industrial", "lightweight", "extendable", "waterproof", "trwm", "bach", "mawr", "trydan",
-              "plygu", "cludadwy"]
-THINGS = ["drill", "hammer drill", "impact driver", "circular saw", "jigsaw", "mitre saw", "sander",
-          "belt sander", "planer", "router", "angle grinder", "hedge trimmer", "strimmer", "lawn mower",
-          "leaf blower", "chainsaw", "pressure washer", "wheelbarrow", "ladder", "step ladder", "scaffold tower",
-          "wallpaper stripper", "tile cutter", "stud finder", "laser level", "spirit level", "socket set",
-          "spanner set", "workbench", "vice", "clamp", "sewing machine", "overlocker", "projector", "screen",
-          "speaker", "amplifier", "microphone", "keyboard", "guitar", "ukulele", "tent", "gazebo",
-          "camping stove", "sleeping bag", "rucksack", "cool box", "carpet cleaner", "steam cleaner",
-          "vacuum cleaner", "dehumidifier", "heater", "fan", "food processor", "stand mixer", "bread maker",
-          "pasta machine", "jam pan", "dehydrator", "slow cooker", "soup maker", "juicer", "gwnïo",
-          "peiriant gwnïo", "ysgol", "morthwyl", "llif", "dril", "pabell", "sgrin", "taflunydd", "siaradwr",
-          "peiriant torri gwair", "berfa", "rhaw", "fforch", "cneifiwr", "glanhawr carped"]
-WORDS = ["with", "and", "for", "the", "a", "of", "in", "spare", "blades", "battery", "batteries", "charger",
-         "case", "bag", "carry", "manual", "instructions", "guard", "dust", "extraction", "variable", "speed",
-         "metal", "wood", "plastic", "garden", "kitchen", "outdoor", "indoor", "family", "party", "event",
-         "camping", "cooking", "cleaning", "decorating", "repair", "building", "shed", "fence", "hedge",
-         "lawn", "patio", "wall", "floor", "carpet", "window", "door", "shelf", "cupboard", "volts", "watts",
-         "litres", "metres", "power", "quiet", "loud", "fast", "slow", "safe", "easy", "use", "beginners",
-         "experts", "children", "adults", "needs", "gloves", "goggles", "ear", "defenders", "mask", "cable",
-         "extension", "lead", "plug", "socket", "tested", "serviced", "donated", "by", "local", "community",
-         "group", "cafe", "repair", "good", "condition", "some", "wear", "scratches", "works", "well", "gyda",
-         "ar", "gyfer", "yr", "a'r", "i'r", "cymuned", "gardd", "cegin", "glanhau", "atgyweirio", "gwaith",
-         "coed", "metel", "batri", "gwefrydd", "llawlyfr", "bag", "cario", "diogel", "hawdd", "plant",
-         "oedolion", "menig", "sbectol", "gogls", "trydan", "pŵer", "tawel", "cyflym", "araf", "ŵyn", "tŷ"]
-PARTS = ["Charger", "Battery", "Spare battery", "Carry case", "Manual", "Blade", "Spare blades", "Guard",
-         "Dust bag", "Extension lead", "Remote control", "Power cable", "Stand", "Pegs", "Poles", "Bag",
-         "Lid", "Hose", "Nozzle", "Brush head", "Key", "Chuck key", "Allen key", "Sanding sheets"]
+BRANDS = [
+    "Makita",
+    "Bosch",
+    "DeWalt",
+    "Ryobi",
+    "Stanley",
+    "Einhell",
+    "Karcher",
+    "Hozelock",
+    "Singer",
+    "Brother",
+    "Epson",
+    "Coleman",
+    "Vango",
+    "Draper",
+    "Silverline",
+    "Hitachi",
+    "Milwaukee",
+    "Festool",
+    "Husqvarna",
+    "Stihl",
+    "Flymo",
+    "Bissell",
+    "Vax",
+    "Kenwood",
+    "Sage",
+    "Panasonic",
+    "Yamaha",
+    "Fender",
+]
+ADJECTIVES = [
+    "cordless",
+    "electric",
+    "petrol",
+    "folding",
+    "heavy",
+    "compact",
+    "large",
+    "small",
+    "mini",
+    "professional",
+    "portable",
+    "telescopic",
+    "adjustable",
+    "rechargeable",
+    "wireless",
+    "digital",
+    "industrial",
+    "lightweight",
+    "extendable",
+    "waterproof",
+    "trwm",
+    "bach",
+    "mawr",
+    "trydan",
+    "plygu",
+    "cludadwy",
+]
+THINGS = [
+    "drill",
+    "hammer drill",
+    "impact driver",
+    "circular saw",
+    "jigsaw",
+    "mitre saw",
+    "sander",
+    "belt sander",
+    "planer",
+    "router",
+    "angle grinder",
+    "hedge trimmer",
+    "strimmer",
+    "lawn mower",
+    "leaf blower",
+    "chainsaw",
+    "pressure washer",
+    "wheelbarrow",
+    "ladder",
+    "step ladder",
+    "scaffold tower",
+    "wallpaper stripper",
+    "tile cutter",
+    "stud finder",
+    "laser level",
+    "spirit level",
+    "socket set",
+    "spanner set",
+    "workbench",
+    "vice",
+    "clamp",
+    "sewing machine",
+    "overlocker",
+    "projector",
+    "screen",
+    "speaker",
+    "amplifier",
+    "microphone",
+    "keyboard",
+    "guitar",
+    "ukulele",
+    "tent",
+    "gazebo",
+    "camping stove",
+    "sleeping bag",
+    "rucksack",
+    "cool box",
+    "carpet cleaner",
+    "steam cleaner",
+    "vacuum cleaner",
+    "dehumidifier",
+    "heater",
+    "fan",
+    "food processor",
+    "stand mixer",
+    "bread maker",
+    "pasta machine",
+    "jam pan",
+    "dehydrator",
+    "slow cooker",
+    "soup maker",
+    "juicer",
+    "gwnïo",
+    "peiriant gwnïo",
+    "ysgol",
+    "morthwyl",
+    "llif",
+    "dril",
+    "pabell",
+    "sgrin",
+    "taflunydd",
+    "siaradwr",
+    "peiriant torri gwair",
+    "berfa",
+    "rhaw",
+    "fforch",
+    "cneifiwr",
+    "glanhawr carped",
+]
+WORDS = [
+    "with",
+    "and",
+    "for",
+    "the",
+    "a",
+    "of",
+    "in",
+    "spare",
+    "blades",
+    "battery",
+    "batteries",
+    "charger",
+    "case",
+    "bag",
+    "carry",
+    "manual",
+    "instructions",
+    "guard",
+    "dust",
+    "extraction",
+    "variable",
+    "speed",
+    "metal",
+    "wood",
+    "plastic",
+    "garden",
+    "kitchen",
+    "outdoor",
+    "indoor",
+    "family",
+    "party",
+    "event",
+    "camping",
+    "cooking",
+    "cleaning",
+    "decorating",
+    "repair",
+    "building",
+    "shed",
+    "fence",
+    "hedge",
+    "lawn",
+    "patio",
+    "wall",
+    "floor",
+    "carpet",
+    "window",
+    "door",
+    "shelf",
+    "cupboard",
+    "volts",
+    "watts",
+    "litres",
+    "metres",
+    "power",
+    "quiet",
+    "loud",
+    "fast",
+    "slow",
+    "safe",
+    "easy",
+    "use",
+    "beginners",
+    "experts",
+    "children",
+    "adults",
+    "needs",
+    "gloves",
+    "goggles",
+    "ear",
+    "defenders",
+    "mask",
+    "cable",
+    "extension",
+    "lead",
+    "plug",
+    "socket",
+    "tested",
+    "serviced",
+    "donated",
+    "by",
+    "local",
+    "community",
+    "group",
+    "cafe",
+    "repair",
+    "good",
+    "condition",
+    "some",
+    "wear",
+    "scratches",
+    "works",
+    "well",
+    "gyda",
+    "ar",
+    "gyfer",
+    "yr",
+    "a'r",
+    "i'r",
+    "cymuned",
+    "gardd",
+    "cegin",
+    "glanhau",
+    "atgyweirio",
+    "gwaith",
+    "coed",
+    "metel",
+    "batri",
+    "gwefrydd",
+    "llawlyfr",
+    "bag",
+    "cario",
+    "diogel",
+    "hawdd",
+    "plant",
+    "oedolion",
+    "menig",
+    "sbectol",
+    "gogls",
+    "trydan",
+    "pŵer",
+    "tawel",
+    "cyflym",
+    "araf",
+    "ŵyn",
+    "tŷ",
+]
+PARTS = [
+    "Charger",
+    "Battery",
+    "Spare battery",
+    "Carry case",
+    "Manual",
+    "Blade",
+    "Spare blades",
+    "Guard",
+    "Dust bag",
+    "Extension lead",
+    "Remote control",
+    "Power cable",
+    "Stand",
+    "Pegs",
+    "Poles",
+    "Bag",
+    "Lid",
+    "Hose",
+    "Nozzle",
+    "Brush head",
+    "Key",
+    "Chuck key",
+    "Allen key",
+    "Sanding sheets",
+]
 CATEGORIES = {
     "Tools": ["Drills", "Saws", "Sanders", "Hand tools", "Measuring"],
     "Garden": ["Cutting", "Watering", "Digging"],
@@ -111,20 +370,45 @@ def fake_catalogue(groups: int) -> tuple[list[tuple], list[tuple], list[tuple]]:
     return categories, group_rows, item_rows
 
 
-GROUP_COLUMNS = ("id", "name", "description", "category", "safety_notes", "parts", "loan_days", "created_at",
-                 "updated_at")
-ITEM_COLUMNS = ("item_group", "code", "status", "status_reason", "condition", "replacement_value_pence", "donor",
-                "site", "notes", "labelled_at", "created_at", "updated_at")
+GROUP_COLUMNS = (
+    "id",
+    "name",
+    "description",
+    "category",
+    "safety_notes",
+    "parts",
+    "loan_days",
+    "created_at",
+    "updated_at",
+)
+ITEM_COLUMNS = (
+    "item_group",
+    "code",
+    "status",
+    "status_reason",
+    "condition",
+    "replacement_value_pence",
+    "donor",
+    "site",
+    "notes",
+    "labelled_at",
+    "created_at",
+    "updated_at",
+)
 CATEGORY_COLUMNS = ("id", "name", "parent", "position", "created_at")
 
 
 def load_sqlite(path: str, categories: list, groups: list, items: list) -> None:
     connection = sqlite3.connect(path)
     with connection:
-        for table, columns, rows in (("category", CATEGORY_COLUMNS, categories), ("item_group", GROUP_COLUMNS, groups),
-                                     ("item", ITEM_COLUMNS, items)):
-            connection.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
-                                   f"({', '.join('?' * len(columns))})", rows)
+        for table, columns, rows in (
+            ("category", CATEGORY_COLUMNS, categories),
+            ("item_group", GROUP_COLUMNS, groups),
+            ("item", ITEM_COLUMNS, items),
+        ):
+            connection.executemany(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", rows
+            )
     connection.execute("ANALYZE")
     connection.close()
 
@@ -134,12 +418,16 @@ async def load_postgres(url: str, categories: list, groups: list, items: list) -
 
     connection = await asyncpg.connect(url)
     try:
-        for table, columns, rows in (("category", CATEGORY_COLUMNS, categories), ("item_group", GROUP_COLUMNS, groups),
-                                     ("item", ITEM_COLUMNS, items)):
+        for table, columns, rows in (
+            ("category", CATEGORY_COLUMNS, categories),
+            ("item_group", GROUP_COLUMNS, groups),
+            ("item", ITEM_COLUMNS, items),
+        ):
             await connection.copy_records_to_table(table, records=rows, columns=list(columns))
         for table in ("category", "item_group", "item"):
-            await connection.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                                     f"(SELECT max(id) FROM {table}))")
+            await connection.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
+            )
     finally:
         await connection.close()
 
@@ -149,12 +437,12 @@ def one_edit(rng: random.Random, word: str) -> str:
     i = rng.randrange(1, len(word) - 1)
     kind = rng.choice(["swap", "drop", "double", "wrong"])
     if kind == "swap":
-        return word[:i] + word[i + 1] + word[i] + word[i + 2:]
+        return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
     if kind == "drop":
-        return word[:i] + word[i + 1:]
+        return word[:i] + word[i + 1 :]
     if kind == "double":
         return word[:i] + word[i] + word[i:]
-    return word[:i] + rng.choice("aeioulnrst") + word[i + 1:]
+    return word[:i] + rng.choice("aeioulnrst") + word[i + 1 :]
 
 
 def query_sets(groups: list, count: int, vocabulary: set[str]) -> dict[str, list[tuple[str, str]]]:
@@ -164,15 +452,14 @@ def query_sets(groups: list, count: int, vocabulary: set[str]) -> dict[str, list
     rng = random.Random(SEED + 1)
     names = [words(group[1]) for group in rng.sample(groups, count * 4)]
     things = sorted({w for thing in THINGS for w in words(thing) if len(w) >= 5})
-    sets: dict[str, list[tuple[str, str]]] = {"one word": [], "two words": [], "prefix (3 letters)": [],
-                                              "typo": []}
+    sets: dict[str, list[tuple[str, str]]] = {"one word": [], "two words": [], "prefix (3 letters)": [], "typo": []}
     for name in names[:count]:
         word = rng.choice(name[1:3])
         sets["one word"].append((word, word))
-    for name in names[count:2 * count]:
+    for name in names[count : 2 * count]:
         pair = " ".join(rng.sample(name[:3], 2))
         sets["two words"].append((pair, pair))
-    for name in names[2 * count:3 * count]:
+    for name in names[2 * count : 3 * count]:
         word = rng.choice([w for w in name if len(w) >= 4] or name)
         sets["prefix (3 letters)"].append((word[:3], word[:3]))
     while len(sets["typo"]) < count:
@@ -199,8 +486,7 @@ async def timed(queries: list[str], run: Callable[[str], Awaitable[object]]) -> 
     return samples
 
 
-def report(label: str, ours: list[float], limit: list[float], page: list[float] | None = None,
-           note: str = "") -> None:
+def report(label: str, ours: list[float], limit: list[float], page: list[float] | None = None, note: str = "") -> None:
     p50, p95 = percentiles(ours)
     l50, l95 = percentiles(limit)
     page50 = f"{percentiles(page)[0]:8.2f}" if page else f"{'-':>8}"
@@ -230,13 +516,17 @@ async def measure(engine_name: str, url: str, groups: int, count: int, raw_url: 
             await db.engine().run_ddl("ANALYZE")
         vocabulary = {row["word"] for row in await db.engine().run_ddl("SELECT word FROM search_word")}
         variants = (await db.engine().run_ddl("SELECT count(*) AS n FROM search_word_variant"))[0]["n"]
-        print(f"\n{engine_name}: {groups:,} item groups, {len(item_rows):,} items loaded in "
-              f"{loaded - started:.1f} s; index of {indexed:,} groups built in {built - loaded:.1f} s "
-              f"({len(vocabulary):,} words, {variants:,} spelling variants)")
+        print(
+            f"\n{engine_name}: {groups:,} item groups, {len(item_rows):,} items loaded in "
+            f"{loaded - started:.1f} s; index of {indexed:,} groups built in {built - loaded:.1f} s "
+            f"({len(vocabulary):,} words, {variants:,} spelling variants)"
+        )
         sets = query_sets(group_rows, count, vocabulary)
         reference = await raw_reference(engine_name, raw_url)
-        print(f"  {'ms, ' + str(count) + ' queries each':<32} {'p50':>8} {'p95':>8}   {'raw page':>8}   "
-              f"{'limit50':>8} {'limit95':>8}   {'ratio':>8}")
+        print(
+            f"  {'ms, ' + str(count) + ' queries each':<32} {'p50':>8} {'p95':>8}   {'raw page':>8}   "
+            f"{'limit50':>8} {'limit95':>8}   {'ratio':>8}"
+        )
         try:
             found: dict[str, bool] = {}
 
@@ -251,9 +541,13 @@ async def measure(engine_name: str, url: str, groups: int, count: int, raw_url: 
                 ours = await timed([typed for typed, _ in pairs], service)
                 misses = sum(not found[typed] for typed, _ in pairs)
                 meant = expressions([m for _, m in pairs])
-                report(f"list_items: {kind}", ours, await timed(meant, reference.run),
-                       await timed(meant, reference.page), f"({misses} of {len(pairs)} found nothing)" if misses
-                       else "")
+                report(
+                    f"list_items: {kind}",
+                    ours,
+                    await timed(meant, reference.run),
+                    await timed(meant, reference.page),
+                    f"({misses} of {len(pairs)} found nothing)" if misses else "",
+                )
             one_word = expressions([typed for typed, _ in sets["one word"]])
             limit = await timed(one_word, reference.run)
             category = next(c[0] for c in categories if c[2] is not None)
@@ -261,14 +555,30 @@ async def measure(engine_name: str, url: str, groups: int, count: int, raw_url: 
             async def filtered(query: str) -> None:
                 await catalog.list_items(query=query, limit=50, available=True, category_id=category)
 
-            report("list_items: one word, filtered", await timed([t for t, _ in sets["one word"]], filtered), limit,
-                   note="(available now, in one category)")
-            report("list_items: no query (browse)", await timed([""] * count, service), limit,
-                   note="(ratio to the one-word limit)")
-            report("list_items: browse, filtered", await timed([""] * count, filtered), limit,
-                   note="(available now, in one category; ratio to the one-word limit)")
-            report("search.correction (typo)", await timed([t for t, _ in sets["typo"]], search.correction), limit,
-                   note="(ratio to the one-word limit)")
+            report(
+                "list_items: one word, filtered",
+                await timed([t for t, _ in sets["one word"]], filtered),
+                limit,
+                note="(available now, in one category)",
+            )
+            report(
+                "list_items: no query (browse)",
+                await timed([""] * count, service),
+                limit,
+                note="(ratio to the one-word limit)",
+            )
+            report(
+                "list_items: browse, filtered",
+                await timed([""] * count, filtered),
+                limit,
+                note="(available now, in one category; ratio to the one-word limit)",
+            )
+            report(
+                "search.correction (typo)",
+                await timed([t for t, _ in sets["typo"]], search.correction),
+                limit,
+                note="(ratio to the one-word limit)",
+            )
         finally:
             await reference.close()
     finally:
@@ -276,16 +586,22 @@ async def measure(engine_name: str, url: str, groups: int, count: int, raw_url: 
 
 
 class RawReference:
-    def __init__(self, run: Callable[[str], Awaitable[object]], page: Callable[[str], Awaitable[object]],
-                 close: Callable[[], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        run: Callable[[str], Awaitable[object]],
+        page: Callable[[str], Awaitable[object]],
+        close: Callable[[], Awaitable[None]],
+    ) -> None:
         self.run, self.page, self.close = run, page, close
 
 
 async def raw_reference(engine_name: str, raw_url: str) -> RawReference:
     """On one open connection: the database's own full-text query (the limit), and the page
     the service builds (matching items not retired, in name order, 51 rows) in bare SQL."""
-    page = ("SELECT i.id, i.code, g.name FROM item i JOIN item_group g ON g.id = i.item_group "
-            "WHERE i.status != 'retired' AND {} ORDER BY g.name, i.id LIMIT 51")
+    page = (
+        "SELECT i.id, i.code, g.name FROM item i JOIN item_group g ON g.id = i.item_group "
+        "WHERE i.status != 'retired' AND {} ORDER BY g.name, i.id LIMIT 51"
+    )
     if engine_name == "sqlite":
         connection = sqlite3.connect(raw_url)
         limit_sql = "SELECT rowid FROM item_group_search WHERE item_group_search MATCH ? LIMIT 50"
@@ -305,9 +621,11 @@ async def raw_reference(engine_name: str, raw_url: str) -> RawReference:
 
     pg = await asyncpg.connect(raw_url)
     limit_statement = await pg.prepare(
-        "SELECT item_group FROM item_group_search WHERE document @@ $1::tsquery LIMIT 50")
-    page_statement = await pg.prepare(page.format(
-        "i.item_group = ANY(ARRAY(SELECT item_group FROM item_group_search WHERE document @@ $1::tsquery))"))
+        "SELECT item_group FROM item_group_search WHERE document @@ $1::tsquery LIMIT 50"
+    )
+    page_statement = await pg.prepare(
+        page.format("i.item_group = ANY(ARRAY(SELECT item_group FROM item_group_search WHERE document @@ $1::tsquery))")
+    )
 
     async def run_postgres(expression: str) -> None:
         await limit_statement.fetch(expression)

@@ -66,9 +66,11 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 # The columns of item_group the setup file holds, for the limits.
 FILE_COLUMNS = ("name", "description", "category", "safety_notes", "parts", "loan_days", "wanted")
 INSERT_COLUMNS = (*FILE_COLUMNS, "created_at", "updated_at")
-SAFETY_NOTES = ["Wear eye protection and gloves. Unplug before changing the blade.",
-                "Two people to lift. Check the cable for damage before use.",
-                "Gwisgwch fenig. Not for children under 14."]
+SAFETY_NOTES = [
+    "Wear eye protection and gloves. Unplug before changing the blade.",
+    "Two people to lift. Check the cable for damage before use.",
+    "Gwisgwch fenig. Not for children under 14.",
+]
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,7 @@ async def median_time_async(repeat: int, run: Callable[[], object]) -> tuple[flo
 
 # --- the venue ----------------------------------------------------------------------------------
 
+
 async def set_up_venue(categories: list[tuple]) -> dict[int, int]:
     """A venue set up through the services; {fake category id: its id in the database}."""
     from lending.catalog import services as catalog
@@ -115,25 +118,65 @@ async def set_up_venue(categories: list[tuple]) -> dict[int, int]:
     from lending.venues import rules
     from lending.venues import services as venues
 
-    await venues.save_details(details=rules.VenueDetails(
-        name="Llyfrgell Pethau Aberystwyth", timezone="Europe/London", currency="gbp",
-        email="helo@pethau.example", phone="01970 612345", address="Canolfan y Dref, Stryd y Bont, Aberystwyth",
-        website="https://pethau.example", languages=("cy", "en"), label_template="L7160"))
+    await venues.save_details(
+        details=rules.VenueDetails(
+            name="Llyfrgell Pethau Aberystwyth",
+            timezone="Europe/London",
+            currency="gbp",
+            email="helo@pethau.example",
+            phone="01970 612345",
+            address="Canolfan y Dref, Stryd y Bont, Aberystwyth",
+            website="https://pethau.example",
+            languages=("cy", "en"),
+            label_template="L7160",
+        )
+    )
     await venues.set_hours(hours={1: "10:00-13:00, 14:00-17:00", 3: "16:00-19:00", 5: "10:00-14:00"})
-    for name, address, hours in (("Canolfan y Dref", "Stryd y Bont", None),
-                                 ("Sied yr ardd gymunedol", "Parc Natur Penglais", {5: "10:00-12:00"}),
-                                 ("Caffi Trwsio", "Neuadd yr Eglwys", None)):
+    for name, address, hours in (
+        ("Canolfan y Dref", "Stryd y Bont", None),
+        ("Sied yr ardd gymunedol", "Parc Natur Penglais", {5: "10:00-12:00"}),
+        ("Caffi Trwsio", "Neuadd yr Eglwys", None),
+    ):
         site = await catalog.create_site(name=name, address=address)
         if hours:
             await venues.set_hours(hours=hours, site_id=site.id)
-    for position, tier in enumerate((
-            TierInput(name="Talu beth allwch chi / Pay what you can", description="A year of borrowing.",
-                      suggested=[0, 500, 1000, 2000], min_pence=0, max_pence=10000, allow_free=True,
-                      interval="one_off", loan_limit=3, loan_days=7),
-            TierInput(name="Supporter", description="Helps keep the library open.", suggested=[300, 500],
-                      min_pence=300, max_pence=5000, interval="month", gift_aid=True, loan_limit=5, loan_days=14),
-            TierInput(name="Community group", suggested=[2500], min_pence=2500, max_pence=25000, interval="year",
-                      offer_pay_forward=False, loan_limit=10, loan_days=14, public=False))):
+    for position, tier in enumerate(
+        (
+            TierInput(
+                name="Talu beth allwch chi / Pay what you can",
+                description="A year of borrowing.",
+                suggested=[0, 500, 1000, 2000],
+                min_pence=0,
+                max_pence=10000,
+                allow_free=True,
+                interval="one_off",
+                loan_limit=3,
+                loan_days=7,
+            ),
+            TierInput(
+                name="Supporter",
+                description="Helps keep the library open.",
+                suggested=[300, 500],
+                min_pence=300,
+                max_pence=5000,
+                interval="month",
+                gift_aid=True,
+                loan_limit=5,
+                loan_days=14,
+            ),
+            TierInput(
+                name="Community group",
+                suggested=[2500],
+                min_pence=2500,
+                max_pence=25000,
+                interval="year",
+                offer_pay_forward=False,
+                loan_limit=10,
+                loan_days=14,
+                public=False,
+            ),
+        )
+    ):
         await memberships.save_tier(values=replace(tier, position=position))
     ids: dict[int, int] = {}
     for fake_id, name, parent, *_ in categories:
@@ -155,6 +198,7 @@ def realistic(groups: list[tuple], category_ids: dict[int, int]) -> list[tuple]:
 
 
 # --- the limits ---------------------------------------------------------------------------------
+
 
 class Raw:
     """One persistent connection for the bare SQL of the limits."""
@@ -207,19 +251,31 @@ async def export_limit(raw: Raw) -> str:
 def import_rows(document: dict, category_ids: dict[tuple[str, ...], int]) -> list[tuple]:
     """The item_group rows the import writes for the file's catalogue."""
     now = datetime.now(UTC)
-    return [(thing["name"], thing["description"],
-             category_ids[tuple(thing["category"])] if thing["category"] else None, thing["safety_notes"],
-             json.dumps(thing["parts"]), thing["loan_days"], thing["copies"], now, now)
-            for thing in document["catalogue"]]
+    return [
+        (
+            thing["name"],
+            thing["description"],
+            category_ids[tuple(thing["category"])] if thing["category"] else None,
+            thing["safety_notes"],
+            json.dumps(thing["parts"]),
+            thing["loan_days"],
+            thing["copies"],
+            now,
+            now,
+        )
+        for thing in document["catalogue"]
+    ]
 
 
 # --- backup -------------------------------------------------------------------------------------
 
+
 def run_cli(args: list[str], database_url: str, cwd: str) -> None:
     # SECRET_KEY set so the CLI writes no local secret file beside the database or in ./var.
     env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "bench-" + "x" * 40}
-    done = subprocess.run([str(LENDING_CLI), *args], env=env, cwd=cwd, capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [str(LENDING_CLI), *args], env=env, cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL
+    )
     if done.returncode != 0:
         raise SystemExit(f"lending {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()}")
 
@@ -230,8 +286,13 @@ def pg_dump(url: str, target: Path) -> None:
     if parts.password:
         env["PGPASSWORD"] = parts.password
     dsn = url.replace(f":{parts.password}@", "@") if parts.password else url
-    done = subprocess.run(["pg_dump", "--format=custom", "--no-password", f"--file={target}", f"--dbname={dsn}"],
-                          env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        ["pg_dump", "--format=custom", "--no-password", f"--file={target}", f"--dbname={dsn}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     if done.returncode != 0:
         raise SystemExit(f"pg_dump failed ({done.returncode}): {done.stderr.strip()}")
 
@@ -269,17 +330,25 @@ def measure_backup(engine_name: str, source: Scratch, folder: Path, repeat: int)
     startup, _ = median_time(repeat, lambda: run_cli(["--help"], source.url, str(folder)))
     limit_label = "Connection.backup()" if engine_name == "sqlite" else "pg_dump --format=custom"
     size, limit_size = ours_file.stat().st_size, limit_file.stat().st_size
-    figures = [Figure("lending backup (CLI)", seconds, limit_label, limit_seconds,
-                      note=f"{size / 1e6:.1f} MB; limit's {limit_size / 1e6:.1f} MB"),
-               Figure("  of which starting the CLI", startup, "", 0.0, note="(lending --help)")]
-    return figures, f"database file {Path(source.raw).stat().st_size / 1e6:.1f} MB" if engine_name == "sqlite" \
-        else ""
+    figures = [
+        Figure(
+            "lending backup (CLI)",
+            seconds,
+            limit_label,
+            limit_seconds,
+            note=f"{size / 1e6:.1f} MB; limit's {limit_size / 1e6:.1f} MB",
+        ),
+        Figure("  of which starting the CLI", startup, "", 0.0, note="(lending --help)"),
+    ]
+    return figures, f"database file {Path(source.raw).stat().st_size / 1e6:.1f} MB" if engine_name == "sqlite" else ""
 
 
 # --- the run ------------------------------------------------------------------------------------
 
-async def measure(engine_name: str, source: Scratch, target: Scratch, reference: Scratch, things: int,
-                  repeat: int, folder: Path) -> bool:
+
+async def measure(
+    engine_name: str, source: Scratch, target: Scratch, reference: Scratch, things: int, repeat: int, folder: Path
+) -> bool:
     from lending import db
     from lending.catalog import search
     from lending.catalog import services as catalog
@@ -306,12 +375,18 @@ async def measure(engine_name: str, source: Scratch, target: Scratch, reference:
         parse_seconds, document = median_time(repeat, lambda: json.loads(text))
         async with Raw(engine_name, source.raw) as raw:
             limit_seconds, _ = await median_time_async(repeat, lambda: export_limit(raw))
-            category_rows = [tuple(r.values()) for r in await raw.fetch(
-                "SELECT id, name, parent, position, loan_days, created_at FROM category ORDER BY id")]
+            category_rows = [
+                tuple(r.values())
+                for r in await raw.fetch(
+                    "SELECT id, name, parent, position, loan_days, created_at FROM category ORDER BY id"
+                )
+            ]
     assert checked.counts["catalogue"] == things, checked.counts
-    print(f"\n{engine_name}: {things:,} things ({len(items):,} items, {len(categories)} categories, 3 sites, "
-          f"3 tiers) set up and loaded in {loaded:.1f} s (search index of {indexed:,} groups built); "
-          f"setup file {len(text.encode()) / 1e6:.1f} MB")
+    print(
+        f"\n{engine_name}: {things:,} things ({len(items):,} items, {len(categories)} categories, 3 sites, "
+        f"3 tiers) set up and loaded in {loaded:.1f} s (search index of {indexed:,} groups built); "
+        f"setup file {len(text.encode()) / 1e6:.1f} MB"
+    )
 
     async with started(target.url):
         start = time.perf_counter()
@@ -324,8 +399,9 @@ async def measure(engine_name: str, source: Scratch, target: Scratch, reference:
 
     async with started(reference.url):
         async with Raw(engine_name, reference.raw) as raw:
-            await raw.insert_many("category", ("id", "name", "parent", "position", "loan_days", "created_at"),
-                                  category_rows)
+            await raw.insert_many(
+                "category", ("id", "name", "parent", "position", "loan_days", "created_at"), category_rows
+            )
             limit_rows = import_rows(document, {path: category_id for category_id, path in paths.items()})
             start = time.perf_counter()
             await raw.insert_many("item_group", INSERT_COLUMNS, limit_rows)
@@ -334,15 +410,25 @@ async def measure(engine_name: str, source: Scratch, target: Scratch, reference:
     figures = [
         Figure("export_text (with catalogue)", export_seconds, "SELECT + json.dumps", limit_seconds, things),
         Figure("check_text (check only)", check_seconds, "json.loads", parse_seconds, things),
-        Figure("import_text (empty database)", import_seconds, "executemany INSERT", insert_seconds, things,
-               note="(one run)"),
+        Figure(
+            "import_text (empty database)",
+            import_seconds,
+            "executemany INSERT",
+            insert_seconds,
+            things,
+            note="(one run)",
+        ),
     ]
     backup_figures, size_note = measure_backup(engine_name, source, folder, repeat)
     report([*figures, *backup_figures])
-    print(f"  round trip (export, import, export): {'OK' if identical else 'DIFFERENT'}"
-          f"{' (' + first_difference(text, again) + ')' if not identical else ''}")
-    print(f"  search index after import: {searchable:,} of {things:,} imported groups"
-          f"{'; ' + size_note if size_note else ''}")
+    print(
+        f"  round trip (export, import, export): {'OK' if identical else 'DIFFERENT'}"
+        f"{' (' + first_difference(text, again) + ')' if not identical else ''}"
+    )
+    print(
+        f"  search index after import: {searchable:,} of {things:,} imported groups"
+        f"{'; ' + size_note if size_note else ''}"
+    )
     return identical
 
 
@@ -354,8 +440,7 @@ def first_difference(a: str, b: str) -> str:
 
 
 def report(figures: list[Figure]) -> None:
-    print(f"  {'':<32} {'seconds':>8} {'things/s':>10}   {'limit':<24} {'seconds':>8} {'things/s':>10}  "
-          f"{'ratio':>6}")
+    print(f"  {'':<32} {'seconds':>8} {'things/s':>10}   {'limit':<24} {'seconds':>8} {'things/s':>10}  {'ratio':>6}")
     for f in figures:
         rate = f"{f.count / f.seconds:10,.0f}" if f.count else f"{'':>10}"
         if not f.limit_label:  # a part of the figure above, with no limit of its own
@@ -363,8 +448,10 @@ def report(figures: list[Figure]) -> None:
             continue
         limit_rate = f"{f.count / f.limit_seconds:10,.0f}" if f.count else f"{'':>10}"
         ratio = f.limit_seconds / f.seconds if f.seconds else float("inf")
-        print(f"  {f.label:<32} {f.seconds:8.3f} {rate}   {f.limit_label:<24} {f.limit_seconds:8.3f} "
-              f"{limit_rate}  {ratio:6.2f}  {f.note}")
+        print(
+            f"  {f.label:<32} {f.seconds:8.3f} {rate}   {f.limit_label:<24} {f.limit_seconds:8.3f} "
+            f"{limit_rate}  {ratio:6.2f}  {f.note}"
+        )
 
 
 async def postgres_database(server_url: str, action: str, name: str) -> None:
@@ -372,8 +459,9 @@ async def postgres_database(server_url: str, action: str, name: str) -> None:
 
     server = await asyncpg.connect(server_url)
     try:
-        await server.execute(f'CREATE DATABASE "{name}"' if action == "create"
-                             else f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await server.execute(
+            f'CREATE DATABASE "{name}"' if action == "create" else f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+        )
     finally:
         await server.close()
 
@@ -382,8 +470,11 @@ async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--things", type=int, default=10_000, help="item groups in the catalogue")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure (median), except import")
-    parser.add_argument("--postgres", default="", help="a PostgreSQL server URL on this machine; scratch databases "
-                                                       "are made there and dropped")
+    parser.add_argument(
+        "--postgres",
+        default="",
+        help="a PostgreSQL server URL on this machine; scratch databases are made there and dropped",
+    )
     parser.add_argument("--timeout", type=int, default=900, help="stop the whole run after this many seconds")
     args = parser.parse_args()
     if args.postgres and urlsplit(args.postgres).hostname not in LOOPBACK:
@@ -400,8 +491,9 @@ async def main() -> int:
     ok = True
     with tempfile.TemporaryDirectory(prefix="lending-setup-bench-") as folder:
         base = Path(folder)
-        source, target, reference = (Scratch(f"sqlite:///{base / name}", str(base / name))
-                                     for name in ("source.db", "target.db", "reference.db"))
+        source, target, reference = (
+            Scratch(f"sqlite:///{base / name}", str(base / name)) for name in ("source.db", "target.db", "reference.db")
+        )
         ok &= await measure("sqlite", source, target, reference, args.things, args.repeat, base)
     if args.postgres:
         names = [f"lending_bench_{uuid.uuid4().hex[:10]}" for _ in range(3)]
@@ -410,8 +502,9 @@ async def main() -> int:
                 await postgres_database(args.postgres, "create", name)
             urls = [f"{args.postgres.rsplit('/', 1)[0]}/{name}" for name in names]
             with tempfile.TemporaryDirectory(prefix="lending-setup-bench-") as folder:
-                ok &= await measure("postgres", *(Scratch(url, url) for url in urls), args.things, args.repeat,
-                                    Path(folder))
+                ok &= await measure(
+                    "postgres", *(Scratch(url, url) for url in urls), args.things, args.repeat, Path(folder)
+                )
         finally:
             from lending import schema
 

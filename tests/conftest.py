@@ -43,6 +43,7 @@ def skip_or_fail(reason: str) -> None:
 
 # --- databases ---------------------------------------------------------------------------------
 
+
 async def create_postgres_database(server_url: str) -> tuple[str, str]:
     """A fresh, empty database on the test server; returns (its URL, its name)."""
     import asyncpg
@@ -88,7 +89,7 @@ async def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.
     await db.migrate()
     yield url
     await db.stop()
-    schema.configure(f"sqlite:///{tmp_path_factory.mktemp('after')/'unused.db'}")  # release the engine
+    schema.configure(f"sqlite:///{tmp_path_factory.mktemp('after') / 'unused.db'}")  # release the engine
     await drop_postgres_database(POSTGRES_URL, name)
 
 
@@ -104,7 +105,8 @@ async def empty_tables() -> None:
             if name == "category":  # a tree: leaves first, as each row restricts its parent's deletion
                 while (await db.engine().run_ddl("SELECT count(*) AS n FROM category"))[0]["n"]:
                     await db.engine().run_ddl(
-                        "DELETE FROM category WHERE id NOT IN (SELECT parent FROM category WHERE parent IS NOT NULL)")
+                        "DELETE FROM category WHERE id NOT IN (SELECT parent FROM category WHERE parent IS NOT NULL)"
+                    )
             await db.engine().run_ddl(f"DELETE FROM {name}")
     from lending.venues import services as venues
     from lending.workflows import first_run
@@ -125,6 +127,7 @@ async def database(database_url: str) -> AsyncIterator[str]:
 
 
 # --- the app ------------------------------------------------------------------------------------
+
 
 def make_settings(database_url: str, **overrides):
     from lending.settings import Settings
@@ -170,7 +173,10 @@ async def people(database: str) -> dict:
     found = {}
     for role in ("member", "volunteer", "link_worker", "coordinator"):
         found[role] = await members.create_account(
-            name=f"Test {role}", email=f"{role}@example.org", role=role, password=PASSWORD,
+            name=f"Test {role}",
+            email=f"{role}@example.org",
+            role=role,
+            password=PASSWORD,
             organisation=organisation.id if role == "link_worker" else None,
         )
     found["organisation"] = organisation
@@ -224,6 +230,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # --- Stripe ---------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def fake_stripe():
     """The stand-in for Stripe's API, in its own process; events are kept there (not delivered)
@@ -238,7 +245,8 @@ def fake_stripe():
 async def gateway(fake_stripe):
     from lending.memberships.gateway import StripeGateway
 
-    found = StripeGateway(secret_key=fake_stripe.secret_key, webhook_secret=fake_stripe.webhook_secret,
-                          api_base=fake_stripe.base_url)
+    found = StripeGateway(
+        secret_key=fake_stripe.secret_key, webhook_secret=fake_stripe.webhook_secret, api_base=fake_stripe.base_url
+    )
     yield found
     await found.close()

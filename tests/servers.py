@@ -22,8 +22,17 @@ import pytest
 
 STARTUP_TIMEOUT = 30.0
 # Settings a developer's shell might carry that must not leak into a test server.
-FOREIGN_SETTINGS = ("SECRET_KEY", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "STRIPE_API_BASE", "SMTP_URL",
-                    "LENDING_DEBUG", "LENDING_DEMO", "DATABASE_URL", "BASE_URL")
+FOREIGN_SETTINGS = (
+    "SECRET_KEY",
+    "STRIPE_SECRET_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+    "STRIPE_API_BASE",
+    "SMTP_URL",
+    "LENDING_DEBUG",
+    "LENDING_DEMO",
+    "DATABASE_URL",
+    "BASE_URL",
+)
 
 
 @dataclass(frozen=True)
@@ -59,8 +68,7 @@ def server_env(**settings: str) -> dict[str, str]:
 
 
 def run_command(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    result = subprocess.run([lending_command(), *args], cwd=cwd, env=env, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run([lending_command(), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
     if result.returncode != 0:
         pytest.fail(f"`lending {' '.join(args)}` failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
@@ -98,8 +106,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def running_server(folder: Path, env: dict[str, str], *, workers: int = 1,
-                   port: int | None = None) -> Iterator[Server]:
+def running_server(folder: Path, env: dict[str, str], *, workers: int = 1, port: int | None = None) -> Iterator[Server]:
     """``lending run`` on ``port`` (a free one by default) in its own process group, stopped on
     exit. Give the port of a server that was killed to restart it where its clients are."""
     port = port or free_port()
@@ -109,7 +116,11 @@ def running_server(folder: Path, env: dict[str, str], *, workers: int = 1,
     with log.open("ab") as output:  # a restart on the port of a killed server adds to its log
         process = subprocess.Popen(
             [lending_command(), "run", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
-            cwd=folder, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=folder,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         _wait_for_health(base_url, process, log)

@@ -36,15 +36,26 @@ from lending.web.templating import template_config
 def _admin_handler(settings: Settings):
     admin_app = build_admin(production=settings.secure_cookies)
 
-    @asgi("/admin/", is_mount=True, copy_scope=True, include_in_schema=False, name="admin",
-          opt={"exclude_from_csrf": True})
+    @asgi(
+        "/admin/",
+        is_mount=True,
+        copy_scope=True,
+        include_in_schema=False,
+        name="admin",
+        opt={"exclude_from_csrf": True},
+    )
     async def admin(scope: Scope, receive: Receive, send: Send) -> None:
         """Coordinators only; everyone signs in through /login, never the admin's own form."""
         user = scope.get("user")
         if user is None and scope["method"] == "GET" and not scope["path"].startswith(("/api/", "/public/")):
             # A person opening the admin: send them through the app's sign-in, then back here.
-            await send({"type": "http.response.start", "status": 303,
-                        "headers": [(b"location", b"/login?next=%2Fadmin%2F"), (b"content-length", b"0")]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 303,
+                    "headers": [(b"location", b"/login?next=%2Fadmin%2F"), (b"content-length", b"0")],
+                }
+            )
             await send({"type": "http.response.body", "body": b""})
             return
         if user is None:
@@ -69,16 +80,33 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await app.state.payments.close()
             await db.stop()
 
-    api = Router(path="/api/v1", route_handlers=[*members.API_ROUTES, *catalog.API_ROUTES, *suggestions.API_ROUTES,
-                                                  *memberships.API_ROUTES, *loans.API_ROUTES,
-                                                  *referrals.API_ROUTES, *venues.API_ROUTES])
+    api = Router(
+        path="/api/v1",
+        route_handlers=[
+            *members.API_ROUTES,
+            *catalog.API_ROUTES,
+            *suggestions.API_ROUTES,
+            *memberships.API_ROUTES,
+            *loans.API_ROUTES,
+            *referrals.API_ROUTES,
+            *venues.API_ROUTES,
+        ],
+    )
     app = Litestar(
         route_handlers=[
-            *web.ROUTES, *members.ROUTES, *catalog.ROUTES, *loans.ROUTES, *referrals.ROUTES, *venues.ROUTES,
-            *suggestions.ROUTES, *memberships.ROUTES, api,
+            *web.ROUTES,
+            *members.ROUTES,
+            *catalog.ROUTES,
+            *loans.ROUTES,
+            *referrals.ROUTES,
+            *venues.ROUTES,
+            *suggestions.ROUTES,
+            *memberships.ROUTES,
+            api,
             _admin_handler(settings),
-            create_static_files_router(path="/static", directories=[static_dir()], name="static",
-                                       include_in_schema=False),
+            create_static_files_router(
+                path="/static", directories=[static_dir()], name="static", include_in_schema=False
+            ),
         ],
         middleware=[
             auth.RequestContextMiddleware(secret=settings.secret_key, secure=settings.secure_cookies),
@@ -87,10 +115,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers=HANDLERS,
         template_config=template_config(reload=settings.debug),
         openapi_config=OpenAPIConfig(
-            title="lending", version=__version__, path="/schema", render_plugins=[SwaggerRenderPlugin()],
+            title="lending",
+            version=__version__,
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin()],
             description="A library of things. Authenticate with the browser session (send the CSRF token in "
-                        "X-CSRFToken) or with 'Authorization: Bearer <token>' from `lending token create`. "
-                        'Errors are {"code", "detail"}.',
+            "X-CSRFToken) or with 'Authorization: Bearer <token>' from `lending token create`. "
+            'Errors are {"code", "detail"}.',
             components=Components(security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}),
             security=[{"bearer": []}],
         ),
@@ -101,9 +132,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # Around the whole app, not in ``middleware=[...]``: route middleware never sees a request
     # that matched no route (404, 405) nor an error raised by the middleware above (web/security.py).
     app.asgi_handler = security.SecurityHeadersMiddleware(
-        app.asgi_handler, base_url=settings.base_url,
-        form_targets=security.checkout_origins(stripe_secret_key=settings.stripe_secret_key,
-                                               stripe_api_base=settings.stripe_api_base))
+        app.asgi_handler,
+        base_url=settings.base_url,
+        form_targets=security.checkout_origins(
+            stripe_secret_key=settings.stripe_secret_key, stripe_api_base=settings.stripe_api_base
+        ),
+    )
     app.state.settings = settings
     app.state.payments = payments_gateway(settings)
     app.state.mailer = Mailer.from_settings(settings)
@@ -111,8 +145,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
 
 def payments_gateway(settings: Settings) -> StripeGateway:
-    return StripeGateway(secret_key=settings.stripe_secret_key, webhook_secret=settings.stripe_webhook_secret,
-                         api_base=settings.stripe_api_base)
+    return StripeGateway(
+        secret_key=settings.stripe_secret_key,
+        webhook_secret=settings.stripe_webhook_secret,
+        api_base=settings.stripe_api_base,
+    )
 
 
 def create_app_from_env() -> Litestar:

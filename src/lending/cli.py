@@ -38,6 +38,7 @@ async def _with_database(settings: Settings, work: Callable[[], Awaitable[int | 
 
 # --- commands -------------------------------------------------------------------------------------
 
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     settings = _settings()
 
@@ -62,8 +63,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from granian.constants import Interfaces
 
     shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host  # nosec B104: compared for display, not bound
-    print(f"lending is serving on http://{shown_host}:{args.port}/ (database: {_describe(settings)}); "
-          "press Ctrl+C to stop.", flush=True)
+    print(
+        f"lending is serving on http://{shown_host}:{args.port}/ (database: {_describe(settings)}); "
+        "press Ctrl+C to stop.",
+        flush=True,
+    )
     Granian(
         "lending.app:create_app_from_env",
         address=args.host,
@@ -97,8 +101,14 @@ def cmd_user_create(args: argparse.Namespace) -> int:
         if organisation and args.role == "link_worker" and not await organisations.find_organisation(name=organisation):
             created = await organisations.create_organisation(name=organisation)
             print(f"Created the referring organisation {created.name}.")
-        account = await members.create_account(name=args.name, email=args.email, role=args.role, password=password,
-                                               organisation=organisation, language=args.language)
+        account = await members.create_account(
+            name=args.name,
+            email=args.email,
+            role=args.role,
+            password=password,
+            organisation=organisation,
+            language=args.language,
+        )
         print(f"Created {account.role} {account.name} <{account.email or '-'}>, card {account.card_code}.")
 
     return asyncio.run(_with_database(settings, work))
@@ -162,10 +172,12 @@ def cmd_reminders_send(args: argparse.Namespace) -> int:
         if args.dry_run:
             due = await memberships.queue_expiry_reminders(dry_run=True)
             lending = await loans.queue_loan_reminders(dry_run=True)
-            print(f"Would queue {_counted(due, 'membership expiry reminder')}, "
-                  f"{_counted(lending.due_soon, 'due-soon reminder')} and "
-                  f"{_counted(lending.overdue, 'overdue reminder')}; {await mail.waiting()} message(s) "
-                  "wait to be sent. Nothing was written or sent.")
+            print(
+                f"Would queue {_counted(due, 'membership expiry reminder')}, "
+                f"{_counted(lending.due_soon, 'due-soon reminder')} and "
+                f"{_counted(lending.overdue, 'overdue reminder')}; {await mail.waiting()} message(s) "
+                "wait to be sent. Nothing was written or sent."
+            )
             return
         expired = await memberships.expire_lapsed()
         queued = await memberships.queue_expiry_reminders()
@@ -175,11 +187,13 @@ def cmd_reminders_send(args: argparse.Namespace) -> int:
         lapsed, completed, erased = await referrals.sweep()
         sent = await mail.send_pending(mailer=outgoing)
         waiting = await mail.waiting()
-        print(f"Marked {_counted(expired, 'lapsed membership')} expired; queued "
-              f"{_counted(queued, 'membership expiry reminder')}, {_counted(lending.due_soon, 'due-soon reminder')} "
-              f"and {_counted(lending.overdue, 'overdue reminder')}; passed on "
-              f"{_counted(lending.holds_expired, 'uncollected hold')}; referrals: {lapsed} expired, {completed} "
-              f"completed, {erased} erased; sent {_counted(sent, 'message')}.")
+        print(
+            f"Marked {_counted(expired, 'lapsed membership')} expired; queued "
+            f"{_counted(queued, 'membership expiry reminder')}, {_counted(lending.due_soon, 'due-soon reminder')} "
+            f"and {_counted(lending.overdue, 'overdue reminder')}; passed on "
+            f"{_counted(lending.holds_expired, 'uncollected hold')}; referrals: {lapsed} expired, {completed} "
+            f"completed, {erased} erased; sent {_counted(sent, 'message')}."
+        )
         if waiting:
             reason = "SMTP_URL is not set" if outgoing is None else "the mail server refused them or they failed"
             print(f"{_counted(waiting, 'message')} still wait to be sent ({reason}).", file=sys.stderr)
@@ -224,8 +238,13 @@ def cmd_items_import(args: argparse.Namespace) -> int:
         if rows >= IMPORT_PROGRESS_EVERY:
             print(f"Checking {rows} rows...", file=sys.stderr, flush=True)
         try:
-            report = await transfer.import_items(text, dry_run=args.dry_run, create_categories=args.create_categories,
-                                                 keep_codes=args.keep_codes, progress=progress)
+            report = await transfer.import_items(
+                text,
+                dry_run=args.dry_run,
+                create_categories=args.create_categories,
+                keep_codes=args.keep_codes,
+                progress=progress,
+            )
         except transfer.ImportRejected as exc:
             print(f"lending: error: {exc.detail}", file=sys.stderr)
             for problem in exc.report.problems[:IMPORT_PROBLEMS_SHOWN]:
@@ -242,8 +261,10 @@ def cmd_items_import(args: argparse.Namespace) -> int:
             verb = "to create" if args.dry_run else "created"
             categories = f"; categories {verb}: {', '.join(report.new_categories)}"
         if args.dry_run:
-            print(f"{_counted(report.rows, 'row')} would be imported ({_counted(report.items, 'item')}){categories}. "
-                  "Nothing was written.")
+            print(
+                f"{_counted(report.rows, 'row')} would be imported ({_counted(report.items, 'item')}){categories}. "
+                "Nothing was written."
+            )
         else:
             print(f"Imported {_counted(report.rows, 'row')} ({_counted(report.items, 'item')}){categories}.")
         return 0
@@ -293,10 +314,12 @@ def cmd_venue_export(args: argparse.Namespace) -> int:
     async def work() -> None:
         document = await setup_file.export_setup(include_catalogue=args.catalogue)
         text = setup_file.dumps(document)
-        what = (f"{len(document['categories'])} categor{'y' if len(document['categories']) == 1 else 'ies'}, "
-                f"{_counted(len(document['membership_tiers']), 'membership tier')}, "
-                f"{_counted(len(document['sites']), 'site')}"
-                + (f", {_counted(len(document['catalogue']), 'thing')} in the catalogue" if args.catalogue else ""))
+        what = (
+            f"{len(document['categories'])} categor{'y' if len(document['categories']) == 1 else 'ies'}, "
+            f"{_counted(len(document['membership_tiers']), 'membership tier')}, "
+            f"{_counted(len(document['sites']), 'site')}"
+            + (f", {_counted(len(document['catalogue']), 'thing')} in the catalogue" if args.catalogue else "")
+        )
         if args.file == "-":
             sys.stdout.write(text)
             sys.stdout.flush()
@@ -323,8 +346,9 @@ def cmd_venue_import(args: argparse.Namespace) -> int:
         try:
             if args.check:
                 checked = setup_file.check_text(data)
-                print(f"The setup file of {checked.venue.name} is good: {_counts(checked.counts)}. "
-                      "Nothing was written.")
+                print(
+                    f"The setup file of {checked.venue.name} is good: {_counts(checked.counts)}. Nothing was written."
+                )
                 return 0
             result = await setup_file.import_text(data)
         except errors.InvalidInput as exc:
@@ -338,10 +362,14 @@ def cmd_venue_import(args: argparse.Namespace) -> int:
     return asyncio.run(_with_database(settings, work))
 
 
-_COUNTED = {"sites": ("site", "sites"), "membership_tiers": ("membership tier", "membership tiers"),
-            "categories": ("category", "categories"), "agreements": ("agreement version", "agreement versions"),
-            "email_templates": ("message template", "message templates"),
-            "catalogue": ("thing to acquire", "things to acquire")}
+_COUNTED = {
+    "sites": ("site", "sites"),
+    "membership_tiers": ("membership tier", "membership tiers"),
+    "categories": ("category", "categories"),
+    "agreements": ("agreement version", "agreement versions"),
+    "email_templates": ("message template", "message templates"),
+    "catalogue": ("thing to acquire", "things to acquire"),
+}
 
 
 def _counts(counts: dict[str, int]) -> str:
@@ -358,8 +386,11 @@ def _size(count: int) -> str:
 
 def _holding(contents) -> str:
     """'38 tables, 1,234 rows (9 accounts, 42 items, 7 loans)'."""
-    shown = [_counted(contents.rows[table], noun) for table, noun in
-             (("account", "account"), ("item", "item"), ("loan", "loan")) if table in contents.rows]
+    shown = [
+        _counted(contents.rows[table], noun)
+        for table, noun in (("account", "account"), ("item", "item"), ("loan", "loan"))
+        if table in contents.rows
+    ]
     rows = f"{contents.total_rows:,} row" + ("" if contents.total_rows == 1 else "s")
     return f"{_counted(contents.tables, 'table')}, {rows}" + (f" ({', '.join(shown)})" if shown else "")
 
@@ -379,9 +410,14 @@ def cmd_backup(args: argparse.Namespace) -> int:
     from lending.workflows import backup
 
     settings = _settings()
-    done = _backup_work(lambda: backup.write_backup(
-        database_url=settings.database_url, target=Path(args.file), force=args.force,
-        progress=lambda text: print(text, file=sys.stderr, flush=True)))
+    done = _backup_work(
+        lambda: backup.write_backup(
+            database_url=settings.database_url,
+            target=Path(args.file),
+            force=args.force,
+            progress=lambda text: print(text, file=sys.stderr, flush=True),
+        )
+    )
     if done is None:
         return EXIT_FAILED
     print(f"Backed up {done.database} to {done.path}: {_size(done.size)}, {_holding(done.contents)}.")
@@ -394,17 +430,25 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from lending.workflows import backup
 
     settings = _settings()
-    done = _backup_work(lambda: backup.restore_backup(
-        database_url=settings.database_url, source=Path(args.file), force=args.force,
-        progress=lambda text: print(text, file=sys.stderr, flush=True)))
+    done = _backup_work(
+        lambda: backup.restore_backup(
+            database_url=settings.database_url,
+            source=Path(args.file),
+            force=args.force,
+            progress=lambda text: print(text, file=sys.stderr, flush=True),
+        )
+    )
     if done is None:
         return EXIT_FAILED
-    print(f"Restored {done.path} into {done.database}: {_holding(done.contents)}. "
-          "Migrations newer than the backup are applied when the app starts (or by `lending migrate`).")
+    print(
+        f"Restored {done.path} into {done.database}: {_holding(done.contents)}. "
+        "Migrations newer than the backup are applied when the app starts (or by `lending migrate`)."
+    )
     return 0
 
 
 # --- parsing --------------------------------------------------------------------------------------
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2, as for every other bad input
@@ -417,11 +461,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     venue = commands.add_parser("venue", help="the venue's setup, as one file another venue can start from")
     venue_commands = venue.add_subparsers(dest="venue_command", required=True, parser_class=_Parser)
-    venue_export = venue_commands.add_parser("export", help="write the setup (no personal data) to FILE, or - for "
-                                                            "standard output")
+    venue_export = venue_commands.add_parser(
+        "export", help="write the setup (no personal data) to FILE, or - for standard output"
+    )
     venue_export.add_argument("file", metavar="FILE")
-    venue_export.add_argument("--catalogue", action="store_true",
-                              help="include the catalogue, as a list of things to acquire (no loan history)")
+    venue_export.add_argument(
+        "--catalogue",
+        action="store_true",
+        help="include the catalogue, as a list of things to acquire (no loan history)",
+    )
     venue_export.set_defaults(handler=cmd_venue_export)
     venue_import = venue_commands.add_parser("import", help="start this (new, empty) venue from a setup FILE")
     venue_import.add_argument("file", metavar="FILE")
@@ -437,20 +485,26 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="apply pending migrations").set_defaults(handler=cmd_migrate)
 
     reminders = commands.add_parser("reminders", help="messages to members").add_subparsers(
-        dest="reminders_command", required=True, parser_class=_Parser)
-    send = reminders.add_parser("send", help="expire lapsed memberships and uncollected holds, queue expiry, "
-                                             "due-soon and overdue reminders and send what waits; each message "
-                                             "goes once (run it from cron)")
+        dest="reminders_command", required=True, parser_class=_Parser
+    )
+    send = reminders.add_parser(
+        "send",
+        help="expire lapsed memberships and uncollected holds, queue expiry, "
+        "due-soon and overdue reminders and send what waits; each message "
+        "goes once (run it from cron)",
+    )
     send.add_argument("--dry-run", action="store_true", help="say what would be sent, change nothing")
     send.set_defaults(handler=cmd_reminders_send)
 
     demo = commands.add_parser("demo", help="load a demo venue and print its sign-ins (safe to run twice)")
-    demo.add_argument("--force", action="store_true",
-                      help="load demo accounts even though the database holds other accounts")
+    demo.add_argument(
+        "--force", action="store_true", help="load demo accounts even though the database holds other accounts"
+    )
     demo.set_defaults(handler=cmd_demo)
 
-    user = commands.add_parser("user", help="manage accounts").add_subparsers(dest="action", required=True,
-                                                                               parser_class=_Parser)
+    user = commands.add_parser("user", help="manage accounts").add_subparsers(
+        dest="action", required=True, parser_class=_Parser
+    )
     create = user.add_parser("create", help="create an account")
     create.add_argument("--email", required=True)
     create.add_argument("--name", required=True)
@@ -460,8 +514,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--language", default="en", choices=sorted(i18n.LANGUAGES))
     create.set_defaults(handler=cmd_user_create)
 
-    token = commands.add_parser("token", help="manage API tokens").add_subparsers(dest="action", required=True,
-                                                                                   parser_class=_Parser)
+    token = commands.add_parser("token", help="manage API tokens").add_subparsers(
+        dest="action", required=True, parser_class=_Parser
+    )
     token_create = token.add_parser("create", help="print a new API token for a user")
     token_create.add_argument("--email", required=True)
     token_create.add_argument("--label", default="", help="what the token is for")
@@ -471,26 +526,31 @@ def build_parser() -> argparse.ArgumentParser:
     token_revoke.set_defaults(handler=cmd_token_revoke)
 
     items = commands.add_parser("items", help="import and export the catalogue as CSV").add_subparsers(
-        dest="action", required=True, parser_class=_Parser)
+        dest="action", required=True, parser_class=_Parser
+    )
     items_import = items.add_parser("import", help="add the items in a CSV file: all of them, or none")
     items_import.add_argument("file", metavar="FILE", help='a CSV file (docs/catalogue-csv.md), or "-" for stdin')
     items_import.add_argument("--dry-run", action="store_true", help="check every row and report; write nothing")
-    items_import.add_argument("--create-categories", action="store_true",
-                              help="create the categories the file names that do not exist yet")
-    items_import.add_argument("--keep-codes", action="store_true",
-                              help="let items keep codes from another catalogue that are not used here")
+    items_import.add_argument(
+        "--create-categories", action="store_true", help="create the categories the file names that do not exist yet"
+    )
+    items_import.add_argument(
+        "--keep-codes", action="store_true", help="let items keep codes from another catalogue that are not used here"
+    )
     items_import.set_defaults(handler=cmd_items_import)
     items_export = items.add_parser("export", help="write every item to a CSV file")
     items_export.add_argument("file", metavar="FILE", help='the CSV file to write, or "-" for stdout')
     items_export.set_defaults(handler=cmd_items_export)
 
-    backup = commands.add_parser("backup", help="write a consistent copy of the database to FILE, "
-                                                "also while the app runs (docs/deploy.md)")
+    backup = commands.add_parser(
+        "backup", help="write a consistent copy of the database to FILE, also while the app runs (docs/deploy.md)"
+    )
     backup.add_argument("file", metavar="FILE", help="the backup file to write, e.g. var/backups/lending.dump")
     backup.add_argument("--force", action="store_true", help="replace FILE if it exists")
     backup.set_defaults(handler=cmd_backup)
-    restore = commands.add_parser("restore", help="replace the database with a backup made by `lending backup` "
-                                                  "(stop the app first)")
+    restore = commands.add_parser(
+        "restore", help="replace the database with a backup made by `lending backup` (stop the app first)"
+    )
     restore.add_argument("file", metavar="FILE", help="a backup of the same kind of database (SQLite or PostgreSQL)")
     restore.add_argument("--force", action="store_true", help="replace a database that already holds accounts")
     restore.set_defaults(handler=cmd_restore)

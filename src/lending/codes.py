@@ -26,4 +26,4 @@ def normalise(text: str) -> str:
 
 def display(code: str) -> str:
     """Codes are easier to read aloud in groups of four."""
-    return "-".join(code[i:i + 4] for i in range(0, len(code), 4))
+    return "-".join(code[i : i + 4] for i in range(0, len(code), 4))

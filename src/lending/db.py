@@ -49,8 +49,9 @@ def make_engine(database_url: str) -> Engine:
         path = str(sqlite_path(database_url))
         if sqlite_engine.engine_kind() == "per-query":
             return sqlite_engine.ShieldedSQLiteEngine(path=path, timeout=SQLITE_BUSY_TIMEOUT_SECONDS)
-        return sqlite_engine.PooledSQLiteEngine(path=path, readers=sqlite_engine.reader_count(),
-                                                timeout=SQLITE_BUSY_TIMEOUT_SECONDS)
+        return sqlite_engine.PooledSQLiteEngine(
+            path=path, readers=sqlite_engine.reader_count(), timeout=SQLITE_BUSY_TIMEOUT_SECONDS
+        )
     return PostgresEngine(config={"dsn": normalise_postgres_url(database_url)})
 
 

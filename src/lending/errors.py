@@ -9,8 +9,15 @@ class DomainError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, detail: str, *, code: str | None = None, reasons: Sequence[str] | None = None,
-                 field: str | None = None, errors: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        code: str | None = None,
+        reasons: Sequence[str] | None = None,
+        field: str | None = None,
+        errors: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         if code:

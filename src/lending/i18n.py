@@ -54,7 +54,7 @@ def current_language() -> str:
     return _current.get()
 
 
-class in_language:  # noqa: N801 - used as a context manager, like a function
+class in_language:
     """Render text in someone's language (a member's email), whatever the request's is."""
 
     def __init__(self, language: str) -> None:
@@ -123,8 +123,13 @@ def lazy_ngettext(singular: str, plural: str, count: int, **variables: object) -
     return LazyPlural(singular, plural, count, **variables)
 
 
-def negotiate(*, chosen: str | None, account_language: str | None, accept_language: str | None,
-              offered: tuple[str, ...] | None = None) -> str:
+def negotiate(
+    *,
+    chosen: str | None,
+    account_language: str | None,
+    accept_language: str | None,
+    offered: tuple[str, ...] | None = None,
+) -> str:
     """A signed-in person's account decides (the switch saves their choice there, so it follows
     them to every browser and into their emails), then the switch they used (its cookie), then
     their browser's languages, among the languages the venue offers (all by default); else the
@@ -223,5 +228,8 @@ def format_money(pence: int, language: str | None = None, currency: str | None =
     """Money in the reader's language and the venue's currency: "£5.50" in English and in Welsh."""
     from babel.numbers import format_currency
 
-    return format_currency(pence / 100, (currency or current_currency()).upper(),
-                           locale=_LOCALES.get(language or current_language(), "en_GB"))
+    return format_currency(
+        pence / 100,
+        (currency or current_currency()).upper(),
+        locale=_LOCALES.get(language or current_language(), "en_GB"),
+    )

@@ -1,4 +1,4 @@
-"""Configuration, read once from environment variables (see CONTRACT.md)."""
+"""Configuration, read once from environment variables (README.md, "Configuration")."""
 
 from __future__ import annotations
 
@@ -97,8 +97,10 @@ def trusted_proxies(text: str) -> tuple[Network, ...]:
         try:
             networks.append(ipaddress.ip_network(part, strict=False))
         except ValueError:
-            raise SettingsError(f"TRUSTED_PROXIES: {part!r} is not an IP address or network "
-                                "(write them like 127.0.0.1, 10.0.0.0/8, separated by commas).") from None
+            raise SettingsError(
+                f"TRUSTED_PROXIES: {part!r} is not an IP address or network "
+                "(write them like 127.0.0.1, 10.0.0.0/8, separated by commas)."
+            ) from None
     return tuple(networks)
 
 

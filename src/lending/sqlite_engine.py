@@ -3,7 +3,7 @@
 Piccolo's ``SQLiteEngine`` opens a new aiosqlite connection, with its own thread, for every
 query outside a transaction and for every transaction. Opening one costs more than the query:
 it held every database route near 1,000 requests/s where one persistent connection serves
-5,000-7,000 point selects/s (``../shared/context/performance.md``). ``PooledSQLiteEngine``
+5,000-7,000 point selects/s (bench/engine.py, docs/performance.md). ``PooledSQLiteEngine``
 keeps the connections open instead, without any change to the services:
 
 * **one writer**: statements that change something (anything but a ``SELECT``) outside a
@@ -167,7 +167,7 @@ class PooledSQLiteEngine(ShieldedSQLiteEngine):
         if write:
             try:
                 await asyncio.wait_for(pool.writer_turn.acquire(), timeout=self._busy_timeout())
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise sqlite3.OperationalError("database is locked") from None
             try:
                 if pool.writer is None:
@@ -208,7 +208,7 @@ class PooledSQLiteEngine(ShieldedSQLiteEngine):
                 if connection.in_transaction:
                     await connection.rollback()
                 return True
-            except Exception:  # noqa: BLE001 - a broken connection is replaced, not reused
+            except Exception:
                 pass
         pool.open.discard(connection)
         if pool.writer is connection:
@@ -221,8 +221,9 @@ class PooledSQLiteEngine(ShieldedSQLiteEngine):
 
     # --- queries -----------------------------------------------------------------------------
 
-    async def _run_in_new_connection(self, query: str, args: list[Any] | None = None, query_type: str = "generic",
-                                     table=None):
+    async def _run_in_new_connection(
+        self, query: str, args: list[Any] | None = None, query_type: str = "generic", table=None
+    ):
         # Not shielded: a statement outside a transaction is one autocommit step. If its caller
         # is cancelled, the connection goes back at once and the statement still finishes first
         # (each connection's thread runs what it is given in order), so the next user waits
@@ -233,13 +234,15 @@ class PooledSQLiteEngine(ShieldedSQLiteEngine):
         finally:
             await release(connection)
 
-    async def _run_in_existing_connection(self, connection, query: str, args: list[Any] | None = None,
-                                          query_type: str = "generic", table=None):
+    async def _run_in_existing_connection(
+        self, connection, query: str, args: list[Any] | None = None, query_type: str = "generic", table=None
+    ):
         # Foreign keys and the row factory were set when the connection was opened.
         return await connection.execute_fetchall(query, args or [])
 
-    def transaction(self, transaction_type: TransactionType = TransactionType.deferred,
-                    allow_nested: bool = True) -> PooledTransaction:
+    def transaction(
+        self, transaction_type: TransactionType = TransactionType.deferred, allow_nested: bool = True
+    ) -> PooledTransaction:
         return PooledTransaction(engine=self, transaction_type=transaction_type, allow_nested=allow_nested)
 
     async def close(self, timeout: float = 10.0) -> None:

@@ -46,8 +46,9 @@ def _frame(image: Image.Image, size: tuple[int, int], margin: float) -> Image.Im
     return canvas
 
 
-def write_y4m(image: Image.Image, path: str | Path, *, size: tuple[int, int] = (640, 480), frames: int = 20,
-              margin: float = 0.1) -> Path:
+def write_y4m(
+    image: Image.Image, path: str | Path, *, size: tuple[int, int] = (640, 480), frames: int = 20, margin: float = 0.1
+) -> Path:
     """Write ``image``, centred on white and scaled to fit ``size`` with ``margin`` (a fraction of
     each side) all round, as ``frames`` identical frames of a 10 fps y4m video; return the path."""
     width, height = size
@@ -58,12 +59,14 @@ def write_y4m(image: Image.Image, path: str | Path, *, size: tuple[int, int] = (
     y, cb, cr = _frame(image, size, margin).convert("YCbCr").split()
     half = (width // 2, height // 2)
     # BOX averages each 2x2 block, the usual way to subsample chroma.
-    frame = b"".join([
-        b"FRAME\n",
-        y.tobytes(),
-        cb.resize(half, Image.Resampling.BOX).tobytes(),
-        cr.resize(half, Image.Resampling.BOX).tobytes(),
-    ])
+    frame = b"".join(
+        [
+            b"FRAME\n",
+            y.tobytes(),
+            cb.resize(half, Image.Resampling.BOX).tobytes(),
+            cr.resize(half, Image.Resampling.BOX).tobytes(),
+        ]
+    )
     path = Path(path)
     with path.open("wb") as out:
         out.write(f"YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n".encode("ascii"))

@@ -74,8 +74,14 @@ def watch_csp(context) -> list[str]:
     context.add_init_script(_CSP_LISTENER)
 
     def listen(page) -> None:
-        page.on("console", lambda message: found.append(f"console: {message.text} on {page.url}")
-                if any(words in message.text for words in _HEADER_COMPLAINTS) else None)
+        page.on(
+            "console",
+            lambda message: (
+                found.append(f"console: {message.text} on {page.url}")
+                if any(words in message.text for words in _HEADER_COMPLAINTS)
+                else None
+            ),
+        )
 
     context.on("page", listen)
     return found
@@ -127,9 +133,14 @@ def demo_server_with_stripe(prefix: str) -> Iterator[tuple[Server, object]]:
     with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         folder = Path(tmp)
         with running_fake_stripe(log_folder=folder) as fake:
-            env = server_env(SECRET_KEY=SECRET, DATABASE_URL=f"sqlite:///{folder / 'lending.db'}", LENDING_DEMO="1",
-                             STRIPE_SECRET_KEY=fake.secret_key, STRIPE_WEBHOOK_SECRET=fake.webhook_secret,
-                             STRIPE_API_BASE=fake.base_url)
+            env = server_env(
+                SECRET_KEY=SECRET,
+                DATABASE_URL=f"sqlite:///{folder / 'lending.db'}",
+                LENDING_DEMO="1",
+                STRIPE_SECRET_KEY=fake.secret_key,
+                STRIPE_WEBHOOK_SECRET=fake.webhook_secret,
+                STRIPE_API_BASE=fake.base_url,
+            )
             run_command("demo", cwd=folder, env=env)
             with running_server(folder, env) as server:
                 fake.set_webhook(server.url("/webhooks/stripe"))

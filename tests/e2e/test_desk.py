@@ -21,12 +21,7 @@ from PIL import Image
 from playwright.sync_api import Page, expect
 
 from tests.e2e.camera import write_y4m
-from tests.e2e.conftest import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    assert_no_csp_violations,
-    watch_csp,
-)
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, assert_no_csp_violations, watch_csp
 from tests.e2e.test_pages import assert_accessible, path_of, sign_in
 
 pytestmark = pytest.mark.browser
@@ -40,9 +35,10 @@ CAMERA_ARGS = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-st
 
 # --- helpers ------------------------------------------------------------------------------------
 
+
 def display_code(code: str) -> str:
     """As the pages show codes: groups of four joined by hyphens."""
-    return "-".join(code[i:i + 4] for i in range(0, len(code), 4))
+    return "-".join(code[i : i + 4] for i in range(0, len(code), 4))
 
 
 def _get_json(server, path: str) -> dict:
@@ -75,10 +71,12 @@ def member_card_code(new_page) -> str:
 
 
 def assert_no_horizontal_scroll(page: Page) -> None:
-    widths = page.evaluate("({scroll: document.documentElement.scrollWidth,"
-                           " client: document.documentElement.clientWidth})")
+    widths = page.evaluate(
+        "({scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth})"
+    )
     assert widths["scroll"] <= widths["client"], (
-        f"{page.url} scrolls sideways: {widths['scroll']}px of content in a {widths['client']}px viewport")
+        f"{page.url} scrolls sideways: {widths['scroll']}px of content in a {widths['client']}px viewport"
+    )
 
 
 class Problems:
@@ -89,7 +87,7 @@ class Problems:
         self.found: list[str] = []
 
     def check(self, page: Page, *, axe: bool = True) -> None:
-        for step in ((assert_accessible, assert_no_horizontal_scroll) if axe else (assert_no_horizontal_scroll,)):
+        for step in (assert_accessible, assert_no_horizontal_scroll) if axe else (assert_no_horizontal_scroll,):
             try:
                 step(page)
             except AssertionError as problem:
@@ -160,6 +158,7 @@ def check_in_with_note(page: Page, item: dict, note: str) -> None:
 
 
 # --- 1. the whole desk flow on a phone ----------------------------------------------------------
+
 
 def test_lend_two_items_and_check_one_in_on_a_phone(new_page, server) -> None:
     first = available_item(server, "Wallpaper stripper")  # has a parts checklist on return
@@ -273,7 +272,8 @@ def test_after_each_scan_the_code_box_has_focus_for_the_next(new_page, server) -
     expect(outcome(page)).to_have_attribute("data-outcome", "success")
     assert active_id(page) == "item-code", (
         f"after adding an item ({page.url}) focus is on {active_id(page)!r}, not the item box: "
-        "the next scan from a USB scanner would go nowhere")
+        "the next scan from a USB scanner would go nowhere"
+    )
 
     page.keyboard.type(second["code"])  # the scanner types the code and presses Enter
     with page.expect_navigation():
@@ -306,6 +306,7 @@ def test_scanner_buttons_are_hidden_until_they_can_work(new_page) -> None:
 
 
 # --- 2. what the desk says ----------------------------------------------------------------------
+
 
 def test_unknown_and_unavailable_codes_say_so(new_page, server) -> None:
     item = available_item(server, "Stud finder")
@@ -349,6 +350,7 @@ def test_unknown_and_unavailable_codes_say_so(new_page, server) -> None:
 
 # --- 3. the camera, for real --------------------------------------------------------------------
 
+
 def label_png(server, code: str) -> Image.Image:
     """The item's QR label as the app renders it for printing."""
     with urllib.request.urlopen(server.url(f"/api/v1/items/{code}/qr.png"), timeout=10) as response:
@@ -362,8 +364,8 @@ def camera_browser(browser, video: Path):
     if not CHROMIUM.exists():  # the `browser` fixture has already failed or skipped by now
         pytest.skip(f"{CHROMIUM} is not installed")
     return browser.browser_type.launch(
-        executable_path=str(CHROMIUM),
-        args=[*CHROMIUM_ARGS, *CAMERA_ARGS, f"--use-file-for-fake-video-capture={video}"])
+        executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, *CAMERA_ARGS, f"--use-file-for-fake-video-capture={video}"]
+    )
 
 
 def scan_with_camera(page: Page, scanner) -> None:
@@ -431,4 +433,3 @@ def test_camera_scans_a_member_card_on_the_desk(browser, new_page, server, tmp_p
         assert_no_csp_violations(violations)
     finally:
         camera.close()
-

@@ -9,11 +9,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import (
-    assert_no_csp_violations,
-    demo_server_with_stripe,
-    watch_csp,
-)
+from tests.e2e.conftest import assert_no_csp_violations, demo_server_with_stripe, watch_csp
 from tests.e2e.test_pages import assert_accessible, sign_in
 from tests.servers import Server
 

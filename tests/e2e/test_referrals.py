@@ -35,9 +35,10 @@ CODE_PATTERN = r"[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{2}"
 
 # --- helpers ------------------------------------------------------------------------------------
 
+
 def display_code(code: str) -> str:
     """As the pages show codes: groups of four joined by hyphens."""
-    return "-".join(code[i:i + 4] for i in range(0, len(code), 4))
+    return "-".join(code[i : i + 4] for i in range(0, len(code), 4))
 
 
 def unique() -> str:
@@ -63,10 +64,12 @@ def available_item(server) -> dict:
 
 
 def assert_no_horizontal_scroll(page: Page) -> None:
-    widths = page.evaluate("({scroll: document.documentElement.scrollWidth,"
-                           " client: document.documentElement.clientWidth})")
+    widths = page.evaluate(
+        "({scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth})"
+    )
     assert widths["scroll"] <= widths["client"], (
-        f"{page.url} scrolls sideways: {widths['scroll']}px of content in a {widths['client']}px viewport")
+        f"{page.url} scrolls sideways: {widths['scroll']}px of content in a {widths['client']}px viewport"
+    )
 
 
 class Problems:
@@ -77,7 +80,7 @@ class Problems:
         self.found: list[str] = []
 
     def check(self, page: Page, *, axe: bool = True) -> None:
-        for step in ((assert_accessible, assert_no_horizontal_scroll) if axe else (assert_no_horizontal_scroll,)):
+        for step in (assert_accessible, assert_no_horizontal_scroll) if axe else (assert_no_horizontal_scroll,):
             try:
                 step(page)
             except AssertionError as problem:
@@ -89,8 +92,11 @@ class Problems:
 
 def summary_value(page: Page, term: str):
     """The <dd> beside the <dt> called ``term`` in a page's dl.summary."""
-    return page.locator("dl.summary > div").filter(
-        has=page.locator("dt", has_text=re.compile(f"^{re.escape(term)}$"))).locator("dd")
+    return (
+        page.locator("dl.summary > div")
+        .filter(has=page.locator("dt", has_text=re.compile(f"^{re.escape(term)}$")))
+        .locator("dd")
+    )
 
 
 def issue_referral(page: Page, name: str, *, problems: Problems | None = None) -> str:
@@ -126,6 +132,7 @@ def join_with_code(page: Page, *, name: str, email: str, password: str) -> None:
 
 
 # --- 1. from the referral to the first loan -----------------------------------------------------
+
 
 def test_referral_to_first_loan_on_a_phone(new_page, server) -> None:
     suffix = unique()
@@ -246,6 +253,7 @@ def test_referral_to_first_loan_on_a_phone(new_page, server) -> None:
 
 # --- 2. a code works once -----------------------------------------------------------------------
 
+
 def test_a_used_code_cannot_be_used_again(new_page, server) -> None:
     suffix = unique()
     worker = new_page(**PHONE)
@@ -254,8 +262,9 @@ def test_a_used_code_cannot_be_used_again(new_page, server) -> None:
 
     first = new_page(**PHONE)
     first.goto(f"/r/{code}")
-    join_with_code(first, name=f"Twm Referred {suffix}", email=f"twm-{suffix}@example.org",
-                   password="a long enough password")
+    join_with_code(
+        first, name=f"Twm Referred {suffix}", email=f"twm-{suffix}@example.org", password="a long enough password"
+    )
     assert path_of(first) == "/account", f"the first use of the code led to {first.url}"
     expect(first.locator(".flash").filter(has_text="Welcome! Your free membership is active")).to_be_visible()
 

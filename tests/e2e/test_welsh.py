@@ -27,8 +27,20 @@ from tests.servers import Server
 pytestmark = pytest.mark.browser
 
 PHONE = {"viewport": {"width": 360, "height": 740}, "is_mobile": True, "has_touch": True}
-WELSH_MONTHS = ("Ionawr", "Chwefror", "Mawrth", "Ebrill", "Mai", "Mehefin", "Gorffennaf", "Awst", "Medi",
-                "Hydref", "Tachwedd", "Rhagfyr")
+WELSH_MONTHS = (
+    "Ionawr",
+    "Chwefror",
+    "Mawrth",
+    "Ebrill",
+    "Mai",
+    "Mehefin",
+    "Gorffennaf",
+    "Awst",
+    "Medi",
+    "Hydref",
+    "Tachwedd",
+    "Rhagfyr",
+)
 WELSH_DATE = re.compile(r"\d{1,2} (" + "|".join(WELSH_MONTHS) + r") \d{4}")
 WELSH_DAY = re.compile(r"Dydd (Llun|Mawrth|Mercher|Iau|Gwener|Sadwrn|Sul) \d{1,2} (" + "|".join(WELSH_MONTHS) + ")")
 PASSWORD = "a long enough password"

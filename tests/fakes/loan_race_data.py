@@ -40,23 +40,34 @@ async def build(*, members_wanted: int, items_wanted: int, drop_guard_index: boo
     await db.start()
     try:
         await db.migrate()
-        tier = await memberships.save_tier(values=TierInput(
-            name="Race free", min_pence=0, max_pence=0, allow_free=True, loan_limit=100, loan_days=7))
-        volunteer = await members.create_account(name="Race Volunteer", email="race-volunteer@example.org",
-                                                 role="volunteer", password="a long enough password")
+        tier = await memberships.save_tier(
+            values=TierInput(name="Race free", min_pence=0, max_pence=0, allow_free=True, loan_limit=100, loan_days=7)
+        )
+        volunteer = await members.create_account(
+            name="Race Volunteer",
+            email="race-volunteer@example.org",
+            role="volunteer",
+            password="a long enough password",
+        )
         token = await members.create_api_token(account_id=volunteer.id, label="loan races")
         member_ids = []
         for n in range(members_wanted):
-            member = await members.create_account(name=f"Racer {n:02d}", email=f"racer{n:02d}@example.org",
-                                                  role="member")
-            await memberships.record_counter_payment(member_id=member.id, tier=tier.id, amount=0, method="cash",
-                                                     actor_id=None)
+            member = await members.create_account(
+                name=f"Racer {n:02d}", email=f"racer{n:02d}@example.org", role="member"
+            )
+            await memberships.record_counter_payment(
+                member_id=member.id, tier=tier.id, amount=0, method="cash", actor_id=None
+            )
             member_ids.append(member.id)
         items = [await catalog.add_item(details=ItemDetails(name="Tent")) for _ in range(items_wanted)]
         if drop_guard_index:
             await db.engine().run_ddl(f"DROP INDEX {GUARD_INDEX}")
-        return {"token": token, "item_codes": [item.code for item in items], "member_ids": member_ids,
-                "tier_id": tier.id}
+        return {
+            "token": token,
+            "item_codes": [item.code for item in items],
+            "member_ids": member_ids,
+            "tier_id": tier.id,
+        }
     finally:
         await db.stop()
 
@@ -67,8 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--items", type=int, default=1)
     parser.add_argument("--drop-guard-index", action="store_true")
     args = parser.parse_args(argv)
-    found = asyncio.run(build(members_wanted=args.members, items_wanted=args.items,
-                              drop_guard_index=args.drop_guard_index))
+    found = asyncio.run(
+        build(members_wanted=args.members, items_wanted=args.items, drop_guard_index=args.drop_guard_index)
+    )
     print(json.dumps(found))
     return 0
 

@@ -49,8 +49,15 @@ def _free_port() -> int:
 class FakeStripe:
     """A handle on one running fake: where it is, its keys, and its test-control endpoints."""
 
-    def __init__(self, base_url: str, webhook_secret: str, *, secret_key: str = SECRET_KEY,
-                 process: subprocess.Popen | None = None, log_path: Path | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        webhook_secret: str,
+        *,
+        secret_key: str = SECRET_KEY,
+        process: subprocess.Popen | None = None,
+        log_path: Path | None = None,
+    ):
         self.base_url = base_url
         self.secret_key = secret_key
         self.webhook_secret = webhook_secret
@@ -64,14 +71,20 @@ class FakeStripe:
 
     def client(self) -> stripe.StripeClient:
         """The real SDK pointed at the fake; no retries, so a test sees each request once."""
-        return stripe.StripeClient(self.secret_key, base_addresses={"api": self.base_url},
-                                   max_network_retries=0)
+        return stripe.StripeClient(self.secret_key, base_addresses={"api": self.base_url}, max_network_retries=0)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
 
-    def _call(self, method: str, path: str, body: dict | None = None, *, ok: tuple[int, ...] = (200,),
-              params: dict | None = None) -> Any:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: dict | None = None,
+        *,
+        ok: tuple[int, ...] = (200,),
+        params: dict | None = None,
+    ) -> Any:
         response = self._http.request(method, path, json=body, params=params)
         if response.status_code not in ok:
             raise FakeStripeError(f"{method} {path} -> {response.status_code}: {response.text}")
@@ -89,8 +102,12 @@ class FakeStripe:
         """Complete a Checkout Session as if on the payment page. "succeed" and "async" return the
         session; "fail" (declined: only a ``payment_intent.payment_failed`` event) returns
         ``{"error", "session"}``."""
-        return self._call("POST", f"/_test/sessions/{session_id}/pay", {"outcome": outcome},
-                          ok=(402,) if outcome == "fail" else (200,))
+        return self._call(
+            "POST",
+            f"/_test/sessions/{session_id}/pay",
+            {"outcome": outcome},
+            ok=(402,) if outcome == "fail" else (200,),
+        )
 
     def settle(self, session_id: str, succeed: bool = True) -> dict:
         """A delayed ("async") payment clears or fails; returns the session."""
@@ -107,8 +124,9 @@ class FakeStripe:
     def resend(self, event_id: str, times: int = 5, concurrent: bool = True) -> list[int | None]:
         """Deliver a stored event again (same id and body), ``times`` at once when concurrent;
         the HTTP statuses (None for a connection error)."""
-        return self._call("POST", f"/_test/events/{event_id}/resend",
-                          {"times": times, "concurrent": concurrent})["statuses"]
+        return self._call("POST", f"/_test/events/{event_id}/resend", {"times": times, "concurrent": concurrent})[
+            "statuses"
+        ]
 
     def send(self, type: str, obj: dict, previous_attributes: dict | None = None) -> dict:
         """A new event of any ``type`` around ``obj``, delivered before this returns:
@@ -171,22 +189,31 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def running_fake_stripe(webhook_url: str | None = None, webhook_secret: str = "whsec_test_fake",
-                        log_folder: Path | str | None = None) -> Iterator[FakeStripe]:
+def running_fake_stripe(
+    webhook_url: str | None = None, webhook_secret: str = "whsec_test_fake", log_folder: Path | str | None = None
+) -> Iterator[FakeStripe]:
     """The fake Stripe on a free 127.0.0.1 port, in its own process group, stopped on exit.
     Its output goes to ``log_folder/fake-stripe-<port>.log`` (kept), else to a temporary file."""
     port = _free_port()
     folder = Path(log_folder) if log_folder is not None else Path(tempfile.mkdtemp(prefix="fake-stripe-"))
     folder.mkdir(parents=True, exist_ok=True)
     log_path = folder / f"fake-stripe-{port}.log"
-    command = [sys.executable, "-m", "tests.fakes.stripe_server", "--port", str(port),
-               "--webhook-secret", webhook_secret]
+    command = [
+        sys.executable,
+        "-m",
+        "tests.fakes.stripe_server",
+        "--port",
+        str(port),
+        "--webhook-secret",
+        webhook_secret,
+    ]
     if webhook_url:
         command += ["--webhook-url", webhook_url]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with log_path.open("wb") as output:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
     fake = FakeStripe(f"http://127.0.0.1:{port}", webhook_secret, process=process, log_path=log_path)
     try:
         _wait_until_ready(fake, process)

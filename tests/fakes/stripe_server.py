@@ -53,10 +53,11 @@ if __name__ == "__main__" and not __package__:
     # Run as a script, this folder would come first on sys.path and its stripe.py (the test
     # helper) would shadow the SDK; ``python -m tests.fakes.stripe_server`` is the normal way.
     import os.path
+
     _here = os.path.dirname(os.path.realpath(__file__))
     sys.path = [entry for entry in sys.path if os.path.realpath(entry or ".") != _here]
 
-import stripe  # noqa: E402
+import stripe
 
 API_VERSION = stripe.api_version
 DEFAULT_WEBHOOK_SECRET = "whsec_test_fake"
@@ -67,18 +68,57 @@ INTERVAL_SECONDS = {"day": DAY, "week": 7 * DAY, "month": 30 * DAY, "year": 365 
 MAX_INTERVAL_COUNT = {"day": 365, "week": 52, "month": 12, "year": 1}
 # Stripe's minimum charge per currency, in the currency's smallest unit.
 MINIMUM_CHARGE = {
-    "usd": 50, "aud": 50, "brl": 50, "cad": 50, "chf": 50, "czk": 1500, "dkk": 250, "eur": 50,
-    "gbp": 30, "hkd": 400, "huf": 17500, "inr": 50, "jpy": 50, "mxn": 1000, "myr": 200, "nok": 300,
-    "nzd": 50, "pln": 200, "ron": 200, "sek": 300, "sgd": 50, "thb": 1000,
+    "usd": 50,
+    "aud": 50,
+    "brl": 50,
+    "cad": 50,
+    "chf": 50,
+    "czk": 1500,
+    "dkk": 250,
+    "eur": 50,
+    "gbp": 30,
+    "hkd": 400,
+    "huf": 17500,
+    "inr": 50,
+    "jpy": 50,
+    "mxn": 1000,
+    "myr": 200,
+    "nok": 300,
+    "nzd": 50,
+    "pln": 200,
+    "ron": 200,
+    "sek": 300,
+    "sgd": 50,
+    "thb": 1000,
 }
 MAXIMUM_AMOUNT = 99_999_999
-ZERO_DECIMAL = {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd",
-                "vuv", "xaf", "xof", "xpf"}
+ZERO_DECIMAL = {
+    "bif",
+    "clp",
+    "djf",
+    "gnf",
+    "jpy",
+    "kmf",
+    "krw",
+    "mga",
+    "pyg",
+    "rwf",
+    "ugx",
+    "vnd",
+    "vuv",
+    "xaf",
+    "xof",
+    "xpf",
+}
 SYMBOLS = {"gbp": "£", "usd": "$", "eur": "€", "jpy": "¥"}
 CARD_SUCCEEDS = "4242424242424242"
 CARD_DECLINED = "4000000000000002"
-DECLINE = {"type": "card_error", "code": "card_declined", "decline_code": "generic_decline",
-           "message": "Your card was declined."}
+DECLINE = {
+    "type": "card_error",
+    "code": "card_declined",
+    "decline_code": "generic_decline",
+    "message": "Your card was declined.",
+}
 ALPHANUMERIC = string.ascii_letters + string.digits
 
 
@@ -91,7 +131,7 @@ def now() -> int:
 
 
 def format_amount(amount: int, currency: str) -> str:
-    """"£5.00": what a person paying reads, so the page can be checked by eye and by tests."""
+    """ "£5.00": what a person paying reads, so the page can be checked by eye and by tests."""
     currency = currency.lower()
     number = f"{amount:,}" if currency in ZERO_DECIMAL else f"{amount // 100:,}.{amount % 100:02d}"
     symbol = SYMBOLS.get(currency)
@@ -101,8 +141,16 @@ def format_amount(amount: int, currency: str) -> str:
 class ApiError(Exception):
     """A Stripe-shaped error; the SDK turns the status and body into its exception classes."""
 
-    def __init__(self, message: str, *, status: int = 400, param: str | None = None,
-                 code: str | None = None, type: str = "invalid_request_error", **extra: Any):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 400,
+        param: str | None = None,
+        code: str | None = None,
+        type: str = "invalid_request_error",
+        **extra: Any,
+    ):
         super().__init__(message)
         self.status = status
         self.error = {"type": type, "message": message, "param": param, "code": code, **extra}
@@ -121,9 +169,12 @@ def no_such(kind: str, object_id: str, param: str | None, status: int = 400) -> 
 
 def unmodelled(param: str, what: str | None = None) -> ApiError:
     """Stripe accepts this, the fake does not pretend to: better a loud 400 than a silent no-op."""
-    return ApiError(f"The fake Stripe does not model {what or f'`{param}`'} (real Stripe accepts it); "
-                    "teach tests/fakes/stripe_server.py about it if the app needs it.", param=param,
-                    code="fake_parameter_unsupported")
+    return ApiError(
+        f"The fake Stripe does not model {what or f'`{param}`'} (real Stripe accepts it); "
+        "teach tests/fakes/stripe_server.py about it if the app needs it.",
+        param=param,
+        code="fake_parameter_unsupported",
+    )
 
 
 # --- form decoding ----------------------------------------------------------------------------
@@ -181,7 +232,7 @@ def _evaluate(tp: Any, namespace: dict) -> Any:
         tp = typing.ForwardRef(tp)
     if isinstance(tp, typing.ForwardRef):
         try:
-            tp = eval(tp.__forward_arg__, namespace)  # noqa: S307 - the SDK's own annotations
+            tp = eval(tp.__forward_arg__, namespace)
         except Exception:
             return Any
     while typing.get_origin(tp) in _WRAPPERS or typing.get_origin(tp) is typing.Annotated:
@@ -213,7 +264,7 @@ def schema(name: str | None) -> Any:
     return _schema_cache[name]
 
 
-_REQUEST_OPTIONS = set(getattr(importlib.import_module("stripe._request_options"), "RequestOptions").__annotations__)
+_REQUEST_OPTIONS = set(importlib.import_module("stripe._request_options").RequestOptions.__annotations__)
 
 
 def coerce(value: Any, tp: Any, namespace: dict, path: str, top: bool = False) -> Any:
@@ -227,10 +278,14 @@ def coerce(value: Any, tp: Any, namespace: dict, path: str, top: bool = False) -
         return _coerce_union(value, [_evaluate(arg, namespace) for arg in typing.get_args(tp)], namespace, path)
     if origin is typing.Literal:
         return _coerce_literal(value, typing.get_args(tp), path, open_ended=False)
-    if origin in (list, typing.List):
+    if origin in (list, list):
         return _coerce_list(value, typing.get_args(tp)[0] if typing.get_args(tp) else Any, namespace, path)
-    if origin in (dict, typing.Dict) or tp is dict or getattr(tp, "__name__", "") == "UntypedStripeObject" \
-            or getattr(origin, "__name__", "") == "UntypedStripeObject":
+    if (
+        origin in (dict, dict)
+        or tp is dict
+        or getattr(tp, "__name__", "") == "UntypedStripeObject"
+        or getattr(origin, "__name__", "") == "UntypedStripeObject"
+    ):
         if value == "":
             return ""
         if not isinstance(value, dict):
@@ -239,8 +294,7 @@ def coerce(value: Any, tp: Any, namespace: dict, path: str, top: bool = False) -
     if _is_typeddict(tp):
         return _coerce_object(value, tp, path, top)
     if isinstance(value, (dict, list)):
-        raise ApiError(f"Invalid {getattr(tp, '__name__', 'value')}: {path} must not be a hash or array",
-                       param=path)
+        raise ApiError(f"Invalid {getattr(tp, '__name__', 'value')}: {path} must not be a hash or array", param=path)
     if tp is bool:
         if value not in ("true", "false"):
             raise ApiError(f"Invalid boolean: {value}", param=path, code="parameter_invalid_boolean")
@@ -273,15 +327,23 @@ def _coerce_literal(value: Any, allowed: tuple, path: str, open_ended: bool) -> 
 
 
 def _coerce_union(value: Any, options: list, namespace: dict, path: str) -> Any:
-    literals = [arg for option in options if typing.get_origin(option) is typing.Literal
-                for arg in typing.get_args(option)]
+    literals = [
+        arg for option in options if typing.get_origin(option) is typing.Literal for arg in typing.get_args(option)
+    ]
     if value == "" and "" in literals:
         return ""
-    lists = [option for option in options if typing.get_origin(option) in (list, typing.List)]
-    objects = [option for option in options if option is not str and (_is_typeddict(option) or
-               typing.get_origin(option) in (dict, typing.Dict) or "UntypedStripeObject" in repr(option))]
-    if isinstance(value, list) or (isinstance(value, dict) and value and all(k.isdigit() for k in value)
-                                   and lists and not objects):
+    lists = [option for option in options if typing.get_origin(option) in (list, list)]
+    objects = [
+        option
+        for option in options
+        if option is not str
+        and (
+            _is_typeddict(option) or typing.get_origin(option) in (dict, dict) or "UntypedStripeObject" in repr(option)
+        )
+    ]
+    if isinstance(value, list) or (
+        isinstance(value, dict) and value and all(k.isdigit() for k in value) and lists and not objects
+    ):
         if lists:
             return coerce(value, lists[0], namespace, path)
         raise ApiError(f"Invalid {path}: must not be an array", param=path)
@@ -347,6 +409,7 @@ def check_params(raw: dict, schema_name: str | None) -> dict:
 
 # --- small validators -------------------------------------------------------------------------
 
+
 def blank(value: Any) -> Any:
     """Stripe treats an empty string as "unset"."""
     return None if value == "" else value
@@ -361,8 +424,7 @@ def check_email(value: Any, param: str) -> str | None:
 
 def check_currency(value: str, param: str) -> str:
     if not re.fullmatch(r"[a-z]{3}", value or ""):
-        raise ApiError(f"Invalid currency: {value}. Use a three-letter ISO currency code in lower case.",
-                       param=param)
+        raise ApiError(f"Invalid currency: {value}. Use a three-letter ISO currency code in lower case.", param=param)
     return value
 
 
@@ -384,11 +446,14 @@ def merge_metadata(existing: dict | None, update: Any, param: str = "metadata") 
         if not isinstance(value, str):
             raise ApiError(f"Invalid value type: {param}[{key}] must be a string", param=f"{param}[{key}]")
         if len(key) > 40:
-            raise ApiError(f"Metadata keys can have up to 40 characters; {key!r} has {len(key)}.",
-                           param=f"{param}[{key}]")
+            raise ApiError(
+                f"Metadata keys can have up to 40 characters; {key!r} has {len(key)}.", param=f"{param}[{key}]"
+            )
         if len(value) > 500:
-            raise ApiError(f"Metadata values can have up to 500 characters; {param}[{key}] has {len(value)}.",
-                           param=f"{param}[{key}]")
+            raise ApiError(
+                f"Metadata values can have up to 500 characters; {param}[{key}] has {len(value)}.",
+                param=f"{param}[{key}]",
+            )
         if value == "":
             result.pop(key, None)
         else:
@@ -417,9 +482,11 @@ ID = r"([A-Za-z0-9_]+)"
 def api(method: str, pattern: str, params: str | None = None, supported: set[str] | None = None):
     """Register a Stripe API endpoint; ``params`` names its SDK parameter type, ``supported``
     (when given) the top-level parameters the fake really implements."""
+
     def register(function):
         API_ROUTES.append((method, re.compile(f"^{pattern}$"), function.__name__, params, supported))
         return function
+
     return register
 
 
@@ -427,6 +494,7 @@ def control(method: str, pattern: str):
     def register(function):
         CONTROL_ROUTES.append((method, re.compile(f"^{pattern}$"), function.__name__))
         return function
+
     return register
 
 
@@ -437,11 +505,19 @@ class Job:
         self.result: dict | None = None
 
 
-KIND_NAMES = {"customer": "customer", "product": "product", "price": "price",
-              "checkout.session": "checkout session", "subscription": "subscription",
-              "invoice": "invoice", "invoice_payment": "invoice payment",
-              "payment_intent": "payment_intent", "charge": "charge", "refund": "refund",
-              "event": "event"}
+KIND_NAMES = {
+    "customer": "customer",
+    "product": "product",
+    "price": "price",
+    "checkout.session": "checkout session",
+    "subscription": "subscription",
+    "invoice": "invoice",
+    "invoice_payment": "invoice payment",
+    "payment_intent": "payment_intent",
+    "charge": "charge",
+    "refund": "refund",
+    "event": "event",
+}
 
 
 class State:
@@ -449,8 +525,7 @@ class State:
     queued in order and idempotent replays never race; webhooks go out from a worker thread
     that never holds it (the app may call back into the API while handling one)."""
 
-    def __init__(self, base_url: str, webhook_url: str | None = None,
-                 webhook_secret: str = DEFAULT_WEBHOOK_SECRET):
+    def __init__(self, base_url: str, webhook_url: str | None = None, webhook_secret: str = DEFAULT_WEBHOOK_SECRET):
         self.base_url = base_url
         self.lock = threading.RLock()
         self.webhook_url = webhook_url
@@ -496,10 +571,17 @@ class State:
         data: dict = {"object": copy.deepcopy(obj)}
         if previous is not None:
             data["previous_attributes"] = copy.deepcopy(previous)
-        event = {"id": new_id("evt"), "object": "event", "api_version": API_VERSION, "created": now(),
-                 "data": data, "livemode": False, "pending_webhooks": 1 if self.webhook_url else 0,
-                 "request": dict(self.current_request or {"id": None, "idempotency_key": None}),
-                 "type": type_}
+        event = {
+            "id": new_id("evt"),
+            "object": "event",
+            "api_version": API_VERSION,
+            "created": now(),
+            "data": data,
+            "livemode": False,
+            "pending_webhooks": 1 if self.webhook_url else 0,
+            "request": dict(self.current_request or {"id": None, "idempotency_key": None}),
+            "type": type_,
+        }
         self.objects[event["id"]] = event
         self.event_ids.append(event["id"])
         self.payloads[event["id"]] = json.dumps(event)
@@ -522,6 +604,7 @@ class State:
                 job.result = self.deliver(job.event_id)
             except Exception:  # never let one bad delivery stop the worker
                 import traceback
+
                 traceback.print_exc()
             finally:
                 job.done.set()
@@ -538,9 +621,16 @@ class State:
                 barrier.abort()
             return None
         header = stripe.WebhookSignature.generate_signature_header(payload, secret)
-        request = urllib.request.Request(url, data=payload.encode(), method="POST", headers={
-            "Content-Type": "application/json; charset=utf-8", "Stripe-Signature": header,
-            "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)"})
+        request = urllib.request.Request(
+            url,
+            data=payload.encode(),
+            method="POST",
+            headers={
+                "Content-Type": "application/json; charset=utf-8",
+                "Stripe-Signature": header,
+                "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+            },
+        )
         if barrier is not None:
             try:
                 barrier.wait(timeout=DELIVERY_TIMEOUT)  # all copies leave together
@@ -589,12 +679,14 @@ class State:
             return
         key, rest = parts[0], parts[1:]
         if node.get("object") == "invoice" and key == "payments":
-            node["payments"] = self._list_object([self.render(i) for i in self._ids("invoice_payment")
-                                                  if self.objects[i]["invoice"] == node["id"]],
-                                                 f"/v1/invoices/{node['id']}/payments")
+            node["payments"] = self._list_object(
+                [self.render(i) for i in self._ids("invoice_payment") if self.objects[i]["invoice"] == node["id"]],
+                f"/v1/invoices/{node['id']}/payments",
+            )
         elif node.get("object") == "checkout.session" and key == "line_items":
-            node["line_items"] = self._list_object(self.line_items(node["id"]),
-                                                   f"/v1/checkout/sessions/{node['id']}/line_items")
+            node["line_items"] = self._list_object(
+                self.line_items(node["id"]), f"/v1/checkout/sessions/{node['id']}/line_items"
+            )
         if key not in node:
             raise ApiError(f"This property cannot be expanded ({path}).", param="expand")
         value = node[key]
@@ -613,8 +705,15 @@ class State:
     def _list_object(data: list, url: str, has_more: bool = False) -> dict:
         return {"object": "list", "data": data, "has_more": has_more, "url": url}
 
-    def list_of(self, kind: str, params: dict, url: str, fields: tuple[str, ...] = (),
-                keep=lambda obj: True, ids: list[str] | None = None) -> dict:
+    def list_of(
+        self,
+        kind: str,
+        params: dict,
+        url: str,
+        fields: tuple[str, ...] = (),
+        keep=lambda obj: True,
+        ids: list[str] | None = None,
+    ) -> dict:
         """Newest first, filtered by equality on ``fields`` and by ``created[gt|gte|lt|lte]``,
         paged with ``limit``/``starting_after``/``ending_before`` as Stripe does."""
         items = [self.objects[i] for i in (ids if ids is not None else self._ids(kind))]
@@ -637,38 +736,84 @@ class State:
         if params.get("starting_after"):
             if params["starting_after"] not in positions:
                 raise no_such(KIND_NAMES.get(kind, kind), params["starting_after"], "starting_after")
-            items = items[positions.index(params["starting_after"]) + 1:]
+            items = items[positions.index(params["starting_after"]) + 1 :]
         elif params.get("ending_before"):
             if params["ending_before"] not in positions:
                 raise no_such(KIND_NAMES.get(kind, kind), params["ending_before"], "ending_before")
-            items = items[:positions.index(params["ending_before"])][-limit:]
+            items = items[: positions.index(params["ending_before"])][-limit:]
         return self._list_object([copy.deepcopy(obj) for obj in items[:limit]], url, len(items) > limit)
 
     # --- builders ----------------------------------------------------------------------------
 
-    def new_customer(self, *, email=None, name=None, metadata=None, preferred_locales=None, phone=None,
-                     description=None, address=None) -> dict:
-        return self.put({
-            "id": new_id("cus"), "object": "customer", "address": address, "balance": 0,
-            "created": now(), "currency": None, "default_source": None, "delinquent": False,
-            "description": description, "discount": None, "email": email,
-            "invoice_prefix": "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(8)),
-            "invoice_settings": {"custom_fields": None, "default_payment_method": None, "footer": None,
-                                 "rendering_options": None},
-            "livemode": False, "metadata": merge_metadata({}, metadata), "name": name,
-            "next_invoice_sequence": 1, "phone": phone, "preferred_locales": preferred_locales or [],
-            "shipping": None, "tax_exempt": "none", "test_clock": None})
+    def new_customer(
+        self,
+        *,
+        email=None,
+        name=None,
+        metadata=None,
+        preferred_locales=None,
+        phone=None,
+        description=None,
+        address=None,
+    ) -> dict:
+        return self.put(
+            {
+                "id": new_id("cus"),
+                "object": "customer",
+                "address": address,
+                "balance": 0,
+                "created": now(),
+                "currency": None,
+                "default_source": None,
+                "delinquent": False,
+                "description": description,
+                "discount": None,
+                "email": email,
+                "invoice_prefix": "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(8)),
+                "invoice_settings": {
+                    "custom_fields": None,
+                    "default_payment_method": None,
+                    "footer": None,
+                    "rendering_options": None,
+                },
+                "livemode": False,
+                "metadata": merge_metadata({}, metadata),
+                "name": name,
+                "next_invoice_sequence": 1,
+                "phone": phone,
+                "preferred_locales": preferred_locales or [],
+                "shipping": None,
+                "tax_exempt": "none",
+                "test_clock": None,
+            }
+        )
 
-    def new_product(self, *, name: str, description=None, metadata=None, images=None,
-                    param: str = "metadata") -> dict:
+    def new_product(self, *, name: str, description=None, metadata=None, images=None, param: str = "metadata") -> dict:
         created = now()
-        return self.put({
-            "id": new_id("prod"), "object": "product", "active": True, "attributes": [],
-            "created": created, "default_price": None, "description": blank(description),
-            "images": images or [], "livemode": False, "marketing_features": [],
-            "metadata": merge_metadata({}, metadata, param), "name": name, "package_dimensions": None,
-            "shippable": None, "statement_descriptor": None, "tax_code": None, "type": "service",
-            "unit_label": None, "updated": created, "url": None})
+        return self.put(
+            {
+                "id": new_id("prod"),
+                "object": "product",
+                "active": True,
+                "attributes": [],
+                "created": created,
+                "default_price": None,
+                "description": blank(description),
+                "images": images or [],
+                "livemode": False,
+                "marketing_features": [],
+                "metadata": merge_metadata({}, metadata, param),
+                "name": name,
+                "package_dimensions": None,
+                "shippable": None,
+                "statement_descriptor": None,
+                "tax_code": None,
+                "type": "service",
+                "unit_label": None,
+                "updated": created,
+                "url": None,
+            }
+        )
 
     def check_price_data(self, data: dict, prefix: str, *, product_required: bool = False) -> dict:
         """Validate a ``price_data`` hash (nothing is created yet); returns what to build."""
@@ -681,12 +826,16 @@ class State:
         if amount < 0:
             raise ApiError("This value must be greater than or equal to 0.", param=name(prefix, "unit_amount"))
         if amount > MAXIMUM_AMOUNT:
-            raise ApiError(f"Amount must be no more than {format_amount(MAXIMUM_AMOUNT, currency)}",
-                           param=name(prefix, "unit_amount"), code="amount_too_large")
+            raise ApiError(
+                f"Amount must be no more than {format_amount(MAXIMUM_AMOUNT, currency)}",
+                param=name(prefix, "unit_amount"),
+                code="amount_too_large",
+            )
         product, product_data = blank(data.get("product")), data.get("product_data")
         if product is not None and product_data is not None:
-            raise ApiError("You may only specify one of these parameters: product, product_data.",
-                           param=name(prefix, "product"))
+            raise ApiError(
+                "You may only specify one of these parameters: product, product_data.", param=name(prefix, "product")
+            )
         if product is None and product_data is None:
             raise missing(name(prefix, "product") if product_required else name(prefix, "product_data"))
         if product is not None:
@@ -695,44 +844,102 @@ class State:
         if recurring is not None:
             count = recurring.get("interval_count", 1)
             if not 1 <= count <= MAX_INTERVAL_COUNT[recurring["interval"]]:
-                raise ApiError("Invalid recurring interval: the maximum billing period is one year.",
-                               param=name(prefix, "recurring") + "[interval_count]")
+                raise ApiError(
+                    "Invalid recurring interval: the maximum billing period is one year.",
+                    param=name(prefix, "recurring") + "[interval_count]",
+                )
         if product_data is not None:
             merge_metadata({}, product_data.get("metadata"), name(prefix, "product_data") + "[metadata]")
-        return {"currency": currency, "unit_amount": amount, "product": product,
-                "product_data": product_data, "recurring": recurring}
+        return {
+            "currency": currency,
+            "unit_amount": amount,
+            "product": product,
+            "product_data": product_data,
+            "recurring": recurring,
+        }
 
     def new_price(self, plan: dict, metadata=None) -> dict:
         product = plan["product"]
         if product is None:
             data = plan["product_data"]
-            product = self.new_product(name=data["name"], description=data.get("description"),
-                                       metadata=data.get("metadata"), images=data.get("images"))["id"]
+            product = self.new_product(
+                name=data["name"],
+                description=data.get("description"),
+                metadata=data.get("metadata"),
+                images=data.get("images"),
+            )["id"]
         recurring = plan["recurring"]
-        return self.put({
-            "id": new_id("price"), "object": "price", "active": True, "billing_scheme": "per_unit",
-            "created": now(), "currency": plan["currency"], "custom_unit_amount": None, "livemode": False,
-            "lookup_key": None, "metadata": merge_metadata({}, metadata), "nickname": None,
-            "product": product,
-            "recurring": None if recurring is None else {
-                "interval": recurring["interval"], "interval_count": recurring.get("interval_count", 1),
-                "meter": None, "trial_period_days": None, "usage_type": "licensed"},
-            "tax_behavior": "unspecified", "tiers_mode": None, "transform_quantity": None,
-            "type": "one_time" if recurring is None else "recurring",
-            "unit_amount": plan["unit_amount"], "unit_amount_decimal": str(plan["unit_amount"])})
+        return self.put(
+            {
+                "id": new_id("price"),
+                "object": "price",
+                "active": True,
+                "billing_scheme": "per_unit",
+                "created": now(),
+                "currency": plan["currency"],
+                "custom_unit_amount": None,
+                "livemode": False,
+                "lookup_key": None,
+                "metadata": merge_metadata({}, metadata),
+                "nickname": None,
+                "product": product,
+                "recurring": None
+                if recurring is None
+                else {
+                    "interval": recurring["interval"],
+                    "interval_count": recurring.get("interval_count", 1),
+                    "meter": None,
+                    "trial_period_days": None,
+                    "usage_type": "licensed",
+                },
+                "tax_behavior": "unspecified",
+                "tiers_mode": None,
+                "transform_quantity": None,
+                "type": "one_time" if recurring is None else "recurring",
+                "unit_amount": plan["unit_amount"],
+                "unit_amount_decimal": str(plan["unit_amount"]),
+            }
+        )
 
-    def new_payment(self, *, amount: int, currency: str, customer: str | None, metadata: dict,
-                    outcome: str, description: str | None = None) -> dict:
+    def new_payment(
+        self,
+        *,
+        amount: int,
+        currency: str,
+        customer: str | None,
+        metadata: dict,
+        outcome: str,
+        description: str | None = None,
+    ) -> dict:
         """A payment intent, with a succeeded charge when ``outcome`` is "succeed"; "processing"
         for a delayed method; "fail" leaves it needing a new payment method."""
-        intent = self.put({
-            "id": new_id("pi"), "object": "payment_intent", "amount": amount, "amount_capturable": 0,
-            "amount_received": 0, "canceled_at": None, "cancellation_reason": None,
-            "capture_method": "automatic_async", "client_secret": None, "confirmation_method": "automatic",
-            "created": now(), "currency": currency, "customer": customer, "description": description,
-            "last_payment_error": None, "latest_charge": None, "livemode": False,
-            "metadata": dict(metadata), "next_action": None, "payment_method": new_id("pm"),
-            "payment_method_types": ["card"], "receipt_email": None, "status": "processing"})
+        intent = self.put(
+            {
+                "id": new_id("pi"),
+                "object": "payment_intent",
+                "amount": amount,
+                "amount_capturable": 0,
+                "amount_received": 0,
+                "canceled_at": None,
+                "cancellation_reason": None,
+                "capture_method": "automatic_async",
+                "client_secret": None,
+                "confirmation_method": "automatic",
+                "created": now(),
+                "currency": currency,
+                "customer": customer,
+                "description": description,
+                "last_payment_error": None,
+                "latest_charge": None,
+                "livemode": False,
+                "metadata": dict(metadata),
+                "next_action": None,
+                "payment_method": new_id("pm"),
+                "payment_method_types": ["card"],
+                "receipt_email": None,
+                "status": "processing",
+            }
+        )
         intent["client_secret"] = f"{intent['id']}_secret_{new_id('x')[2:]}"
         if outcome == "succeed":
             self.succeed_payment(intent)
@@ -741,23 +948,55 @@ class State:
         return intent
 
     def succeed_payment(self, intent: dict) -> dict:
-        charge = self.put({
-            "id": new_id("ch"), "object": "charge", "amount": intent["amount"],
-            "amount_captured": intent["amount"], "amount_refunded": 0, "balance_transaction": new_id("txn"),
-            "billing_details": {"address": None, "email": None, "name": None, "phone": None},
-            "captured": True, "created": now(), "currency": intent["currency"], "customer": intent["customer"],
-            "description": intent["description"], "disputed": False, "failure_code": None,
-            "failure_message": None, "livemode": False, "metadata": dict(intent["metadata"]),
-            "outcome": {"network_status": "approved_by_network", "reason": None, "risk_level": "normal",
-                        "seller_message": "Payment complete.", "type": "authorized"},
-            "paid": True, "payment_intent": intent["id"], "payment_method": intent["payment_method"],
-            "payment_method_details": {"type": "card", "card": {
-                "brand": "visa", "country": "US", "exp_month": 12, "exp_year": 2034, "funding": "credit",
-                "last4": "4242"}},
-            "receipt_email": None, "receipt_url": f"{self.base_url}/receipts/{intent['id']}",
-            "refunded": False, "status": "succeeded"})
-        intent.update(status="succeeded", amount_received=intent["amount"], latest_charge=charge["id"],
-                      last_payment_error=None)
+        charge = self.put(
+            {
+                "id": new_id("ch"),
+                "object": "charge",
+                "amount": intent["amount"],
+                "amount_captured": intent["amount"],
+                "amount_refunded": 0,
+                "balance_transaction": new_id("txn"),
+                "billing_details": {"address": None, "email": None, "name": None, "phone": None},
+                "captured": True,
+                "created": now(),
+                "currency": intent["currency"],
+                "customer": intent["customer"],
+                "description": intent["description"],
+                "disputed": False,
+                "failure_code": None,
+                "failure_message": None,
+                "livemode": False,
+                "metadata": dict(intent["metadata"]),
+                "outcome": {
+                    "network_status": "approved_by_network",
+                    "reason": None,
+                    "risk_level": "normal",
+                    "seller_message": "Payment complete.",
+                    "type": "authorized",
+                },
+                "paid": True,
+                "payment_intent": intent["id"],
+                "payment_method": intent["payment_method"],
+                "payment_method_details": {
+                    "type": "card",
+                    "card": {
+                        "brand": "visa",
+                        "country": "US",
+                        "exp_month": 12,
+                        "exp_year": 2034,
+                        "funding": "credit",
+                        "last4": "4242",
+                    },
+                },
+                "receipt_email": None,
+                "receipt_url": f"{self.base_url}/receipts/{intent['id']}",
+                "refunded": False,
+                "status": "succeeded",
+            }
+        )
+        intent.update(
+            status="succeeded", amount_received=intent["amount"], latest_charge=charge["id"], last_payment_error=None
+        )
         return charge
 
     @staticmethod
@@ -766,15 +1005,21 @@ class State:
 
     # --- customers, products, prices ---------------------------------------------------------
 
-    CUSTOMER_FIELDS = {"email", "name", "metadata", "preferred_locales", "phone", "description",
-                       "address", "expand"}
+    CUSTOMER_FIELDS = {"email", "name", "metadata", "preferred_locales", "phone", "description", "address", "expand"}
 
     @api("POST", "/v1/customers", "_customer_create_params:CustomerCreateParams", CUSTOMER_FIELDS)
     def create_customer(self, p: dict) -> dict:
-        return copy.deepcopy(self.new_customer(
-            email=check_email(p.get("email"), "email"), name=blank(p.get("name")), metadata=p.get("metadata"),
-            preferred_locales=blank(p.get("preferred_locales")), phone=blank(p.get("phone")),
-            description=blank(p.get("description")), address=blank(p.get("address"))))
+        return copy.deepcopy(
+            self.new_customer(
+                email=check_email(p.get("email"), "email"),
+                name=blank(p.get("name")),
+                metadata=p.get("metadata"),
+                preferred_locales=blank(p.get("preferred_locales")),
+                phone=blank(p.get("phone")),
+                description=blank(p.get("description")),
+                address=blank(p.get("address")),
+            )
+        )
 
     @api("GET", "/v1/customers", "_customer_list_params:CustomerListParams")
     def list_customers(self, p: dict) -> dict:
@@ -816,8 +1061,14 @@ class State:
     def create_product(self, p: dict) -> dict:
         if not p.get("name"):
             raise missing("name")
-        return copy.deepcopy(self.new_product(name=p["name"], description=p.get("description"),
-                                              metadata=p.get("metadata"), images=blank(p.get("images"))))
+        return copy.deepcopy(
+            self.new_product(
+                name=p["name"],
+                description=p.get("description"),
+                metadata=p.get("metadata"),
+                images=blank(p.get("images")),
+            )
+        )
 
     @api("GET", "/v1/products", "_product_list_params:ProductListParams")
     def list_products(self, p: dict) -> dict:
@@ -839,8 +1090,12 @@ class State:
         product["updated"] = now()
         return copy.deepcopy(product)
 
-    @api("POST", "/v1/prices", "_price_create_params:PriceCreateParams",
-         {"currency", "unit_amount", "product", "product_data", "recurring", "metadata", "expand"})
+    @api(
+        "POST",
+        "/v1/prices",
+        "_price_create_params:PriceCreateParams",
+        {"currency", "unit_amount", "product", "product_data", "recurring", "metadata", "expand"},
+    )
     def create_price(self, p: dict) -> dict:
         plan = self.check_price_data(p, "", product_required=True)
         return copy.deepcopy(self.new_price(plan, p.get("metadata")))
@@ -876,8 +1131,7 @@ class State:
 
         items = blank(p.get("line_items"))
         if not items:
-            raise ApiError(f"`line_items` is required in `{mode}` mode.", param="line_items",
-                           code="parameter_missing")
+            raise ApiError(f"`line_items` is required in `{mode}` mode.", param="line_items", code="parameter_missing")
         if len(items) != 1:
             raise unmodelled("line_items", "more than one line item")
         item = items[0]
@@ -886,8 +1140,9 @@ class State:
         if item["quantity"] != 1:
             raise unmodelled("line_items[0][quantity]", "a quantity other than 1")
         if ("price" in item) == ("price_data" in item):
-            raise ApiError("You must specify exactly one of `price` or `price_data`.",
-                           param="line_items[0][price_data]")
+            raise ApiError(
+                "You must specify exactly one of `price` or `price_data`.", param="line_items[0][price_data]"
+            )
         if "price" in item:
             price = self.find("price", item["price"], "line_items[0][price]")
             plan = None
@@ -897,29 +1152,38 @@ class State:
             price = None
             currency, amount, recurring = plan["currency"], plan["unit_amount"], plan["recurring"]
         if mode == "payment" and recurring is not None:
-            raise ApiError("You specified `payment` mode but passed a recurring price. Either switch to "
-                           "`subscription` mode or use only one-time prices.", param="line_items[0]")
+            raise ApiError(
+                "You specified `payment` mode but passed a recurring price. Either switch to "
+                "`subscription` mode or use only one-time prices.",
+                param="line_items[0]",
+            )
         if mode == "subscription" and recurring is None:
-            raise ApiError("You must provide at least one recurring price in `subscription` mode when "
-                           "using prices.", param="line_items[0][price_data][recurring]")
+            raise ApiError(
+                "You must provide at least one recurring price in `subscription` mode when using prices.",
+                param="line_items[0][price_data][recurring]",
+            )
         minimum = MINIMUM_CHARGE.get(currency, 1)
         if amount < minimum:
-            raise ApiError(f"The Checkout Session's total amount due must add up to at least "
-                           f"{format_amount(minimum, currency)} {currency}", param="line_items[0]",
-                           code="amount_too_small")
+            raise ApiError(
+                f"The Checkout Session's total amount due must add up to at least "
+                f"{format_amount(minimum, currency)} {currency}",
+                param="line_items[0]",
+                code="amount_too_small",
+            )
 
         customer_id = blank(p.get("customer"))
         if customer_id is not None and blank(p.get("customer_email")) is not None:
-            raise ApiError("You may only specify one of these parameters: customer, customer_email.",
-                           param="customer")
+            raise ApiError("You may only specify one of these parameters: customer, customer_email.", param="customer")
         if customer_id is not None:
             self.find("customer", customer_id, "customer")
         customer_email = check_email(p.get("customer_email"), "customer_email")
         created = now()
         expires_at = p.get("expires_at", created + DAY)
         if not created + 30 * 60 - 5 <= expires_at <= created + DAY + 5:
-            raise ApiError("The `expires_at` timestamp must be between 30 minutes and 24 hours from "
-                           "Checkout Session creation.", param="expires_at")
+            raise ApiError(
+                "The `expires_at` timestamp must be between 30 minutes and 24 hours from Checkout Session creation.",
+                param="expires_at",
+            )
         if len(p.get("client_reference_id") or "") > 200:
             raise ApiError("client_reference_id can be at most 200 characters.", param="client_reference_id")
         metadata = merge_metadata({}, p.get("metadata"))
@@ -933,50 +1197,96 @@ class State:
         if price is None:
             price = self.new_price(plan)
         session_id = new_id("cs_test")
-        return copy.deepcopy(self.put({
-            "id": session_id, "object": "checkout.session", "after_expiration": None,
-            "allow_promotion_codes": p.get("allow_promotion_codes"), "amount_subtotal": amount,
-            "amount_total": amount, "automatic_tax": {"enabled": False, "liability": None, "status": None},
-            "billing_address_collection": p.get("billing_address_collection"), "cancel_url": p["cancel_url"],
-            "client_reference_id": blank(p.get("client_reference_id")), "client_secret": None,
-            "consent": None, "consent_collection": None, "created": created, "currency": currency,
-            "custom_fields": [], "customer": customer_id,
-            "customer_creation": None if customer_id else p.get("customer_creation", "if_required"),
-            "customer_details": None, "customer_email": customer_email, "expires_at": expires_at,
-            "invoice": None, "livemode": False, "locale": p.get("locale"), "metadata": metadata,
-            "mode": mode, "payment_intent": None, "payment_link": None,
-            "allowed_payment_method_types": blank(p.get("allowed_payment_method_types")),
-            "payment_method_types": blank(p.get("allowed_payment_method_types")) or ["card"],
-            "payment_status": "unpaid",
-            "recovered_from": None, "setup_intent": None, "shipping_address_collection": None,
-            "shipping_cost": None, "shipping_options": [], "status": "open",
-            "submit_type": p.get("submit_type"), "subscription": None, "success_url": p["success_url"],
-            "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
-            "ui_mode": "hosted", "url": f"{self.base_url}/pay/{session_id}"},
-            price=price["id"], line_item=new_id("li"), subscription_metadata=subscription_metadata,
-            subscription_description=subscription_data.get("description"),
-            payment_metadata=payment_metadata, payment_description=payment_intent_data.get("description")))
+        return copy.deepcopy(
+            self.put(
+                {
+                    "id": session_id,
+                    "object": "checkout.session",
+                    "after_expiration": None,
+                    "allow_promotion_codes": p.get("allow_promotion_codes"),
+                    "amount_subtotal": amount,
+                    "amount_total": amount,
+                    "automatic_tax": {"enabled": False, "liability": None, "status": None},
+                    "billing_address_collection": p.get("billing_address_collection"),
+                    "cancel_url": p["cancel_url"],
+                    "client_reference_id": blank(p.get("client_reference_id")),
+                    "client_secret": None,
+                    "consent": None,
+                    "consent_collection": None,
+                    "created": created,
+                    "currency": currency,
+                    "custom_fields": [],
+                    "customer": customer_id,
+                    "customer_creation": None if customer_id else p.get("customer_creation", "if_required"),
+                    "customer_details": None,
+                    "customer_email": customer_email,
+                    "expires_at": expires_at,
+                    "invoice": None,
+                    "livemode": False,
+                    "locale": p.get("locale"),
+                    "metadata": metadata,
+                    "mode": mode,
+                    "payment_intent": None,
+                    "payment_link": None,
+                    "allowed_payment_method_types": blank(p.get("allowed_payment_method_types")),
+                    "payment_method_types": blank(p.get("allowed_payment_method_types")) or ["card"],
+                    "payment_status": "unpaid",
+                    "recovered_from": None,
+                    "setup_intent": None,
+                    "shipping_address_collection": None,
+                    "shipping_cost": None,
+                    "shipping_options": [],
+                    "status": "open",
+                    "submit_type": p.get("submit_type"),
+                    "subscription": None,
+                    "success_url": p["success_url"],
+                    "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
+                    "ui_mode": "hosted",
+                    "url": f"{self.base_url}/pay/{session_id}",
+                },
+                price=price["id"],
+                line_item=new_id("li"),
+                subscription_metadata=subscription_metadata,
+                subscription_description=subscription_data.get("description"),
+                payment_metadata=payment_metadata,
+                payment_description=payment_intent_data.get("description"),
+            )
+        )
 
     def line_items(self, session_id: str) -> list[dict]:
         session, facts = self.objects[session_id], self.private[session_id]
         price = self.render(facts["price"])
         product = self.objects.get(price["product"], {})
-        return [{"id": facts["line_item"], "object": "item", "amount_discount": 0,
-                 "amount_subtotal": session["amount_subtotal"], "amount_tax": 0,
-                 "amount_total": session["amount_total"], "currency": session["currency"],
-                 "description": product.get("name"), "price": price, "quantity": 1}]
+        return [
+            {
+                "id": facts["line_item"],
+                "object": "item",
+                "amount_discount": 0,
+                "amount_subtotal": session["amount_subtotal"],
+                "amount_tax": 0,
+                "amount_total": session["amount_total"],
+                "currency": session["currency"],
+                "description": product.get("name"),
+                "price": price,
+                "quantity": 1,
+            }
+        ]
 
     @api("GET", "/v1/checkout/sessions", "checkout._session_list_params:SessionListParams")
     def list_sessions(self, p: dict) -> dict:
-        return self.list_of("checkout.session", p, "/v1/checkout/sessions",
-                            ("customer", "payment_intent", "subscription", "status"))
+        return self.list_of(
+            "checkout.session", p, "/v1/checkout/sessions", ("customer", "payment_intent", "subscription", "status")
+        )
 
     @api("GET", f"/v1/checkout/sessions/{ID}", "checkout._session_retrieve_params:SessionRetrieveParams")
     def retrieve_session(self, p: dict, session_id: str) -> dict:
         return copy.deepcopy(self.find("checkout.session", session_id))
 
-    @api("GET", f"/v1/checkout/sessions/{ID}/line_items",
-         "checkout._session_list_line_items_params:SessionListLineItemsParams")
+    @api(
+        "GET",
+        f"/v1/checkout/sessions/{ID}/line_items",
+        "checkout._session_list_line_items_params:SessionListLineItemsParams",
+    )
     def session_line_items(self, p: dict, session_id: str) -> dict:
         self.find("checkout.session", session_id)
         return self._list_object(self.line_items(session_id), f"/v1/checkout/sessions/{session_id}/line_items")
@@ -1005,12 +1315,18 @@ class State:
         price = self.objects[facts["price"]]
         amount, currency = session["amount_total"], session["currency"]
         if outcome == "fail":
-            intent = self.new_payment(amount=amount, currency=currency, customer=session["customer"],
-                                      metadata=facts["payment_metadata"] if session["mode"] == "payment" else {},
-                                      outcome="fail")
+            intent = self.new_payment(
+                amount=amount,
+                currency=currency,
+                customer=session["customer"],
+                metadata=facts["payment_metadata"] if session["mode"] == "payment" else {},
+                outcome="fail",
+            )
             self.emit("payment_intent.payment_failed", intent)
-            return 402, {"error": dict(DECLINE, payment_intent=copy.deepcopy(intent)),
-                         "session": copy.deepcopy(session)}
+            return 402, {
+                "error": dict(DECLINE, payment_intent=copy.deepcopy(intent)),
+                "session": copy.deepcopy(session),
+            }
 
         email = session["customer_email"] or email
         customer_id = session["customer"]
@@ -1019,42 +1335,88 @@ class State:
             # customer_creation=always; the fake always makes a customer, as the app expects.
             customer_id = self.new_customer(email=email)["id"]
         email = email or self.objects[customer_id]["email"]
-        details = {"address": None, "email": email, "name": None, "phone": None, "tax_exempt": "none",
-                   "tax_ids": []}
+        details = {"address": None, "email": email, "name": None, "phone": None, "tax_exempt": "none", "tax_ids": []}
         payment_outcome = "succeed" if outcome == "succeed" else "processing"
-        session.update(status="complete", customer=customer_id, customer_details=details,
-                       payment_status="paid" if outcome == "succeed" else "unpaid")
+        session.update(
+            status="complete",
+            customer=customer_id,
+            customer_details=details,
+            payment_status="paid" if outcome == "succeed" else "unpaid",
+        )
 
         if session["mode"] == "payment":
-            intent = self.new_payment(amount=amount, currency=currency, customer=customer_id,
-                                      metadata=facts["payment_metadata"], outcome=payment_outcome,
-                                      description=facts["payment_description"])
+            intent = self.new_payment(
+                amount=amount,
+                currency=currency,
+                customer=customer_id,
+                metadata=facts["payment_metadata"],
+                outcome=payment_outcome,
+                description=facts["payment_description"],
+            )
             session["payment_intent"] = intent["id"]
             self.emit("checkout.session.completed", session)
             return 200, copy.deepcopy(session)
 
         start = now()
         subscription_id = new_id("sub")
-        subscription = self.put({
-            "id": subscription_id, "object": "subscription", "application": None,
-            "billing_cycle_anchor": start, "cancel_at": None, "cancel_at_period_end": False,
-            "canceled_at": None, "cancellation_details": {"comment": None, "feedback": None, "reason": None},
-            "collection_method": "charge_automatically", "created": start, "currency": currency,
-            "customer": customer_id, "default_payment_method": None, "description": facts["subscription_description"],
-            "discounts": [], "ended_at": None,
-            "items": self._list_object([{
-                "id": new_id("si"), "object": "subscription_item", "created": start,
-                "current_period_end": start + period_length(price), "current_period_start": start,
-                "discounts": [], "metadata": {}, "price": copy.deepcopy(price), "quantity": 1,
-                "subscription": subscription_id, "tax_rates": []}],
-                f"/v1/subscription_items?subscription={subscription_id}"),
-            "latest_invoice": None, "livemode": False, "metadata": dict(facts["subscription_metadata"]),
-            "pause_collection": None, "pending_update": None, "schedule": None, "start_date": start,
-            "status": "active", "trial_end": None, "trial_start": None})
+        subscription = self.put(
+            {
+                "id": subscription_id,
+                "object": "subscription",
+                "application": None,
+                "billing_cycle_anchor": start,
+                "cancel_at": None,
+                "cancel_at_period_end": False,
+                "canceled_at": None,
+                "cancellation_details": {"comment": None, "feedback": None, "reason": None},
+                "collection_method": "charge_automatically",
+                "created": start,
+                "currency": currency,
+                "customer": customer_id,
+                "default_payment_method": None,
+                "description": facts["subscription_description"],
+                "discounts": [],
+                "ended_at": None,
+                "items": self._list_object(
+                    [
+                        {
+                            "id": new_id("si"),
+                            "object": "subscription_item",
+                            "created": start,
+                            "current_period_end": start + period_length(price),
+                            "current_period_start": start,
+                            "discounts": [],
+                            "metadata": {},
+                            "price": copy.deepcopy(price),
+                            "quantity": 1,
+                            "subscription": subscription_id,
+                            "tax_rates": [],
+                        }
+                    ],
+                    f"/v1/subscription_items?subscription={subscription_id}",
+                ),
+                "latest_invoice": None,
+                "livemode": False,
+                "metadata": dict(facts["subscription_metadata"]),
+                "pause_collection": None,
+                "pending_update": None,
+                "schedule": None,
+                "start_date": start,
+                "status": "active",
+                "trial_end": None,
+                "trial_start": None,
+            }
+        )
         subscription["items"]["total_count"] = 1
         item = subscription["items"]["data"][0]
-        invoice = self.new_invoice(subscription, "subscription_create", item["current_period_start"],
-                                   item["current_period_end"], payment_outcome, (start, start))
+        invoice = self.new_invoice(
+            subscription,
+            "subscription_create",
+            item["current_period_start"],
+            item["current_period_end"],
+            payment_outcome,
+            (start, start),
+        )
         subscription["latest_invoice"] = invoice["id"]
         session.update(subscription=subscription_id, invoice=invoice["id"])
         self.emit("customer.subscription.created", subscription)
@@ -1067,8 +1429,9 @@ class State:
         """A delayed payment (Bacs, SEPA) clears, or fails, days after the checkout completed."""
         facts = self.private[session["id"]]
         if session["status"] != "complete" or session["payment_status"] != "unpaid" or facts.get("settled"):
-            raise ApiError("Only a completed Checkout Session whose delayed payment is still processing "
-                           "can settle.", status=409)
+            raise ApiError(
+                "Only a completed Checkout Session whose delayed payment is still processing can settle.", status=409
+            )
         facts["settled"] = True
         if session["mode"] == "payment":
             intent = self.objects[session["payment_intent"]]
@@ -1099,8 +1462,15 @@ class State:
 
     # --- subscriptions and invoices ----------------------------------------------------------
 
-    def new_invoice(self, subscription: dict, reason: str, line_start: int, line_end: int, outcome: str,
-                    invoice_period: tuple[int, int]) -> dict:
+    def new_invoice(
+        self,
+        subscription: dict,
+        reason: str,
+        line_start: int,
+        line_end: int,
+        outcome: str,
+        invoice_period: tuple[int, int],
+    ) -> dict:
         """An invoice for one period of the subscription's single item at its current price."""
         item = subscription["items"]["data"][0]
         price = item["price"]
@@ -1109,51 +1479,130 @@ class State:
         product = self.objects.get(price["product"], {})
         created = now()
         invoice_id = new_id("in")
-        intent = self.new_payment(amount=amount, currency=price["currency"], customer=customer["id"], metadata={},
-                                  outcome=outcome, description="Subscription creation"
-                                  if reason == "subscription_create" else "Subscription update")
-        payment = self.put({
-            "id": new_id("inpay"), "object": "invoice_payment", "amount_paid": None, "amount_requested": amount,
-            "created": created, "currency": price["currency"], "invoice": invoice_id, "is_default": True,
-            "livemode": False, "payment": {"type": "payment_intent", "payment_intent": intent["id"]},
-            "status": "open", "status_transitions": {"canceled_at": None, "paid_at": None}})
+        intent = self.new_payment(
+            amount=amount,
+            currency=price["currency"],
+            customer=customer["id"],
+            metadata={},
+            outcome=outcome,
+            description="Subscription creation" if reason == "subscription_create" else "Subscription update",
+        )
+        payment = self.put(
+            {
+                "id": new_id("inpay"),
+                "object": "invoice_payment",
+                "amount_paid": None,
+                "amount_requested": amount,
+                "created": created,
+                "currency": price["currency"],
+                "invoice": invoice_id,
+                "is_default": True,
+                "livemode": False,
+                "payment": {"type": "payment_intent", "payment_intent": intent["id"]},
+                "status": "open",
+                "status_transitions": {"canceled_at": None, "paid_at": None},
+            }
+        )
         number = f"{customer['invoice_prefix']}-{customer['next_invoice_sequence']:04d}"
         customer["next_invoice_sequence"] += 1
-        invoice = self.put({
-            "id": invoice_id, "object": "invoice", "account_country": "GB", "account_name": "Fake Stripe",
-            "amount_due": amount, "amount_overpaid": 0, "amount_paid": 0, "amount_remaining": amount,
-            "amount_shipping": 0, "attempt_count": 1, "attempted": True, "auto_advance": True,
-            "automatic_tax": {"enabled": False, "liability": None, "status": None},
-            "billing_reason": reason, "collection_method": "charge_automatically", "created": created,
-            "currency": price["currency"], "customer": customer["id"], "customer_email": customer["email"],
-            "customer_name": customer["name"], "description": None, "discounts": [], "due_date": None,
-            "ending_balance": 0, "hosted_invoice_url": None, "invoice_pdf": None,
-            "lines": {**self._list_object([{
-                "id": new_id("il"), "object": "line_item", "amount": amount, "currency": price["currency"],
-                "description": f"1 × {product.get('name', 'Subscription')} (at "
-                               f"{format_amount(price['unit_amount'], price['currency'])} / "
-                               f"{price['recurring']['interval']})",
-                "discount_amounts": [], "discountable": True, "discounts": [], "invoice": invoice_id,
-                "livemode": False, "metadata": {},
-                "parent": {"type": "subscription_item_details", "invoice_item_details": None,
-                           "subscription_item_details": {"invoice_item": None, "proration": False,
-                                                         "proration_details": {"credited_items": None},
-                                                         "subscription": subscription["id"],
-                                                         "subscription_item": item["id"]}},
-                "period": {"end": line_end, "start": line_start},
-                "pricing": {"type": "price_details", "unit_amount_decimal": str(price["unit_amount"]),
-                            "price_details": {"price": price["id"], "product": price["product"]}},
-                "quantity": item["quantity"], "taxes": []}], f"/v1/invoices/{invoice_id}/lines"),
-                "total_count": 1},
-            "livemode": False, "metadata": {}, "next_payment_attempt": None, "number": number,
-            "parent": {"type": "subscription_details", "quote_details": None,
-                       "subscription_details": {"metadata": copy.deepcopy(subscription["metadata"]),
-                                                "subscription": subscription["id"]}},
-            "period_end": invoice_period[1], "period_start": invoice_period[0], "starting_balance": 0,
-            "status": "open", "status_transitions": {"finalized_at": created, "marked_uncollectible_at": None,
-                                                     "paid_at": None, "voided_at": None},
-            "subtotal": amount, "total": amount, "total_excluding_tax": amount},
-            payment=payment["id"])
+        invoice = self.put(
+            {
+                "id": invoice_id,
+                "object": "invoice",
+                "account_country": "GB",
+                "account_name": "Fake Stripe",
+                "amount_due": amount,
+                "amount_overpaid": 0,
+                "amount_paid": 0,
+                "amount_remaining": amount,
+                "amount_shipping": 0,
+                "attempt_count": 1,
+                "attempted": True,
+                "auto_advance": True,
+                "automatic_tax": {"enabled": False, "liability": None, "status": None},
+                "billing_reason": reason,
+                "collection_method": "charge_automatically",
+                "created": created,
+                "currency": price["currency"],
+                "customer": customer["id"],
+                "customer_email": customer["email"],
+                "customer_name": customer["name"],
+                "description": None,
+                "discounts": [],
+                "due_date": None,
+                "ending_balance": 0,
+                "hosted_invoice_url": None,
+                "invoice_pdf": None,
+                "lines": {
+                    **self._list_object(
+                        [
+                            {
+                                "id": new_id("il"),
+                                "object": "line_item",
+                                "amount": amount,
+                                "currency": price["currency"],
+                                "description": f"1 × {product.get('name', 'Subscription')} (at "
+                                f"{format_amount(price['unit_amount'], price['currency'])} / "
+                                f"{price['recurring']['interval']})",
+                                "discount_amounts": [],
+                                "discountable": True,
+                                "discounts": [],
+                                "invoice": invoice_id,
+                                "livemode": False,
+                                "metadata": {},
+                                "parent": {
+                                    "type": "subscription_item_details",
+                                    "invoice_item_details": None,
+                                    "subscription_item_details": {
+                                        "invoice_item": None,
+                                        "proration": False,
+                                        "proration_details": {"credited_items": None},
+                                        "subscription": subscription["id"],
+                                        "subscription_item": item["id"],
+                                    },
+                                },
+                                "period": {"end": line_end, "start": line_start},
+                                "pricing": {
+                                    "type": "price_details",
+                                    "unit_amount_decimal": str(price["unit_amount"]),
+                                    "price_details": {"price": price["id"], "product": price["product"]},
+                                },
+                                "quantity": item["quantity"],
+                                "taxes": [],
+                            }
+                        ],
+                        f"/v1/invoices/{invoice_id}/lines",
+                    ),
+                    "total_count": 1,
+                },
+                "livemode": False,
+                "metadata": {},
+                "next_payment_attempt": None,
+                "number": number,
+                "parent": {
+                    "type": "subscription_details",
+                    "quote_details": None,
+                    "subscription_details": {
+                        "metadata": copy.deepcopy(subscription["metadata"]),
+                        "subscription": subscription["id"],
+                    },
+                },
+                "period_end": invoice_period[1],
+                "period_start": invoice_period[0],
+                "starting_balance": 0,
+                "status": "open",
+                "status_transitions": {
+                    "finalized_at": created,
+                    "marked_uncollectible_at": None,
+                    "paid_at": None,
+                    "voided_at": None,
+                },
+                "subtotal": amount,
+                "total": amount,
+                "total_excluding_tax": amount,
+            },
+            payment=payment["id"],
+        )
         if outcome == "succeed":
             self._mark_paid(invoice, payment)
         elif outcome == "fail":
@@ -1163,8 +1612,7 @@ class State:
     @staticmethod
     def _mark_paid(invoice: dict, payment: dict) -> None:
         paid_at = now()
-        invoice.update(status="paid", amount_paid=invoice["amount_due"], amount_remaining=0,
-                       next_payment_attempt=None)
+        invoice.update(status="paid", amount_paid=invoice["amount_due"], amount_remaining=0, next_payment_attempt=None)
         invoice["status_transitions"]["paid_at"] = paid_at
         payment.update(status="paid", amount_paid=invoice["amount_due"])
         payment["status_transitions"]["paid_at"] = paid_at
@@ -1179,15 +1627,29 @@ class State:
             if status == "all":
                 return True
             return sub["status"] == status if status else sub["status"] != "canceled"
+
         return self.list_of("subscription", p, "/v1/subscriptions", ("customer",), keep)
 
     @api("GET", f"/v1/subscriptions/{ID}", "_subscription_retrieve_params:SubscriptionRetrieveParams")
     def retrieve_subscription(self, p: dict, subscription_id: str) -> dict:
         return copy.deepcopy(self.find("subscription", subscription_id))
 
-    @api("POST", f"/v1/subscriptions/{ID}", "_subscription_update_params:SubscriptionUpdateParams",
-         {"cancel_at_period_end", "metadata", "proration_behavior", "proration_date", "items", "expand",
-          "payment_behavior", "description", "cancellation_details"})
+    @api(
+        "POST",
+        f"/v1/subscriptions/{ID}",
+        "_subscription_update_params:SubscriptionUpdateParams",
+        {
+            "cancel_at_period_end",
+            "metadata",
+            "proration_behavior",
+            "proration_date",
+            "items",
+            "expand",
+            "payment_behavior",
+            "description",
+            "cancellation_details",
+        },
+    )
     def update_subscription(self, p: dict, subscription_id: str) -> dict:
         subscription = self.find("subscription", subscription_id)
         if subscription["status"] == "canceled" and set(p) - {"metadata", "cancellation_details", "expand"}:
@@ -1208,20 +1670,25 @@ class State:
             if change.get("quantity", 1) != 1:
                 raise unmodelled("items[0][quantity]", "a quantity other than 1")
             if "price" in change and "price_data" in change:
-                raise ApiError("You may only specify one of these parameters: price, price_data.",
-                               param="items[0][price]")
+                raise ApiError(
+                    "You may only specify one of these parameters: price, price_data.", param="items[0][price]"
+                )
             if "price" in change:
                 new_price = self.find("price", change["price"], "items[0][price]")
                 if new_price["recurring"] is None:
-                    raise ApiError("The price specified is set to `type=one_time` but this field only "
-                                   "accepts prices with `type=recurring`.", param="items[0][price]")
+                    raise ApiError(
+                        "The price specified is set to `type=one_time` but this field only "
+                        "accepts prices with `type=recurring`.",
+                        param="items[0][price]",
+                    )
             elif "price_data" in change:
-                new_plan = self.check_price_data(change["price_data"], "items[0][price_data]",
-                                                 product_required=True)
+                new_plan = self.check_price_data(change["price_data"], "items[0][price_data]", product_required=True)
             currency = new_price["currency"] if new_price else new_plan["currency"] if new_plan else None
             if currency is not None and currency != subscription["currency"]:
-                raise ApiError(f"The price's currency ({currency}) must match the subscription's "
-                               f"({subscription['currency']}).", param="items[0]")
+                raise ApiError(
+                    f"The price's currency ({currency}) must match the subscription's ({subscription['currency']}).",
+                    param="items[0]",
+                )
         metadata = merge_metadata(subscription["metadata"], p.get("metadata"))
         details = blank(p.get("cancellation_details")) or {}
 
@@ -1232,13 +1699,20 @@ class State:
             item["price"] = copy.deepcopy(new_price)
         if "cancel_at_period_end" in p and p["cancel_at_period_end"] != subscription["cancel_at_period_end"]:
             ending = p["cancel_at_period_end"]
-            subscription.update(cancel_at_period_end=ending, cancel_at=item["current_period_end"] if ending else None,
-                                canceled_at=now() if ending else None)
-            subscription["cancellation_details"] = {**subscription["cancellation_details"],
-                                                    "reason": "cancellation_requested" if ending else None}
+            subscription.update(
+                cancel_at_period_end=ending,
+                cancel_at=item["current_period_end"] if ending else None,
+                canceled_at=now() if ending else None,
+            )
+            subscription["cancellation_details"] = {
+                **subscription["cancellation_details"],
+                "reason": "cancellation_requested" if ending else None,
+            }
         if details:
-            subscription["cancellation_details"] = {**subscription["cancellation_details"],
-                                                    **{key: blank(value) for key, value in details.items()}}
+            subscription["cancellation_details"] = {
+                **subscription["cancellation_details"],
+                **{key: blank(value) for key, value in details.items()},
+            }
         if "description" in p:
             subscription["description"] = blank(p["description"])
         subscription["metadata"] = metadata
@@ -1247,38 +1721,54 @@ class State:
             self.emit("customer.subscription.updated", subscription, changed)
         return copy.deepcopy(subscription)
 
-    @api("DELETE", f"/v1/subscriptions/{ID}", "_subscription_cancel_params:SubscriptionCancelParams",
-         {"expand", "invoice_now", "prorate", "cancellation_details"})
+    @api(
+        "DELETE",
+        f"/v1/subscriptions/{ID}",
+        "_subscription_cancel_params:SubscriptionCancelParams",
+        {"expand", "invoice_now", "prorate", "cancellation_details"},
+    )
     def cancel_subscription(self, p: dict, subscription_id: str) -> dict:
         subscription = self.find("subscription", subscription_id)
         if subscription["status"] == "canceled":
             raise ApiError(f"The subscription {subscription_id} has already been canceled.")
         details = blank(p.get("cancellation_details")) or {}
         self._end(subscription, canceled_at=now())
-        subscription["cancellation_details"] = {**subscription["cancellation_details"],
-                                                **{key: blank(value) for key, value in details.items()}}
+        subscription["cancellation_details"] = {
+            **subscription["cancellation_details"],
+            **{key: blank(value) for key, value in details.items()},
+        }
         self.emit("customer.subscription.deleted", subscription)
         return copy.deepcopy(subscription)
 
     @staticmethod
     def _end(subscription: dict, canceled_at: int) -> None:
         subscription.update(status="canceled", canceled_at=canceled_at, ended_at=now())
-        subscription["cancellation_details"] = {**subscription["cancellation_details"],
-                                                "reason": "cancellation_requested"}
+        subscription["cancellation_details"] = {
+            **subscription["cancellation_details"],
+            "reason": "cancellation_requested",
+        }
 
     def renew(self, subscription: dict, succeed: bool) -> dict:
         """The next billing period starts: an invoice for it, paid or failed, and the items move on."""
         if subscription["status"] == "canceled":
             raise ApiError("A canceled subscription does not renew.", status=409)
         if subscription["cancel_at_period_end"]:
-            raise ApiError("This subscription cancels at the end of its period: end it with "
-                           "/_test/subscriptions/{id}/end instead of renewing it.", status=409)
+            raise ApiError(
+                "This subscription cancels at the end of its period: end it with "
+                "/_test/subscriptions/{id}/end instead of renewing it.",
+                status=409,
+            )
         item = subscription["items"]["data"][0]
         old = copy.deepcopy(subscription)
         start, end = item["current_period_end"], item["current_period_end"] + period_length(item["price"])
-        invoice = self.new_invoice(subscription, "subscription_cycle", start, end,
-                                   "succeed" if succeed else "fail",
-                                   (item["current_period_start"], item["current_period_end"]))
+        invoice = self.new_invoice(
+            subscription,
+            "subscription_cycle",
+            start,
+            end,
+            "succeed" if succeed else "fail",
+            (item["current_period_start"], item["current_period_end"]),
+        )
         item.update(current_period_start=start, current_period_end=end)
         subscription.update(latest_invoice=invoice["id"], status="active" if succeed else "past_due")
         self.emit("invoice.paid" if succeed else "invoice.payment_failed", invoice)
@@ -1288,8 +1778,11 @@ class State:
     @api("GET", "/v1/invoices", "_invoice_list_params:InvoiceListParams")
     def list_invoices(self, p: dict) -> dict:
         def keep(invoice: dict) -> bool:
-            return not p.get("subscription") or \
-                invoice["parent"]["subscription_details"]["subscription"] == p["subscription"]
+            return (
+                not p.get("subscription")
+                or invoice["parent"]["subscription_details"]["subscription"] == p["subscription"]
+            )
+
         return self.list_of("invoice", p, "/v1/invoices", ("customer", "status"), keep)
 
     @api("GET", f"/v1/invoices/{ID}", "_invoice_retrieve_params:InvoiceRetrieveParams")
@@ -1302,6 +1795,7 @@ class State:
 
         def keep(payment: dict) -> bool:
             return all(payment["payment"].get(key) == value for key, value in wanted.items())
+
         return self.list_of("invoice_payment", p, "/v1/invoice_payments", ("invoice", "status"), keep)
 
     @api("GET", f"/v1/invoice_payments/{ID}", "_invoice_payment_retrieve_params:InvoicePaymentRetrieveParams")
@@ -1326,44 +1820,75 @@ class State:
     def retrieve_charge(self, p: dict, charge_id: str) -> dict:
         return copy.deepcopy(self.find("charge", charge_id))
 
-    @api("POST", "/v1/refunds", "_refund_create_params:RefundCreateParams",
-         {"payment_intent", "charge", "amount", "reason", "metadata", "expand"})
+    @api(
+        "POST",
+        "/v1/refunds",
+        "_refund_create_params:RefundCreateParams",
+        {"payment_intent", "charge", "amount", "reason", "metadata", "expand"},
+    )
     def create_refund(self, p: dict) -> dict:
         intent_id, charge_id = blank(p.get("payment_intent")), blank(p.get("charge"))
         if intent_id is None and charge_id is None:
-            raise ApiError("One of the following params should be provided for this request: "
-                           "payment_intent or charge.", param="payment_intent", code="parameter_missing")
+            raise ApiError(
+                "One of the following params should be provided for this request: payment_intent or charge.",
+                param="payment_intent",
+                code="parameter_missing",
+            )
         if intent_id is not None:
             intent = self.find("payment_intent", intent_id, "payment_intent")
             if intent["status"] != "succeeded" or not intent["latest_charge"]:
-                raise ApiError(f"This PaymentIntent ({intent_id}) does not have a successful charge to refund.",
-                               param="payment_intent")
+                raise ApiError(
+                    f"This PaymentIntent ({intent_id}) does not have a successful charge to refund.",
+                    param="payment_intent",
+                )
             if charge_id is not None and charge_id != intent["latest_charge"]:
-                raise ApiError(f"The charge {charge_id} does not belong to the PaymentIntent {intent_id}.",
-                               param="charge")
+                raise ApiError(
+                    f"The charge {charge_id} does not belong to the PaymentIntent {intent_id}.", param="charge"
+                )
             charge_id = intent["latest_charge"]
         charge = self.find("charge", charge_id, "charge")
         left = charge["amount"] - charge["amount_refunded"]
         if left == 0:
-            raise ApiError(f"Charge {charge_id} has already been refunded.", param="charge",
-                           code="charge_already_refunded")
+            raise ApiError(
+                f"Charge {charge_id} has already been refunded.", param="charge", code="charge_already_refunded"
+            )
         amount = p.get("amount", left)
         if amount < 1:
             raise ApiError("Invalid positive integer", param="amount")
         if amount > left:
-            raise ApiError(f"Refund amount ({format_amount(amount, charge['currency'])}) is greater than "
-                           f"unrefunded amount on charge ({format_amount(left, charge['currency'])})",
-                           param="amount", code="amount_too_large")
+            raise ApiError(
+                f"Refund amount ({format_amount(amount, charge['currency'])}) is greater than "
+                f"unrefunded amount on charge ({format_amount(left, charge['currency'])})",
+                param="amount",
+                code="amount_too_large",
+            )
         metadata = merge_metadata({}, p.get("metadata"))
-        refund = self.put({
-            "id": new_id("re"), "object": "refund", "amount": amount, "balance_transaction": new_id("txn"),
-            "charge": charge_id, "created": now(), "currency": charge["currency"],
-            "destination_details": {"type": "card", "card": {"reference_status": "pending",
-                                                              "reference_type": "acquirer_reference_number",
-                                                              "type": "refund"}},
-            "metadata": metadata, "payment_intent": charge["payment_intent"], "reason": p.get("reason"),
-            "receipt_number": None, "source_transfer_reversal": None, "status": "succeeded",
-            "transfer_reversal": None})
+        refund = self.put(
+            {
+                "id": new_id("re"),
+                "object": "refund",
+                "amount": amount,
+                "balance_transaction": new_id("txn"),
+                "charge": charge_id,
+                "created": now(),
+                "currency": charge["currency"],
+                "destination_details": {
+                    "type": "card",
+                    "card": {
+                        "reference_status": "pending",
+                        "reference_type": "acquirer_reference_number",
+                        "type": "refund",
+                    },
+                },
+                "metadata": metadata,
+                "payment_intent": charge["payment_intent"],
+                "reason": p.get("reason"),
+                "receipt_number": None,
+                "source_transfer_reversal": None,
+                "status": "succeeded",
+                "transfer_reversal": None,
+            }
+        )
         old = copy.deepcopy(charge)
         charge["amount_refunded"] += amount
         charge["refunded"] = charge["amount_refunded"] == charge["amount"]
@@ -1387,6 +1912,7 @@ class State:
 
         def keep(event: dict) -> bool:
             return not patterns or any(fnmatch.fnmatchcase(event["type"], pattern) for pattern in patterns)
+
         return self.list_of("event", p, "/v1/events", (), keep, ids=list(self.event_ids))
 
     @api("GET", f"/v1/events/{ID}", "_event_retrieve_params:EventRetrieveParams")
@@ -1433,8 +1959,11 @@ class State:
     @control("GET", "/_test/events")
     def control_events(self, body: dict, query: dict | None = None) -> tuple[int, dict]:
         wanted = (query or {}).get("type")
-        return 200, [dict(copy.deepcopy(self.objects[i]), deliveries=copy.deepcopy(self.deliveries[i]))
-                     for i in self.event_ids if not wanted or self.objects[i]["type"] == wanted]
+        return 200, [
+            dict(copy.deepcopy(self.objects[i]), deliveries=copy.deepcopy(self.deliveries[i]))
+            for i in self.event_ids
+            if not wanted or self.objects[i]["type"] == wanted
+        ]
 
     @control("GET", "/_test/requests")
     def control_requests(self, body: dict, query: dict | None = None) -> tuple[int, dict]:
@@ -1474,10 +2003,12 @@ border-radius:4px;cursor:pointer}
 
 
 def page(title: str, body: str) -> bytes:
-    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{html.escape(title)}</title><style>{PAGE_STYLE}</style></head>"
-            f"<body><main>{body}</main></body></html>").encode()
+    return (
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>{PAGE_STYLE}</style></head>"
+        f"<body><main>{body}</main></body></html>"
+    ).encode()
 
 
 def payment_page(state: State, session: dict, error: str | None = None, email: str | None = None) -> bytes:
@@ -1492,11 +2023,17 @@ def payment_page(state: State, session: dict, error: str | None = None, email: s
         count = recurring.get("interval_count", 1)
         every = f"per {recurring['interval']}" if count == 1 else f"every {count} {recurring['interval']}s"
     known_email = session["customer_email"] or (
-        session["customer"] and state.objects.get(session["customer"], {}).get("email"))
+        session["customer"] and state.objects.get(session["customer"], {}).get("email")
+    )
     described = ' aria-invalid="true" aria-describedby="card-error"' if error else ""
-    email_field = "" if known_email else (
-        '<label for="email">Email</label><input id="email" name="email" type="email" autocomplete="email" '
-        f'required value="{html.escape(email or "customer@example.com")}">')
+    email_field = (
+        ""
+        if known_email
+        else (
+            '<label for="email">Email</label><input id="email" name="email" type="email" autocomplete="email" '
+            f'required value="{html.escape(email or "customer@example.com")}">'
+        )
+    )
     body = (
         f"<h1>{html.escape(name)}</h1>"
         f'<p class="amount">{html.escape(amount)}{" <span>" + html.escape(every) + "</span>" if every else ""}</p>'
@@ -1507,11 +2044,13 @@ def payment_page(state: State, session: dict, error: str | None = None, email: s
         f'value="4242 4242 4242 4242"{described}>'
         '<button type="submit">Pay</button></form>'
         f'<p><a href="{html.escape(session["cancel_url"])}">Cancel</a></p>'
-        '<p class="note">Test mode: 4242 4242 4242 4242 succeeds, 4000 0000 0000 0002 is declined.</p>')
+        '<p class="note">Test mode: 4242 4242 4242 4242 succeeds, 4000 0000 0000 0002 is declined.</p>'
+    )
     return page(f"Pay {amount} for {name}", body)
 
 
 # --- HTTP ---------------------------------------------------------------------------------------
+
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -1520,7 +2059,7 @@ class Handler(BaseHTTPRequestHandler):
     # otherwise every keep-alive request waits ~40 ms for a delayed ACK.
     wbufsize = 1 << 16
     disable_nagle_algorithm = True
-    server: "FakeStripeServer"
+    server: FakeStripeServer
 
     def do_GET(self) -> None:
         self.dispatch("GET")
@@ -1534,8 +2073,9 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         sys.stderr.write("fake-stripe: %s\n" % (format % args))
 
-    def respond(self, status: int, body: bytes, content_type: str = "application/json",
-                headers: dict[str, str] | None = None) -> None:
+    def respond(
+        self, status: int, body: bytes, content_type: str = "application/json", headers: dict[str, str] | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -1556,14 +2096,22 @@ class Handler(BaseHTTPRequestHandler):
             elif url.path.startswith("/_test/"):
                 self.handle_control(method, url.path, url.query, body)
             elif url.path.startswith("/pay/"):
-                self.handle_page(method, url.path[len("/pay/"):], body)
+                self.handle_page(method, url.path[len("/pay/") :], body)
             elif url.path == "/":
                 self.respond_json(200, {"fake_stripe": True, "api_version": API_VERSION})
             else:
-                self.respond_json(404, {"error": {"type": "invalid_request_error",
-                                                  "message": f"Unrecognized request URL ({method}: {url.path})."}})
+                self.respond_json(
+                    404,
+                    {
+                        "error": {
+                            "type": "invalid_request_error",
+                            "message": f"Unrecognized request URL ({method}: {url.path}).",
+                        }
+                    },
+                )
         except Exception as error:  # a bug in the fake: say so loudly, as a 500
             import traceback
+
             traceback.print_exc()
             self.respond_json(500, {"error": {"type": "api_error", "message": f"Fake Stripe crashed: {error!r}"}})
 
@@ -1571,10 +2119,10 @@ class Handler(BaseHTTPRequestHandler):
         header = self.headers.get("Authorization", "")
         key = ""
         if header.startswith("Bearer "):
-            key = header[len("Bearer "):].strip()
+            key = header[len("Bearer ") :].strip()
         elif header.startswith("Basic "):
             try:
-                key = base64.b64decode(header[len("Basic "):]).decode().split(":")[0]
+                key = base64.b64decode(header[len("Basic ") :]).decode().split(":")[0]
             except Exception:
                 key = ""
         return key.startswith("sk_test_")
@@ -1587,37 +2135,50 @@ class Handler(BaseHTTPRequestHandler):
         raw = decode_pairs(urllib.parse.parse_qsl(text, keep_blank_values=True))
         headers = {"Request-Id": request_id, "Stripe-Version": API_VERSION}
         with state.lock:
-            entry = {"method": method, "path": path, "params": listify(raw), "idempotency_key": key,
-                     "status": None}
+            entry = {"method": method, "path": path, "params": listify(raw), "idempotency_key": key, "status": None}
             state.requests.append(entry)
             if not self.authorised():
                 entry["status"] = 401
-                return self.respond_json(401, {"error": {"type": "invalid_request_error",
-                                                         "message": "Invalid API Key provided"}}, headers)
+                return self.respond_json(
+                    401, {"error": {"type": "invalid_request_error", "message": "Invalid API Key provided"}}, headers
+                )
             if key and key in state.idempotency:
                 stored = state.idempotency[key]
                 if (stored["method"], stored["path"], stored["raw"]) != (method, path, raw):
-                    error = ApiError(f"Keys for idempotent requests can only be used with the same parameters "
-                                     f"they were first used with. Try using a key other than '{key}' if you "
-                                     "meant to execute a different request.", type="idempotency_error",
-                                     code="idempotency_key_in_use")
+                    error = ApiError(
+                        f"Keys for idempotent requests can only be used with the same parameters "
+                        f"they were first used with. Try using a key other than '{key}' if you "
+                        "meant to execute a different request.",
+                        type="idempotency_error",
+                        code="idempotency_key_in_use",
+                    )
                     entry["status"] = 400
                     return self.respond_json(400, error.body(), headers)
                 entry["status"] = stored["status"]
-                return self.respond(stored["status"], stored["body"], "application/json",
-                                    {**headers, "Idempotent-Replayed": "true",
-                                     "Original-Request": stored["request_id"]})
+                return self.respond(
+                    stored["status"],
+                    stored["body"],
+                    "application/json",
+                    {**headers, "Idempotent-Replayed": "true", "Original-Request": stored["request_id"]},
+                )
             status, result = self.run_api(state, method, path, raw, entry, request_id, key)
             encoded = json.dumps(result).encode()
             entry["status"] = status
             if key and status < 400:
-                state.idempotency[key] = {"method": method, "path": path, "raw": raw, "status": status,
-                                          "body": encoded, "request_id": request_id}
+                state.idempotency[key] = {
+                    "method": method,
+                    "path": path,
+                    "raw": raw,
+                    "status": status,
+                    "body": encoded,
+                    "request_id": request_id,
+                }
             self.respond(status, encoded, "application/json", {**headers, "Idempotency-Key": key} if key else headers)
 
     @staticmethod
-    def run_api(state: State, method: str, path: str, raw: dict, entry: dict, request_id: str,
-                key: str | None) -> tuple[int, Any]:
+    def run_api(
+        state: State, method: str, path: str, raw: dict, entry: dict, request_id: str, key: str | None
+    ) -> tuple[int, Any]:
         matched_path = False
         for route_method, pattern, name, params_type, supported in API_ROUTES:
             match = pattern.match(path)
@@ -1669,17 +2230,18 @@ class Handler(BaseHTTPRequestHandler):
                     except ApiError as error:
                         status, result = error.status, error.body()
                 return self.respond_json(status, result)
-        return self.respond_json(404, {"error": {"type": "invalid_request_error",
-                                                 "message": f"No control endpoint {method} {path}"}})
+        return self.respond_json(
+            404, {"error": {"type": "invalid_request_error", "message": f"No control endpoint {method} {path}"}}
+        )
 
     def control_send(self, state: State, payload: dict) -> None:
         """A new event around any object (tests of odd or hostile payloads), delivered in turn."""
         if not isinstance(payload.get("type"), str) or not isinstance(payload.get("object"), dict):
-            return self.respond_json(400, {"error": {"type": "invalid_request_error",
-                                                     "message": 'Send {"type": str, "object": {...}}'}})
+            return self.respond_json(
+                400, {"error": {"type": "invalid_request_error", "message": 'Send {"type": str, "object": {...}}'}}
+            )
         with state.lock:
-            event = state.emit(payload["type"], payload["object"], payload.get("previous_attributes"),
-                               deliver=False)
+            event = state.emit(payload["type"], payload["object"], payload.get("previous_attributes"), deliver=False)
             job = state.enqueue(event["id"]) if state.webhook_url else None
         if job is not None:
             job.done.wait(DELIVERY_TIMEOUT * 3)
@@ -1693,8 +2255,9 @@ class Handler(BaseHTTPRequestHandler):
             if event_id not in state.payloads:
                 return self.respond_json(404, no_such("event", event_id, "id", 404).body())
             if not state.webhook_url:
-                return self.respond_json(409, {"error": {"type": "invalid_request_error",
-                                                         "message": "No webhook URL is set."}})
+                return self.respond_json(
+                    409, {"error": {"type": "invalid_request_error", "message": "No webhook URL is set."}}
+                )
         times = int(payload.get("times", 5))
         concurrent = bool(payload.get("concurrent", True))
         state.wait_idle(DELIVERY_TIMEOUT * 3)  # the first deliveries go first
@@ -1707,6 +2270,7 @@ class Handler(BaseHTTPRequestHandler):
 
                 def one(index: int) -> None:
                     results[index] = state.deliver(event_id, barrier)
+
                 threads = [threading.Thread(target=one, args=(index,)) for index in range(times)]
                 for thread in threads:
                     thread.start()
@@ -1726,17 +2290,25 @@ class Handler(BaseHTTPRequestHandler):
         with state.lock:
             session = state.objects.get(session_id)
             if session is None or session.get("object") != "checkout.session":
-                return self.respond(404, page("Not found", "<h1>This payment page does not exist</h1>"),
-                                    "text/html; charset=utf-8")
+                return self.respond(
+                    404, page("Not found", "<h1>This payment page does not exist</h1>"), "text/html; charset=utf-8"
+                )
             if session["status"] == "open" and session["expires_at"] <= now():
                 state._expire(session)
             if session["status"] == "expired":
-                return self.respond(410, page("Payment page expired", "<h1>This payment page has expired</h1>"
-                                              f'<p><a href="{html.escape(session["cancel_url"])}">Go back</a></p>'),
-                                    "text/html; charset=utf-8")
+                return self.respond(
+                    410,
+                    page(
+                        "Payment page expired",
+                        "<h1>This payment page has expired</h1>"
+                        f'<p><a href="{html.escape(session["cancel_url"])}">Go back</a></p>',
+                    ),
+                    "text/html; charset=utf-8",
+                )
             if session["status"] == "complete":
-                return self.respond(409, page("Already paid", "<h1>This payment is already complete</h1>"),
-                                    "text/html; charset=utf-8")
+                return self.respond(
+                    409, page("Already paid", "<h1>This payment is already complete</h1>"), "text/html; charset=utf-8"
+                )
             if method == "GET":
                 return self.respond(200, payment_page(state, session), "text/html; charset=utf-8")
             if method != "POST":
@@ -1750,10 +2322,12 @@ class Handler(BaseHTTPRequestHandler):
                 return self.respond(303, b"", "text/plain", {"Location": location})
             if card == CARD_DECLINED:
                 state.complete(session, "fail")
-                return self.respond(402, payment_page(state, session, DECLINE["message"], email),
-                                    "text/html; charset=utf-8")
-            return self.respond(400, payment_page(state, session, "Your card number is invalid.", email),
-                                "text/html; charset=utf-8")
+                return self.respond(
+                    402, payment_page(state, session, DECLINE["message"], email), "text/html; charset=utf-8"
+                )
+            return self.respond(
+                400, payment_page(state, session, "Your card number is invalid.", email), "text/html; charset=utf-8"
+            )
 
 
 class FakeStripeServer(ThreadingHTTPServer):

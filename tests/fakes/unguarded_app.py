@@ -46,8 +46,10 @@ def _unguard_check() -> None:
         return dataclasses.replace(facts, status="available", on_loan=False)
 
     def raise_for_ignoring_unavailable(assessment):
-        lines = tuple(dataclasses.replace(line, reasons=tuple(r for r in line.reasons if r.code != "item_unavailable"))
-                      for line in assessment.lines)
+        lines = tuple(
+            dataclasses.replace(line, reasons=tuple(r for r in line.reasons if r.code != "item_unavailable"))
+            for line in assessment.lines
+        )
         return raise_for(dataclasses.replace(assessment, lines=lines))
 
     services._copy_facts = copy_facts_always_free

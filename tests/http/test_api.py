@@ -14,8 +14,9 @@ async def bearer(people, role: str) -> dict[str, str]:
 
 async def test_register_and_find_a_member_with_a_token(client, people):
     headers = await bearer(people, "volunteer")
-    response = await client.post("/api/v1/members", json={"name": "Nia Jones", "email": "NIA@example.org",
-                                                          "language": "cy"}, headers=headers)
+    response = await client.post(
+        "/api/v1/members", json={"name": "Nia Jones", "email": "NIA@example.org", "language": "cy"}, headers=headers
+    )
     assert response.status_code == 201, response.text
     body = response.json()
     assert body["card_code"] and body["id"] and body["email"] == "nia@example.org" and body["role"] == "member"
@@ -42,8 +43,9 @@ async def test_bad_member_input_is_a_clear_4xx_and_writes_nothing(client, people
         assert response.status_code == status, (body, response.text)
         assert response.json()["code"] == code, (body, response.json())
         assert response.json()["detail"]
-    response = await client.post("/api/v1/members", content=b"{not json", headers={
-        **headers, "Content-Type": "application/json"})
+    response = await client.post(
+        "/api/v1/members", content=b"{not json", headers={**headers, "Content-Type": "application/json"}
+    )
     assert response.status_code == 400
     assert response.json()["code"] == "malformed_json"
     assert await Account.count().run() == before
@@ -51,13 +53,15 @@ async def test_bad_member_input_is_a_clear_4xx_and_writes_nothing(client, people
 
 async def test_tokens_need_no_csrf_but_cookies_do(client, people):
     headers = await bearer(people, "volunteer")
-    assert (await client.post("/api/v1/members", json={"name": "A", "phone": "02920000000"},
-                              headers=headers)).status_code == 201
+    assert (
+        await client.post("/api/v1/members", json={"name": "A", "phone": "02920000000"}, headers=headers)
+    ).status_code == 201
     await sign_in(client, "volunteer@example.org")
     response = await client.post("/api/v1/members", json={"name": "B", "phone": "02920000001"})
     assert response.status_code == 403 and response.json()["code"] == "csrf_failed"
-    response = await client.post("/api/v1/members", json={"name": "B", "phone": "02920000001"},
-                                 headers={"X-CSRFToken": await csrf_token(client)})
+    response = await client.post(
+        "/api/v1/members", json={"name": "B", "phone": "02920000001"}, headers={"X-CSRFToken": await csrf_token(client)}
+    )
     assert response.status_code == 201
 
 

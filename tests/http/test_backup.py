@@ -31,6 +31,7 @@ WRITERS = 3
 
 # --- helpers -------------------------------------------------------------------------------------------
 
+
 @contextlib.contextmanager
 def new_database(engine: str, folder: Path, name: str) -> Iterator[str]:
     """A URL for a database that does not hold anything yet (on SQLite, not even a file)."""
@@ -65,8 +66,15 @@ def query(url: str, sql: str) -> list[tuple]:
 
 def lending(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     """The command as a person runs it, whatever its exit status."""
-    return subprocess.run([lending_command(), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120,
-                          stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [lending_command(), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def refused(result: subprocess.CompletedProcess, message: str, *, status: int = 2, started: bool = False) -> None:
@@ -88,8 +96,11 @@ def fingerprint(url: str) -> object:
     if url.startswith("sqlite"):
         path = sqlite_path(url)
         return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
-    tables = query(url, "SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                        "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'v') ORDER BY relname")
+    tables = query(
+        url,
+        "SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'v') ORDER BY relname",
+    )
     accounts = query(url, "SELECT id, email, name FROM account ORDER BY id") if ("account",) in tables else []
     return tables, accounts
 
@@ -106,6 +117,7 @@ def counted(text: str, noun: str) -> int:
 
 # --- a backup while the app writes ---------------------------------------------------------------------
 
+
 @dataclass
 class Write:
     writer: int
@@ -121,9 +133,10 @@ def keep_registering(base_url: str, token: str, writer: int, stop: threading.Eve
         number = 0
         while not stop.is_set():
             started = time.monotonic()
-            response = client.post(f"{base_url}/api/v1/members",
-                                   json={"name": f"Writer {writer} number {number}",
-                                         "email": f"w{writer}-{number}@example.org"})
+            response = client.post(
+                f"{base_url}/api/v1/members",
+                json={"name": f"Writer {writer} number {number}", "email": f"w{writer}-{number}@example.org"},
+            )
             done.append(Write(writer, number, started, time.monotonic(), response.status_code))
             number += 1
 
@@ -142,15 +155,29 @@ def test_a_backup_taken_while_the_app_writes_restores_as_one_moment(engine, tmp_
     with new_database(engine, tmp_path, "live") as live_url:
         live = server_env(SECRET_KEY=SECRET, DATABASE_URL=live_url)
         run_command("demo", cwd=tmp_path, env=live)
-        run_command("user", "create", "--email", "desk@example.org", "--name", "Desk", "--role", "volunteer",
-                    "--password", PASSWORD, cwd=tmp_path, env=live)
+        run_command(
+            "user",
+            "create",
+            "--email",
+            "desk@example.org",
+            "--name",
+            "Desk",
+            "--role",
+            "volunteer",
+            "--password",
+            PASSWORD,
+            cwd=tmp_path,
+            env=live,
+        )
         token = run_command("token", "create", "--email", "desk@example.org", cwd=tmp_path, env=live).stdout.strip()
 
         writes: list[Write] = []
         stop = threading.Event()
         with running_server(tmp_path, live) as server:
-            threads = [threading.Thread(target=keep_registering, args=(server.base_url, token, n, stop, writes))
-                       for n in range(WRITERS)]
+            threads = [
+                threading.Thread(target=keep_registering, args=(server.base_url, token, n, stop, writes))
+                for n in range(WRITERS)
+            ]
             for thread in threads:
                 thread.start()
             try:
@@ -185,8 +212,9 @@ def test_a_backup_taken_while_the_app_writes_restores_as_one_moment(engine, tmp_
         # once the last was answered); all answered before the backup began are in, none sent
         # after it ended.
         for writer in range(WRITERS):
-            numbers = sorted(int(email.split("-")[1].split("@")[0]) for email in emails
-                             if email.startswith(f"w{writer}-"))
+            numbers = sorted(
+                int(email.split("-")[1].split("@")[0]) for email in emails if email.startswith(f"w{writer}-")
+            )
             assert numbers == list(range(len(numbers))), (writer, numbers)
         for write in writes:
             email = f"w{write.writer}-{write.number}@example.org"
@@ -197,40 +225,58 @@ def test_a_backup_taken_while_the_app_writes_restores_as_one_moment(engine, tmp_
         # ...and across writers: a member answered before another one was sent is in the backup
         # whenever that later one is.
         latest_sent = max(write.started for write in writes if f"w{write.writer}-{write.number}@example.org" in emails)
-        missing = [write for write in writes if write.finished < latest_sent
-                   and f"w{write.writer}-{write.number}@example.org" not in emails]
+        missing = [
+            write
+            for write in writes
+            if write.finished < latest_sent and f"w{write.writer}-{write.number}@example.org" not in emails
+        ]
         assert missing == []
         assert len(emails) < len(writes)
         # Each member is whole: its account and the audit row written in the same transaction.
-        assert query(restored_url, "SELECT count(*) FROM account a WHERE a.email LIKE 'w%@example.org' AND NOT EXISTS "
-                                   "(SELECT 1 FROM audit_event e WHERE e.action = 'account.create' "
-                                   "AND e.subject = 'account:' || a.id)") == [(0,)]
-        assert query(restored_url, "SELECT count(*) FROM audit_event e WHERE e.action = 'account.create' AND NOT "
-                                   "EXISTS (SELECT 1 FROM account a WHERE e.subject = 'account:' || a.id)") == [(0,)]
+        assert query(
+            restored_url,
+            "SELECT count(*) FROM account a WHERE a.email LIKE 'w%@example.org' AND NOT EXISTS "
+            "(SELECT 1 FROM audit_event e WHERE e.action = 'account.create' "
+            "AND e.subject = 'account:' || a.id)",
+        ) == [(0,)]
+        assert query(
+            restored_url,
+            "SELECT count(*) FROM audit_event e WHERE e.action = 'account.create' AND NOT "
+            "EXISTS (SELECT 1 FROM account a WHERE e.subject = 'account:' || a.id)",
+        ) == [(0,)]
         # The counts the backup printed are the backup's, and the restore found the same.
         accounts = query(restored_url, "SELECT count(*) FROM account")[0][0]
         assert counted(made.stdout, "account") == accounts == counted(put_back.stdout, "account") < live_accounts
         assert counted(made.stdout, "item") == query(restored_url, "SELECT count(*) FROM item")[0][0] > 0
         assert query(restored_url, "SELECT name FROM account WHERE email = 'coordinator@demo.example'") == [
-            ("Carys Coordinator",)]
+            ("Carys Coordinator",)
+        ]
 
         with running_server(tmp_path, restored) as server, httpx.Client(timeout=10) as client:
             client.get(server.url("/login"))
-            signed_in = client.post(server.url("/login"), data={
-                "email": "volunteer@demo.example", "password": "demo-volunteer",
-                "_csrf_token": client.cookies["lending_csrf"]}, follow_redirects=False)
+            signed_in = client.post(
+                server.url("/login"),
+                data={
+                    "email": "volunteer@demo.example",
+                    "password": "demo-volunteer",
+                    "_csrf_token": client.cookies["lending_csrf"],
+                },
+                follow_redirects=False,
+            )
             assert signed_in.status_code == 303
             assert client.get(server.url("/desk")).status_code == 200
             headers = {"Authorization": f"Bearer {token}"}  # API tokens are restored too
             found = client.get(server.url("/api/v1/members"), params={"q": "w0-0@example.org"}, headers=headers)
             assert [member["name"] for member in found.json()["members"]] == ["Writer 0 number 0"]
             # New rows get new ids (PostgreSQL's sequences came back with the tables).
-            new = client.post(server.url("/api/v1/members"), json={"name": "After", "email": "after@example.org"},
-                              headers=headers)
+            new = client.post(
+                server.url("/api/v1/members"), json={"name": "After", "email": "after@example.org"}, headers=headers
+            )
             assert new.status_code == 201, new.text
 
 
 # --- bad input -----------------------------------------------------------------------------------------
+
 
 @dataclass
 class Install:
@@ -245,8 +291,20 @@ class Install:
 def new_install(engine: str, folder: Path) -> Iterator[Install]:
     with new_database(engine, folder, "lending") as url:
         env = server_env(SECRET_KEY=SECRET, DATABASE_URL=url)
-        run_command("user", "create", "--email", "desk@example.org", "--name", "Desk", "--role", "volunteer",
-                    "--password", PASSWORD, cwd=folder, env=env)
+        run_command(
+            "user",
+            "create",
+            "--email",
+            "desk@example.org",
+            "--name",
+            "Desk",
+            "--role",
+            "volunteer",
+            "--password",
+            PASSWORD,
+            cwd=folder,
+            env=env,
+        )
         backup = folder / "good.dump"
         run_command("backup", str(backup), cwd=folder, env=env)
         yield Install(engine, url, env, folder, backup)
@@ -282,8 +340,9 @@ def test_backup_refuses_to_replace_a_file_unless_forced(install, tmp_path):
 
 
 def test_backup_into_a_folder_that_does_not_exist(install, tmp_path):
-    refused(lending("backup", str(tmp_path / "missing" / "lending.dump"), cwd=tmp_path, env=install.env),
-            "does not exist")
+    refused(
+        lending("backup", str(tmp_path / "missing" / "lending.dump"), cwd=tmp_path, env=install.env), "does not exist"
+    )
     assert not (tmp_path / "missing").exists()
     refused(lending("backup", str(tmp_path), cwd=tmp_path, env=install.env), "is a folder")
 
@@ -293,8 +352,12 @@ def test_backup_of_a_database_that_cannot_be_reached(install, tmp_path):
         url, message = f"sqlite:///{tmp_path / 'var' / 'nothing.db'}", "There is no SQLite database"
     else:
         url, message = f"postgresql://lending:s3cret-pw@127.0.0.1:{free_port()}/lending", "Cannot reach"
-    result = lending("backup", str(tmp_path / "lending.dump"), cwd=tmp_path,
-                     env=server_env(SECRET_KEY=SECRET, DATABASE_URL=url, PGPASSWORD=""))
+    result = lending(
+        "backup",
+        str(tmp_path / "lending.dump"),
+        cwd=tmp_path,
+        env=server_env(SECRET_KEY=SECRET, DATABASE_URL=url, PGPASSWORD=""),
+    )
     refused(result, message, status=1)
     assert "s3cret" not in result.stderr
     assert sorted(path.name for path in tmp_path.iterdir()) == []  # no backup, no half file, no empty database
@@ -303,8 +366,11 @@ def test_backup_of_a_database_that_cannot_be_reached(install, tmp_path):
 @pytest.mark.postgres
 def test_backup_without_pg_dump_says_what_to_install(postgres_install, tmp_path):
     env = {**postgres_install.env, "PATH": str(tmp_path / "bin")}
-    refused(lending("backup", str(tmp_path / "lending.dump"), cwd=tmp_path, env=env),
-            "pg_dump is not installed: install the PostgreSQL client", status=1)
+    refused(
+        lending("backup", str(tmp_path / "lending.dump"), cwd=tmp_path, env=env),
+        "pg_dump is not installed: install the PostgreSQL client",
+        status=1,
+    )
     assert leftovers(tmp_path) == [] and not (tmp_path / "lending.dump").exists()
 
 
@@ -314,21 +380,28 @@ def test_a_failed_pg_dump_leaves_no_file_and_never_shows_the_password(postgres_i
     tools = tmp_path / "bin"
     tools.mkdir()
     fake = tools / "pg_dump"
-    fake.write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$CALLED_WITH"\nprintf "%s" "$PGPASSWORD" > "$CALLED_WITH.pw"\n'
-                    'for arg; do case "$arg" in --file=*) printf PGDMP-half > "${arg#--file=}";; esac; done\n'
-                    'echo "pg_dump: error: query failed: disk quota exceeded" >&2\nexit 1\n')
+    fake.write_text(
+        '#!/bin/sh\nprintf "%s\\n" "$@" > "$CALLED_WITH"\nprintf "%s" "$PGPASSWORD" > "$CALLED_WITH.pw"\n'
+        'for arg; do case "$arg" in --file=*) printf PGDMP-half > "${arg#--file=}";; esac; done\n'
+        'echo "pg_dump: error: query failed: disk quota exceeded" >&2\nexit 1\n'
+    )
     fake.chmod(0o755)
     # The test server trusts local connections, so it ignores the password; pg_dump must still get it.
     url = postgres_install.url.replace("postgres@", "postgres:pa%40ss%2Fword@", 1)
     called = tmp_path / "called"
-    env = {**postgres_install.env, "DATABASE_URL": url, "PATH": f"{tools}:{postgres_install.env['PATH']}",
-           "CALLED_WITH": str(called)}
+    env = {
+        **postgres_install.env,
+        "DATABASE_URL": url,
+        "PATH": f"{tools}:{postgres_install.env['PATH']}",
+        "CALLED_WITH": str(called),
+    }
     backups = tmp_path / "backups"
     backups.mkdir()
     result = lending("backup", str(backups / "lending.dump"), cwd=tmp_path, env=env)
     assert result.returncode == 1, result.stderr
-    assert result.stderr.splitlines()[-1] == ("lending: error: pg_dump failed, so no backup was written: "
-                                              "pg_dump: error: query failed: disk quota exceeded.")
+    assert result.stderr.splitlines()[-1] == (
+        "lending: error: pg_dump failed, so no backup was written: pg_dump: error: query failed: disk quota exceeded."
+    )
     assert list(backups.iterdir()) == []  # neither the half file nor the named one
     argv = called.read_text()
     assert "pa%40ss" not in argv and "pa@ss" not in argv and "--format=custom" in argv and "--no-owner" in argv
@@ -342,8 +415,18 @@ def test_restore_refuses_a_database_that_holds_accounts_unless_forced(install, t
 
 
 def refuse_then_force(install: Install, url: str, env: dict[str, str], tmp_path: Path) -> None:
-    run_command("user", "create", "--email", "someone@example.org", "--name", "Someone", "--role", "member",
-                cwd=tmp_path, env=env)
+    run_command(
+        "user",
+        "create",
+        "--email",
+        "someone@example.org",
+        "--name",
+        "Someone",
+        "--role",
+        "member",
+        cwd=tmp_path,
+        env=env,
+    )
     before = fingerprint(url)
     refused(lending("restore", str(install.backup), cwd=tmp_path, env=env), "already holds 1 account")
     assert fingerprint(url) == before
@@ -379,12 +462,16 @@ def test_restore_refuses_a_backup_of_the_other_kind_of_database(install, tmp_pat
     assert fingerprint(install.url) == before
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    (b"", "is empty"),
-    (b"email,name\nsomeone@example.org,Someone\n", "is not a backup made by `lending backup`"),
-    (b"\x1f\x8b\x08\x00" + bytes(100), "compressed with gzip"),
-    (b"--\n-- PostgreSQL database dump\n--\n", "plain-text SQL dump"),
-], ids=["empty", "csv", "gzip", "sql"])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "is empty"),
+        (b"email,name\nsomeone@example.org,Someone\n", "is not a backup made by `lending backup`"),
+        (b"\x1f\x8b\x08\x00" + bytes(100), "compressed with gzip"),
+        (b"--\n-- PostgreSQL database dump\n--\n", "plain-text SQL dump"),
+    ],
+    ids=["empty", "csv", "gzip", "sql"],
+)
 def test_restore_says_what_a_file_is_when_it_is_no_backup(install, tmp_path, content, message):
     path = tmp_path / "backup"
     path.write_bytes(content)
@@ -410,8 +497,7 @@ def test_postgres_restore_refuses_a_database_with_newer_tables(postgres_install,
         run_command("migrate", cwd=tmp_path, env=env)
         query(url, "CREATE TABLE newer_feature (id serial PRIMARY KEY)")
         before = fingerprint(url)
-        refused(lending("restore", str(postgres_install.backup), "--force", cwd=tmp_path, env=env),
-                "has tables that")
+        refused(lending("restore", str(postgres_install.backup), "--force", cwd=tmp_path, env=env), "has tables that")
         assert fingerprint(url) == before
 
 
@@ -420,10 +506,24 @@ def test_postgres_restore_that_fails_halfway_changes_nothing(postgres_install, t
     """pg_restore runs in one transaction: here it cannot drop the account table, which a view
     of this database depends on, so nothing it did before that stays."""
     with other_database("postgres", tmp_path) as (url, env):
-        run_command("user", "create", "--email", "someone@example.org", "--name", "Someone", "--role", "member",
-                    cwd=tmp_path, env=env)
+        run_command(
+            "user",
+            "create",
+            "--email",
+            "someone@example.org",
+            "--name",
+            "Someone",
+            "--role",
+            "member",
+            cwd=tmp_path,
+            env=env,
+        )
         query(url, "CREATE VIEW member_names AS SELECT name FROM account")
         before = fingerprint(url)
-        refused(lending("restore", str(postgres_install.backup), "--force", cwd=tmp_path, env=env),
-                "pg_restore failed, so nothing was changed", status=1, started=True)
+        refused(
+            lending("restore", str(postgres_install.backup), "--force", cwd=tmp_path, env=env),
+            "pg_restore failed, so nothing was changed",
+            status=1,
+            started=True,
+        )
         assert fingerprint(url) == before

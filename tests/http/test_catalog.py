@@ -17,9 +17,16 @@ from tests.http.test_api import bearer
 @pytest.fixture
 async def drill(people):
     category = await catalog.create_category(name="Drills")
-    return await catalog.add_item(details=ItemDetails(
-        name="Cordless drill", description="18V", category_id=category.id, safety_notes="Wear goggles.",
-        parts="Drill\nCharger", loan_days=7))
+    return await catalog.add_item(
+        details=ItemDetails(
+            name="Cordless drill",
+            description="18V",
+            category_id=category.id,
+            safety_notes="Wear goggles.",
+            parts="Drill\nCharger",
+            loan_days=7,
+        )
+    )
 
 
 def jpeg_bytes(width: int = 800, height: int = 600) -> bytes:
@@ -40,8 +47,9 @@ async def test_item_page_is_public(client, drill):
 
 
 async def test_anyone_can_report_a_problem_and_volunteers_see_it(client, drill):
-    response = await client.post(f"/i/{drill.code}/problems", data={
-        "description": "Chuck is stuck", "_csrf_token": await csrf_token(client)})
+    response = await client.post(
+        f"/i/{drill.code}/problems", data={"description": "Chuck is stuck", "_csrf_token": await csrf_token(client)}
+    )
     assert response.status_code == 303
     assert [p.description for p in await catalog.open_problems()] == ["Chuck is stuck"]
     response = await client.post(f"/i/{drill.code}/problems", data={"description": "x"})
@@ -66,8 +74,9 @@ async def test_items_api(client, drill, people):
     assert one["url"] == f"http://testserver.local/i/{drill.code}"
     assert (await client.get("/api/v1/items/NOPE0000")).json()["code"] == "item_not_found"
     headers = await bearer(people, "volunteer")
-    created = await client.post("/api/v1/items", json={"name": "Tent", "category": "drills", "parts": ["Poles"]},
-                                headers=headers)
+    created = await client.post(
+        "/api/v1/items", json={"name": "Tent", "category": "drills", "parts": ["Poles"]}, headers=headers
+    )
     assert created.status_code == 201, created.text
     assert created.json()["category"] == "Drills" and len(created.json()["code"]) == 8
     bad = await client.post("/api/v1/items", json={"name": "Tent", "category": "Spaceships"}, headers=headers)
@@ -80,10 +89,18 @@ async def test_items_api(client, drill, people):
 async def test_volunteer_adds_an_item_with_a_photo_from_a_phone(client, people):
     await sign_in(client, "volunteer@example.org")
     assert (await client.get("/desk/items/new")).status_code == 200
-    response = await client.post("/desk/items/new", data={
-        "name": "Sewing machine", "description": "Singer", "condition": "good", "parts": "Foot pedal\nBobbins",
-        "replacement_value": "120", "_csrf_token": await csrf_token(client)},
-        files={"photo": ("IMG_0001.jpg", jpeg_bytes(3000, 2000), "image/jpeg")})
+    response = await client.post(
+        "/desk/items/new",
+        data={
+            "name": "Sewing machine",
+            "description": "Singer",
+            "condition": "good",
+            "parts": "Foot pedal\nBobbins",
+            "replacement_value": "120",
+            "_csrf_token": await csrf_token(client),
+        },
+        files={"photo": ("IMG_0001.jpg", jpeg_bytes(3000, 2000), "image/jpeg")},
+    )
     assert response.status_code == 303, response.text
     code = response.headers["location"].rsplit("/", 1)[1]
     item = await catalog.get_item(code=code)
@@ -97,9 +114,11 @@ async def test_volunteer_adds_an_item_with_a_photo_from_a_phone(client, people):
 
 async def test_bad_photo_keeps_the_item_and_says_why(client, people):
     await sign_in(client, "volunteer@example.org")
-    response = await client.post("/desk/items/new", data={
-        "name": "Tent", "condition": "good", "_csrf_token": await csrf_token(client)},
-        files={"photo": ("tent.jpg", b"this is not a photo at all", "image/jpeg")})
+    response = await client.post(
+        "/desk/items/new",
+        data={"name": "Tent", "condition": "good", "_csrf_token": await csrf_token(client)},
+        files={"photo": ("tent.jpg", b"this is not a photo at all", "image/jpeg")},
+    )
     assert response.status_code == 303
     assert await Item.count().run() == 1 and await Photo.count().run() == 0
     page = await client.get(response.headers["location"])
@@ -108,9 +127,16 @@ async def test_bad_photo_keeps_the_item_and_says_why(client, people):
 
 async def test_bad_item_form_comes_back_with_everything_typed(client, people):
     await sign_in(client, "volunteer@example.org")
-    response = await client.post("/desk/items/new", data={
-        "name": "", "description": "keep me", "replacement_value": "lots", "condition": "good",
-        "_csrf_token": await csrf_token(client)})
+    response = await client.post(
+        "/desk/items/new",
+        data={
+            "name": "",
+            "description": "keep me",
+            "replacement_value": "lots",
+            "condition": "good",
+            "_csrf_token": await csrf_token(client),
+        },
+    )
     assert response.status_code == 422
     assert "keep me" in response.text and "Enter a value in pounds" in response.text
     assert await ItemGroup.count().run() == 0
@@ -119,14 +145,18 @@ async def test_bad_item_form_comes_back_with_everything_typed(client, people):
 async def test_retire_and_edit_from_the_desk(client, drill):
     await sign_in(client, "volunteer@example.org")
     token = await csrf_token(client)
-    response = await client.post(f"/desk/items/{drill.code}/status", data={"status": "retired", "reason": "",
-                                                                           "_csrf_token": token})
+    response = await client.post(
+        f"/desk/items/{drill.code}/status", data={"status": "retired", "reason": "", "_csrf_token": token}
+    )
     assert response.status_code == 303 and (await catalog.get_item(code=drill.code)).status == "available"
-    await client.post(f"/desk/items/{drill.code}/status", data={"status": "retired", "reason": "Motor burnt out",
-                                                               "_csrf_token": token})
+    await client.post(
+        f"/desk/items/{drill.code}/status",
+        data={"status": "retired", "reason": "Motor burnt out", "_csrf_token": token},
+    )
     assert (await catalog.get_item(code=drill.code)).status == "retired"
-    response = await client.post(f"/desk/items/{drill.code}", data={
-        "name": "Cordless drill (old)", "condition": "worn", "_csrf_token": token})
+    response = await client.post(
+        f"/desk/items/{drill.code}", data={"name": "Cordless drill (old)", "condition": "worn", "_csrf_token": token}
+    )
     assert response.status_code == 303
     assert (await catalog.get_item(code=drill.code)).name == "Cordless drill (old)"
 
@@ -164,8 +194,7 @@ async def test_qr_codes_open_the_item_page(client, drill):
 async def test_a_printed_label_leads_a_phone_to_the_item_page(client, drill, people):
     """The volunteer prints the label, a visitor's phone reads it, and the page opens."""
     headers = await bearer(people, "volunteer")
-    response = await client.post("/api/v1/labels", json={"codes": [drill.code], "template": "L7160"},
-                                 headers=headers)
+    response = await client.post("/api/v1/labels", json={"codes": [drill.code], "template": "L7160"}, headers=headers)
     assert response.status_code == 200 and response.headers["content-type"] == "application/pdf"
     [url] = decoded_urls(response.content)
     page = await client.get(url.removeprefix("http://testserver.local"))
@@ -185,8 +214,9 @@ async def test_label_requests_with_bad_input(client, drill, people):
         response = await client.post("/api/v1/labels", json=body, headers=headers)
         assert response.status_code == status, (body, response.text)
         assert response.json()["code"] == code
-    assert (await client.post("/api/v1/labels", json={"codes": [drill.code]},
-                              headers=await bearer(people, "member"))).status_code == 403
+    assert (
+        await client.post("/api/v1/labels", json={"codes": [drill.code]}, headers=await bearer(people, "member"))
+    ).status_code == 403
 
 
 async def test_desk_prints_unprinted_items_and_sticker_sheets(client, drill, people):
@@ -194,23 +224,28 @@ async def test_desk_prints_unprinted_items_and_sticker_sheets(client, drill, peo
     token = await csrf_token(client)
     page = await client.get("/desk/labels/")
     assert page.status_code == 200 and "Everything not yet printed (1 item)" in page.text
-    response = await client.post("/desk/labels/", data={"what": "unprinted", "template": "L7160", "start": "3",
-                                                         "_csrf_token": token})
+    response = await client.post(
+        "/desk/labels/", data={"what": "unprinted", "template": "L7160", "start": "3", "_csrf_token": token}
+    )
     assert response.status_code == 200 and response.headers["content-type"] == "application/pdf"
     assert decoded_urls(response.content) == [f"http://testserver.local/i/{drill.code}"]
     assert await catalog.unlabelled_codes() == []
-    stickers = await client.post("/desk/labels/", data={"what": "stickers", "count": "4", "template": "L7651",
-                                                        "start": "1", "_csrf_token": token})
+    stickers = await client.post(
+        "/desk/labels/",
+        data={"what": "stickers", "count": "4", "template": "L7651", "start": "1", "_csrf_token": token},
+    )
     assert stickers.status_code == 200
     urls = decoded_urls(stickers.content, dpi=200)
     assert len(urls) == 4
     # A sticker from the sheet is claimed when an item is added with it.
     code = urls[0].rsplit("/", 1)[1]
-    response = await client.post("/desk/items/new", data={"name": "Tent", "condition": "good", "sticker": code,
-                                                         "_csrf_token": token})
+    response = await client.post(
+        "/desk/items/new", data={"name": "Tent", "condition": "good", "sticker": code, "_csrf_token": token}
+    )
     assert response.headers["location"] == f"/desk/items/{code}"
-    bad = await client.post("/desk/labels/", data={"what": "stickers", "count": "lots", "template": "L7160",
-                                                   "_csrf_token": token})
+    bad = await client.post(
+        "/desk/labels/", data={"what": "stickers", "count": "lots", "template": "L7160", "_csrf_token": token}
+    )
     assert bad.status_code == 422 and "Enter a whole number" in bad.text
 
 
@@ -227,16 +262,22 @@ async def test_volunteers_see_and_clear_reported_problems(client, drill):
 async def test_coordinator_edits_the_category_tree_and_sites(client, people):
     await sign_in(client, "coordinator@example.org")
     token = await csrf_token(client)
-    assert (await client.post("/manage/catalogue/categories", data={"name": "Tools", "_csrf_token": token})
-            ).status_code == 303
+    assert (
+        await client.post("/manage/catalogue/categories", data={"name": "Tools", "_csrf_token": token})
+    ).status_code == 303
     tools = (await catalog.category_tree())[0]
-    assert (await client.post("/manage/catalogue/categories", data={"name": "Saws", "parent": str(tools.id),
-                                                                    "_csrf_token": token})).status_code == 303
-    duplicate = await client.post("/manage/catalogue/categories", data={"name": "saws", "parent": str(tools.id),
-                                                                        "_csrf_token": token})
+    assert (
+        await client.post(
+            "/manage/catalogue/categories", data={"name": "Saws", "parent": str(tools.id), "_csrf_token": token}
+        )
+    ).status_code == 303
+    duplicate = await client.post(
+        "/manage/catalogue/categories", data={"name": "saws", "parent": str(tools.id), "_csrf_token": token}
+    )
     assert duplicate.status_code == 409 and "already a category" in duplicate.text
-    assert (await client.post("/manage/catalogue/sites", data={"name": "Canton", "address": "1 Road",
-                                                               "_csrf_token": token})).status_code == 303
+    assert (
+        await client.post("/manage/catalogue/sites", data={"name": "Canton", "address": "1 Road", "_csrf_token": token})
+    ).status_code == 303
     page = await client.get("/manage/catalogue")
     assert "Saws" in page.text and "Canton" in page.text
     empty = await client.post("/manage/catalogue/sites", data={"name": "", "_csrf_token": token})
@@ -247,9 +288,11 @@ async def test_manuals_are_pdfs_only(client, drill, people):
     await sign_in(client, "volunteer@example.org")
     token = await csrf_token(client)
     pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
-    response = await client.post(f"/desk/items/{drill.code}", data={
-        "name": "Cordless drill", "condition": "good", "manual_title": "User guide", "_csrf_token": token},
-        files={"manual": ("guide.pdf", pdf, "application/pdf")})
+    response = await client.post(
+        f"/desk/items/{drill.code}",
+        data={"name": "Cordless drill", "condition": "good", "manual_title": "User guide", "_csrf_token": token},
+        files={"manual": ("guide.pdf", pdf, "application/pdf")},
+    )
     assert response.status_code == 303
     item = await catalog.get_item(code=drill.code)
     [(manual_id, title)] = item.manuals
@@ -257,9 +300,11 @@ async def test_manuals_are_pdfs_only(client, drill, people):
     served = await client.get(f"/manuals/{manual_id}")
     assert served.content == pdf and served.headers["content-type"] == "application/pdf"
     assert "User guide" in (await client.get(f"/i/{drill.code}")).text
-    refused = await client.post(f"/desk/items/{drill.code}", data={
-        "name": "Cordless drill", "condition": "good", "_csrf_token": token},
-        files={"manual": ("evil.pdf", b"<script>alert(1)</script>", "application/pdf")})
+    refused = await client.post(
+        f"/desk/items/{drill.code}",
+        data={"name": "Cordless drill", "condition": "good", "_csrf_token": token},
+        files={"manual": ("evil.pdf", b"<script>alert(1)</script>", "application/pdf")},
+    )
     assert refused.status_code == 422 and "not a PDF" in refused.text
     assert len((await catalog.get_item(code=drill.code)).manuals) == 1
 

@@ -17,8 +17,9 @@ LENDING = str(Path(sys.executable).parent / "lending")
 def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     environment = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DATABASE_URL", "LENDING_DEMO"}}
     environment.update(env or {})
-    return subprocess.run([LENDING, *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=60,
-                          stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [LENDING, *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+    )
 
 
 def accounts(cwd: Path) -> list[tuple]:
@@ -28,12 +29,36 @@ def accounts(cwd: Path) -> list[tuple]:
 
 def test_user_and_token_commands(tmp_path):
     assert run("migrate", cwd=tmp_path).returncode == 0
-    created = run("user", "create", "--email", "Co@Example.org", "--name", "Co Ordinator", "--role", "coordinator",
-                  "--password", "a long password", cwd=tmp_path)
+    created = run(
+        "user",
+        "create",
+        "--email",
+        "Co@Example.org",
+        "--name",
+        "Co Ordinator",
+        "--role",
+        "coordinator",
+        "--password",
+        "a long password",
+        cwd=tmp_path,
+    )
     assert created.returncode == 0, created.stderr
     assert "Created coordinator Co Ordinator <co@example.org>" in created.stdout
-    link = run("user", "create", "--email", "lw@example.org", "--name", "Link", "--role", "link_worker",
-               "--password", "a long password", "--organisation", "Canton Surgery", cwd=tmp_path)
+    link = run(
+        "user",
+        "create",
+        "--email",
+        "lw@example.org",
+        "--name",
+        "Link",
+        "--role",
+        "link_worker",
+        "--password",
+        "a long password",
+        "--organisation",
+        "Canton Surgery",
+        cwd=tmp_path,
+    )
     assert link.returncode == 0 and "Created the referring organisation Canton Surgery" in link.stdout
     token = run("token", "create", "--email", "co@example.org", cwd=tmp_path)
     assert token.returncode == 0 and token.stdout.strip().startswith("lnd_")
@@ -44,12 +69,29 @@ def test_user_and_token_commands(tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["user", "create", "--email", "a@example.org", "--name", "A", "--role", "wizard", "--password", "x" * 12],
-         "Choose a role"),
-        (["user", "create", "--email", "a@example.org", "--name", "A", "--role", "volunteer", "--password", "short"],
-         "at least 10 characters"),
-        (["user", "create", "--email", "a@example.org", "--name", "A", "--role", "link_worker", "--password",
-          "x" * 12], "referring organisation"),
+        (
+            ["user", "create", "--email", "a@example.org", "--name", "A", "--role", "wizard", "--password", "x" * 12],
+            "Choose a role",
+        ),
+        (
+            ["user", "create", "--email", "a@example.org", "--name", "A", "--role", "volunteer", "--password", "short"],
+            "at least 10 characters",
+        ),
+        (
+            [
+                "user",
+                "create",
+                "--email",
+                "a@example.org",
+                "--name",
+                "A",
+                "--role",
+                "link_worker",
+                "--password",
+                "x" * 12,
+            ],
+            "referring organisation",
+        ),
         (["user", "create", "--email", "bad", "--name", "A", "--role", "member"], "email address like"),
         (["user", "create", "--name", "A", "--role", "member"], "--email"),
         (["token", "create", "--email", "nobody@example.org"], "no account with the email"),
@@ -91,8 +133,15 @@ def test_unreachable_database_is_one_line(tmp_path):
 def test_demo_is_safe_to_run_twice_and_prints_sign_ins(tmp_path):
     first = run("demo", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    for email in ("coordinator@demo.example", "volunteer@demo.example", "linkworker@demo.example",
-                  "linkworker2@demo.example", "member@demo.example", "member2@demo.example", "member3@demo.example"):
+    for email in (
+        "coordinator@demo.example",
+        "volunteer@demo.example",
+        "linkworker@demo.example",
+        "linkworker2@demo.example",
+        "member@demo.example",
+        "member2@demo.example",
+        "member3@demo.example",
+    ):
         assert email in first.stdout
     assert "Added the membership Pay what you can." in first.stdout
     second = run("demo", cwd=tmp_path)
@@ -102,8 +151,12 @@ def test_demo_is_safe_to_run_twice_and_prints_sign_ins(tmp_path):
 
 
 def test_demo_refuses_a_database_with_real_accounts(tmp_path):
-    assert run("user", "create", "--email", "real@example.org", "--name", "Real", "--role", "member",
-               cwd=tmp_path).returncode == 0
+    assert (
+        run(
+            "user", "create", "--email", "real@example.org", "--name", "Real", "--role", "member", cwd=tmp_path
+        ).returncode
+        == 0
+    )
     refused = run("demo", cwd=tmp_path)
     assert refused.returncode == 2 and "real accounts" in refused.stderr
     assert accounts(tmp_path) == [("real@example.org", "member")]
@@ -111,17 +164,21 @@ def test_demo_refuses_a_database_with_real_accounts(tmp_path):
 
 # --- lending items import / export ---------------------------------------------------------------
 
+
 def items(cwd: Path) -> list[tuple]:
     with sqlite3.connect(cwd / "var" / "lending.db") as connection:
         return connection.execute(
             "SELECT item.code, item_group.name FROM item JOIN item_group ON item.item_group = item_group.id "
-            "ORDER BY item.id").fetchall()
+            "ORDER BY item.id"
+        ).fetchall()
 
 
-GOOD_CSV = ("Name,Category,Copies,Replacement value,Parts\r\n"
-            "Cordless drill,Tools > Drills,2,89.99,Drill|Charger\r\n"
-            "Hedge trimmer,Garden,,45,\r\n"
-            "Tent,,,,\r\n")
+GOOD_CSV = (
+    "Name,Category,Copies,Replacement value,Parts\r\n"
+    "Cordless drill,Tools > Drills,2,89.99,Drill|Charger\r\n"
+    "Hedge trimmer,Garden,,45,\r\n"
+    "Tent,,,,\r\n"
+)
 
 
 def test_items_import_dry_run_import_and_export(tmp_path):
@@ -129,8 +186,9 @@ def test_items_import_dry_run_import_and_export(tmp_path):
     assert run("migrate", cwd=tmp_path).returncode == 0
     dry = run("items", "import", "things.csv", "--dry-run", "--create-categories", cwd=tmp_path)
     assert dry.returncode == 0, dry.stderr
-    assert dry.stdout.startswith("3 rows would be imported (4 items); categories to create: Tools, Tools > Drills, "
-                                 "Garden.")
+    assert dry.stdout.startswith(
+        "3 rows would be imported (4 items); categories to create: Tools, Tools > Drills, Garden."
+    )
     assert items(tmp_path) == []
     without = run("items", "import", "things.csv", cwd=tmp_path)
     assert without.returncode == 2 and 'line 2: category: there is no category "Tools > Drills"' in without.stderr
@@ -144,8 +202,12 @@ def test_items_import_dry_run_import_and_export(tmp_path):
     data = (tmp_path / "catalogue.csv").read_bytes()
     assert data.startswith(b"\xef\xbb\xbfcode,name,description,category,")  # a BOM, so Excel reads it as UTF-8
     lines = data.decode("utf-8-sig").splitlines()
-    assert len(lines) == 5 and lines[1].split(",")[:4] == [items(tmp_path)[0][0], "Cordless drill", "",
-                                                           "Tools > Drills"]
+    assert len(lines) == 5 and lines[1].split(",")[:4] == [
+        items(tmp_path)[0][0],
+        "Cordless drill",
+        "",
+        "Tools > Drills",
+    ]
     to_stdout = run("items", "export", "-", cwd=tmp_path)
     assert to_stdout.returncode == 0 and to_stdout.stdout.splitlines() == lines
     assert to_stdout.stderr.strip() == "Exported 4 items."
@@ -188,8 +250,12 @@ def test_items_import_shows_progress_on_large_files(tmp_path):
     (tmp_path / "big.csv").write_text("name\n" + "".join(f"Thing {n}\n" for n in range(1200)))
     result = run("items", "import", "big.csv", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stderr.splitlines() == ["Checking 1200 rows...", "Imported 500/1200 rows", "Imported 1000/1200 rows",
-                                          "Imported 1200/1200 rows"]
+    assert result.stderr.splitlines() == [
+        "Checking 1200 rows...",
+        "Imported 500/1200 rows",
+        "Imported 1000/1200 rows",
+        "Imported 1200/1200 rows",
+    ]
     assert result.stdout.strip() == "Imported 1200 rows (1200 items)." and len(items(tmp_path)) == 1200
     small = run("items", "import", "-", cwd=tmp_path)  # stdin is empty here
     assert small.returncode == 2 and "The file is empty" in small.stderr
@@ -197,12 +263,21 @@ def test_items_import_shows_progress_on_large_files(tmp_path):
 
 def test_items_import_reads_stdin_and_refuses_unreadable_files(tmp_path):
     environment = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DATABASE_URL", "LENDING_DEMO"}}
-    piped = subprocess.run([LENDING, "items", "import", "-"], cwd=tmp_path, env=environment, capture_output=True,
-                           input=b"name\nLadder\n", timeout=60, check=False)
+    piped = subprocess.run(
+        [LENDING, "items", "import", "-"],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        input=b"name\nLadder\n",
+        timeout=60,
+        check=False,
+    )
     assert piped.returncode == 0 and piped.stdout.decode().strip() == "Imported 1 row (1 item)."
     (tmp_path / "latin1.csv").write_bytes("name\nLadder\nCaf\xe9 urn\n".encode("cp1252"))
-    for args, message in ((["missing.csv"], "Cannot read missing.csv"),
-                          (["latin1.csv"], 'Line 3 is not UTF-8 text. Save the file as "CSV UTF-8"')):
+    for args, message in (
+        (["missing.csv"], "Cannot read missing.csv"),
+        (["latin1.csv"], 'Line 3 is not UTF-8 text. Save the file as "CSV UTF-8"'),
+    ):
         result = run("items", "import", *args, cwd=tmp_path)
         assert result.returncode == 2 and message in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr

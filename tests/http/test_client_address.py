@@ -20,8 +20,9 @@ PROXY = ("127.0.0.1", 40000)  # the address the app sees every request come from
 @pytest.fixture
 def tight_limit(monkeypatch):
     """Three failures per address (and many per email), so a test reaches the address limit."""
-    monkeypatch.setattr(members, "SIGN_IN_LIMIT",
-                        dataclasses.replace(members.SIGN_IN_LIMIT, per_address=3, per_email=100))
+    monkeypatch.setattr(
+        members, "SIGN_IN_LIMIT", dataclasses.replace(members.SIGN_IN_LIMIT, per_address=3, per_email=100)
+    )
 
 
 def app_behind(database: str, trusted: str):
@@ -34,19 +35,24 @@ def browser(app, forwarded_for: str | None) -> httpx.AsyncClient:
     """One person's browser, reaching the app through the proxy, which adds their address."""
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=PROXY)
     headers = {"X-Forwarded-For": forwarded_for} if forwarded_for is not None else {}
-    return httpx.AsyncClient(transport=transport, base_url="http://testserver.local", headers=headers,
-                             follow_redirects=False)
+    return httpx.AsyncClient(
+        transport=transport, base_url="http://testserver.local", headers=headers, follow_redirects=False
+    )
 
 
 async def sign_in(client: httpx.AsyncClient, email: str, password: str) -> httpx.Response:
     await client.get("/login")
-    return await client.post("/login", data={"email": email, "password": password,
-                                             "_csrf_token": client.cookies["lending_csrf"]})
+    return await client.post(
+        "/login", data={"email": email, "password": password, "_csrf_token": client.cookies["lending_csrf"]}
+    )
 
 
 async def address_keys() -> set[str]:
-    return {row["key"] for row in await LoginAttempt.select(LoginAttempt.key).run()
-            if row["key"].startswith(("addr:", "redeem:"))}
+    return {
+        row["key"]
+        for row in await LoginAttempt.select(LoginAttempt.key).run()
+        if row["key"].startswith(("addr:", "redeem:"))
+    }
 
 
 async def test_behind_a_trusted_proxy_one_persons_failures_pause_only_them(database, people, tight_limit):
@@ -90,9 +96,14 @@ async def test_a_header_that_cannot_be_read_counts_the_proxy_and_is_no_500(datab
     async with browser(app, None) as client:
         await client.get("/login")
         response = await client.post(
-            "/login", data={"email": "member@example.org", "password": "wrong password",
-                            "_csrf_token": client.cookies["lending_csrf"]},
-            headers={"X-Forwarded-For": header.encode("latin-1")})
+            "/login",
+            data={
+                "email": "member@example.org",
+                "password": "wrong password",
+                "_csrf_token": client.cookies["lending_csrf"],
+            },
+            headers={"X-Forwarded-For": header.encode("latin-1")},
+        )
         assert response.status_code == 400, response.text
     assert await address_keys() == {"addr:127.0.0.1"}
 
@@ -101,8 +112,16 @@ async def test_wrong_referral_codes_are_counted_per_client(database, people):
     app = app_behind(database, "127.0.0.1")
     async with browser(app, "203.0.113.7") as client:
         await client.get("/redeem")
-        response = await client.post("/redeem", data={
-            "code": "ZZZZZZZZ", "name": "Someone", "email": "someone@example.org", "password": PASSWORD,
-            "language": "en", "_csrf_token": client.cookies["lending_csrf"]})
+        response = await client.post(
+            "/redeem",
+            data={
+                "code": "ZZZZZZZZ",
+                "name": "Someone",
+                "email": "someone@example.org",
+                "password": PASSWORD,
+                "language": "en",
+                "_csrf_token": client.cookies["lending_csrf"],
+            },
+        )
         assert response.status_code == 404, response.text
     assert await address_keys() == {"redeem:203.0.113.7"}

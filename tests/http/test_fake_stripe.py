@@ -49,8 +49,9 @@ class Receiver:
                 try:
                     time.sleep(receiver.delay)
                     try:
-                        event = stripe.Webhook.construct_event(body, self.headers.get("Stripe-Signature"),
-                                                               receiver.secret)
+                        event = stripe.Webhook.construct_event(
+                            body, self.headers.get("Stripe-Signature"), receiver.secret
+                        )
                     except stripe.SignatureVerificationError:
                         with receiver.lock:
                             receiver.rejected += 1
@@ -75,8 +76,11 @@ class Receiver:
     def about(self, *object_ids: str, type: str | None = None) -> list[stripe.Event]:
         """The verified events (in arrival order) whose object is one of ``object_ids``."""
         with self.lock:
-            return [event for event in self.events if getattr(event.data.object, "id", None) in object_ids
-                    and (type is None or event.type == type)]
+            return [
+                event
+                for event in self.events
+                if getattr(event.data.object, "id", None) in object_ids and (type is None or event.type == type)
+            ]
 
     def close(self) -> None:
         self.server.shutdown()
@@ -102,22 +106,49 @@ def client(fake: FakeStripe) -> stripe.StripeClient:
 
 
 def one_off(amount: int = 500, **extra) -> dict:
-    return {"mode": "payment", "success_url": SUCCESS_URL, "cancel_url": CANCEL_URL,
-            "customer_email": "ada@example.com", "client_reference_id": "membership-4",
-            "metadata": {"membership_id": "4"}, "payment_intent_data": {"metadata": {"membership_id": "4"}},
-            "line_items": [{"quantity": 1, "price_data": {
-                "currency": "gbp", "unit_amount": amount, "product_data": {"name": "Library membership"}}}],
-            **extra}
+    return {
+        "mode": "payment",
+        "success_url": SUCCESS_URL,
+        "cancel_url": CANCEL_URL,
+        "customer_email": "ada@example.com",
+        "client_reference_id": "membership-4",
+        "metadata": {"membership_id": "4"},
+        "payment_intent_data": {"metadata": {"membership_id": "4"}},
+        "line_items": [
+            {
+                "quantity": 1,
+                "price_data": {
+                    "currency": "gbp",
+                    "unit_amount": amount,
+                    "product_data": {"name": "Library membership"},
+                },
+            }
+        ],
+        **extra,
+    }
 
 
 def recurring(amount: int = 300, interval: str = "month", **extra) -> dict:
-    return {"mode": "subscription", "success_url": SUCCESS_URL, "cancel_url": CANCEL_URL,
-            "customer_email": "grace@example.com", "metadata": {"membership_id": "7"},
-            "subscription_data": {"metadata": {"membership_id": "7"}},
-            "line_items": [{"quantity": 1, "price_data": {
-                "currency": "gbp", "unit_amount": amount, "product_data": {"name": "Monthly membership"},
-                "recurring": {"interval": interval}}}],
-            **extra}
+    return {
+        "mode": "subscription",
+        "success_url": SUCCESS_URL,
+        "cancel_url": CANCEL_URL,
+        "customer_email": "grace@example.com",
+        "metadata": {"membership_id": "7"},
+        "subscription_data": {"metadata": {"membership_id": "7"}},
+        "line_items": [
+            {
+                "quantity": 1,
+                "price_data": {
+                    "currency": "gbp",
+                    "unit_amount": amount,
+                    "product_data": {"name": "Monthly membership"},
+                    "recurring": {"interval": interval},
+                },
+            }
+        ],
+        **extra,
+    }
 
 
 def subscribed(fake: FakeStripe, client: stripe.StripeClient) -> stripe.Subscription:
@@ -130,15 +161,27 @@ def subscribed(fake: FakeStripe, client: stripe.StripeClient) -> stripe.Subscrip
 def test_a_one_off_checkout_paid_on_the_payment_page(fake, client, receiver):
     session = client.v1.checkout.sessions.create(params=one_off())
     assert session.id.startswith("cs_test_") and len(session.id) == len("cs_test_") + 24
-    assert (session.url, session.status, session.payment_status) == (f"{fake.base_url}/pay/{session.id}",
-                                                                     "open", "unpaid")
+    assert (session.url, session.status, session.payment_status) == (
+        f"{fake.base_url}/pay/{session.id}",
+        "open",
+        "unpaid",
+    )
     assert (session.amount_total, session.currency, session.customer) == (500, "gbp", None)
 
     with httpx.Client(trust_env=False) as http:
         shown = http.get(session.url)
         assert shown.status_code == 200
-        for fragment in ('<html lang="en">', "<title>", "<main>", "<h1>", "£5.00", 'for="card_number"',
-                         'value="4242 4242 4242 4242"', ">Pay</button>", f'href="{CANCEL_URL}"'):
+        for fragment in (
+            '<html lang="en">',
+            "<title>",
+            "<main>",
+            "<h1>",
+            "£5.00",
+            'for="card_number"',
+            'value="4242 4242 4242 4242"',
+            ">Pay</button>",
+            f'href="{CANCEL_URL}"',
+        ):
             assert fragment in shown.text
         paid = http.post(session.url, data={"card_number": "4242 4242 4242 4242"}, follow_redirects=False)
     assert paid.status_code == 303
@@ -171,8 +214,11 @@ def test_a_declined_card_leaves_the_session_open(fake, client, receiver):
     fake.wait_for_deliveries()
     assert client.v1.checkout.sessions.retrieve(session.id).status == "open"
     assert receiver.about(session.id) == []
-    failed = [event for event in fake.events("payment_intent.payment_failed")
-              if event["data"]["object"]["metadata"] == {"membership_id": "4"}]
+    failed = [
+        event
+        for event in fake.events("payment_intent.payment_failed")
+        if event["data"]["object"]["metadata"] == {"membership_id": "4"}
+    ]
     assert failed and failed[-1]["data"]["object"]["last_payment_error"]["code"] == "card_declined"
 
 
@@ -184,8 +230,11 @@ def test_a_subscription_checkout_delivers_three_events_in_order(fake, client, re
 
     fake.wait_for_deliveries()
     events = receiver.about(session.id, subscription_id, invoice_id)
-    assert [event.type for event in events] == ["customer.subscription.created", "checkout.session.completed",
-                                                "invoice.paid"]
+    assert [event.type for event in events] == [
+        "customer.subscription.created",
+        "checkout.session.completed",
+        "invoice.paid",
+    ]
     invoice = events[2].data.object
     assert invoice.parent.subscription_details.subscription == subscription_id
     assert invoice.parent.subscription_details.metadata.to_dict() == {"membership_id": "7"}
@@ -210,21 +259,29 @@ def test_renewals_move_the_period_and_the_status(fake, client, receiver):
     renewed = fake.renew(subscription.id)
     invoice, after = renewed["invoice"], renewed["subscription"]
     assert (invoice["status"], invoice["billing_reason"], invoice["amount_paid"]) == ("paid", "subscription_cycle", 300)
-    assert invoice["lines"]["data"][0]["period"] == {"start": first.current_period_end,
-                                                     "end": first.current_period_end + MONTH}
+    assert invoice["lines"]["data"][0]["period"] == {
+        "start": first.current_period_end,
+        "end": first.current_period_end + MONTH,
+    }
     assert after["items"]["data"][0]["current_period_start"] == first.current_period_end
     assert after["status"] == "active" and after["latest_invoice"] == invoice["id"]
 
     failed = fake.renew(subscription.id, succeed=False)
     assert (failed["invoice"]["status"], failed["invoice"]["attempt_count"]) == ("open", 1)
     assert failed["subscription"]["status"] == "past_due"
-    assert client.v1.subscriptions.retrieve(subscription.id).items.data[0].current_period_end == \
-        first.current_period_end + 2 * MONTH
+    assert (
+        client.v1.subscriptions.retrieve(subscription.id).items.data[0].current_period_end
+        == first.current_period_end + 2 * MONTH
+    )
 
     fake.wait_for_deliveries()
     events = receiver.about(subscription.id, invoice["id"], failed["invoice"]["id"])[1:]  # after .created
-    assert [event.type for event in events] == ["invoice.paid", "customer.subscription.updated",
-                                                "invoice.payment_failed", "customer.subscription.updated"]
+    assert [event.type for event in events] == [
+        "invoice.paid",
+        "customer.subscription.updated",
+        "invoice.payment_failed",
+        "customer.subscription.updated",
+    ]
     assert events[3].data.previous_attributes.status == "active"
 
 
@@ -232,10 +289,23 @@ def test_a_subscription_changes_price_then_cancels_at_period_end(fake, client, r
     subscription = subscribed(fake, client)
     item = subscription.items.data[0]
 
-    changed = client.v1.subscriptions.update(subscription.id, params={
-        "items": [{"id": item.id, "price_data": {"currency": "gbp", "product": item.price.product,
-                                                 "unit_amount": 700, "recurring": {"interval": "month"}}}],
-        "proration_behavior": "none"})
+    changed = client.v1.subscriptions.update(
+        subscription.id,
+        params={
+            "items": [
+                {
+                    "id": item.id,
+                    "price_data": {
+                        "currency": "gbp",
+                        "product": item.price.product,
+                        "unit_amount": 700,
+                        "recurring": {"interval": "month"},
+                    },
+                }
+            ],
+            "proration_behavior": "none",
+        },
+    )
     new_price = changed.items.data[0].price
     assert new_price.unit_amount == 700 and new_price.id != item.price.id
     assert new_price.product == item.price.product
@@ -251,8 +321,11 @@ def test_a_subscription_changes_price_then_cancels_at_period_end(fake, client, r
 
     fake.wait_for_deliveries()
     events = receiver.about(subscription.id)[1:]
-    assert [event.type for event in events] == ["customer.subscription.updated", "customer.subscription.updated",
-                                                "customer.subscription.deleted"]
+    assert [event.type for event in events] == [
+        "customer.subscription.updated",
+        "customer.subscription.updated",
+        "customer.subscription.deleted",
+    ]
     assert events[0].data.previous_attributes["items"].data[0].price.unit_amount == 300
     assert events[1].data.previous_attributes.cancel_at_period_end is False
 
@@ -271,10 +344,15 @@ def test_refunds_of_a_payment_intent(fake, client, receiver):
     session = client.v1.checkout.sessions.create(params=one_off(amount=1000))
     intent_id = fake.pay(session.id)["payment_intent"]
 
-    refund = client.v1.refunds.create(params={"payment_intent": intent_id, "amount": 400,
-                                              "reason": "requested_by_customer"})
-    assert (refund.object, refund.amount, refund.status, refund.payment_intent) == ("refund", 400, "succeeded",
-                                                                                    intent_id)
+    refund = client.v1.refunds.create(
+        params={"payment_intent": intent_id, "amount": 400, "reason": "requested_by_customer"}
+    )
+    assert (refund.object, refund.amount, refund.status, refund.payment_intent) == (
+        "refund",
+        400,
+        "succeeded",
+        intent_id,
+    )
     charge = client.v1.charges.retrieve(refund.charge)
     assert (charge.amount_refunded, charge.refunded) == (400, False)
 
@@ -303,9 +381,24 @@ def test_stripes_minimum_charge_is_enforced(client):
 def test_parameters_are_checked_as_stripe_checks_them(client):
     cases = [
         (one_off(colour="blue"), "parameter_unknown", "colour"),
-        ({**one_off(), "line_items": [{"quantity": 1, "price_data": {
-            "currency": "gbp", "unit_amount": 500, "product_data": {"name": "x"},
-            "recurring": {"interval": "month"}}}]}, None, "line_items[0]"),
+        (
+            {
+                **one_off(),
+                "line_items": [
+                    {
+                        "quantity": 1,
+                        "price_data": {
+                            "currency": "gbp",
+                            "unit_amount": 500,
+                            "product_data": {"name": "x"},
+                            "recurring": {"interval": "month"},
+                        },
+                    }
+                ],
+            },
+            None,
+            "line_items[0]",
+        ),
         (recurring(interval="fortnight"), None, "line_items[0][price_data][recurring][interval]"),
         ({**one_off(), "customer_email": None, "customer": "cus_missing"}, "resource_missing", "customer"),
         ({key: value for key, value in one_off().items() if key != "mode"}, "parameter_missing", "mode"),
@@ -366,15 +459,20 @@ def test_a_delayed_payment_settles_later(fake, client, receiver):
 
     fake.wait_for_deliveries()
     assert [event.type for event in receiver.about(cleared.id)] == [
-        "checkout.session.completed", "checkout.session.async_payment_succeeded"]
+        "checkout.session.completed",
+        "checkout.session.async_payment_succeeded",
+    ]
     assert [event.type for event in receiver.about(bounced.id)] == [
-        "checkout.session.completed", "checkout.session.async_payment_failed"]
+        "checkout.session.completed",
+        "checkout.session.async_payment_failed",
+    ]
     assert receiver.about(cleared.id)[0].data.object.payment_status == "unpaid"
 
 
 def test_any_event_can_be_sent_and_deliveries_are_recorded(fake, receiver):
-    sent = fake.send("customer.subscription.updated", {"id": "sub_made_up", "object": "subscription",
-                                                        "status": "unpaid"})
+    sent = fake.send(
+        "customer.subscription.updated", {"id": "sub_made_up", "object": "subscription", "status": "unpaid"}
+    )
     assert sent["statuses"] == [200] and sent["event"]["id"].startswith("evt_")
     assert receiver.about("sub_made_up")[0].data.object.status == "unpaid"
 

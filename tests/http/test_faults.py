@@ -71,24 +71,49 @@ PAID_TIER = "Counter supporter"
 
 # --- the library --------------------------------------------------------------------------------
 
+
 def add_tier(server: Server, name: str, *, min_pounds: str = "1.00", max_pounds: str = "100.00") -> int:
     """A one-off public tier, made by the coordinator on the management page."""
     with browser_signed_in(server, COORDINATOR) as coordinator:
-        response = coordinator.post("/manage/memberships/tiers", data={
-            "name": name, "min_pence": min_pounds, "max_pence": max_pounds, "interval": "one_off",
-            "loan_limit": "3", "loan_days": "7", "public": "yes", "active": "yes", "position": "0",
-            "_csrf_token": coordinator.cookies["lending_csrf"]})
+        response = coordinator.post(
+            "/manage/memberships/tiers",
+            data={
+                "name": name,
+                "min_pence": min_pounds,
+                "max_pence": max_pounds,
+                "interval": "one_off",
+                "loan_limit": "3",
+                "loan_days": "7",
+                "public": "yes",
+                "active": "yes",
+                "position": "0",
+                "_csrf_token": coordinator.cookies["lending_csrf"],
+            },
+        )
         assert response.status_code == 303, response.text
     with httpx.Client(timeout=30) as client:
         return tier_id(client, server, name)
 
 
 def add_coordinator(folder: Path, env: dict[str, str]) -> None:
-    run_command("user", "create", "--email", COORDINATOR, "--name", "Coord", "--role", "coordinator",
-                "--password", PASSWORD, cwd=folder, env=env)
+    run_command(
+        "user",
+        "create",
+        "--email",
+        COORDINATOR,
+        "--name",
+        "Coord",
+        "--role",
+        "coordinator",
+        "--password",
+        PASSWORD,
+        cwd=folder,
+        env=env,
+    )
 
 
 # --- the load ---------------------------------------------------------------------------------
+
 
 @dataclass
 class Attempt:
@@ -108,8 +133,9 @@ class Attempt:
 
 
 class Load:
-    def __init__(self, client: httpx.AsyncClient, *, pairs: list[tuple[str, int]], payers: list[int], tier: int,
-                 seed: int):
+    def __init__(
+        self, client: httpx.AsyncClient, *, pairs: list[tuple[str, int]], payers: list[int], tier: int, seed: int
+    ):
         self.client = client
         self.pairs = pairs
         self.payers = payers
@@ -170,8 +196,9 @@ class Load:
         found out on loan is sometimes checked in by its code (as the desk's scanner does)."""
         while not self.stop and self.pairs:
             item, member = self.pairs.pop()
-            lent = await self.send("check_out", (item, member), "/api/v1/loans",
-                                   {"item_code": item, "member_id": member})
+            lent = await self.send(
+                "check_out", (item, member), "/api/v1/loans", {"item_code": item, "member_id": member}
+            )
             if lent.status == 201 and self.rng.random() < 0.7:
                 await self.send("check_in", lent.body["id"], f"/api/v1/loans/{lent.body['id']}/return", {})
             elif lent.status == 409 and self.rng.random() < 0.3:
@@ -182,9 +209,17 @@ class Load:
     async def pay(self) -> None:
         while not self.stop:
             amount = next(self.amounts)
-            await self.send("payment", amount, "/api/v1/memberships", {
-                "member_id": self.payers[amount % len(self.payers)], "tier": self.tier, "amount_pence": amount,
-                "method": "cash"})
+            await self.send(
+                "payment",
+                amount,
+                "/api/v1/memberships",
+                {
+                    "member_id": self.payers[amount % len(self.payers)],
+                    "tier": self.tier,
+                    "amount_pence": amount,
+                    "method": "cash",
+                },
+            )
 
 
 @dataclass
@@ -222,6 +257,7 @@ async def _load_with_a_crash(load: Load, server: Server, restart) -> Crash:
 
 # --- what the database holds ------------------------------------------------------------------
 
+
 def _when(value: object) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) else value  # SQLite keeps text
 
@@ -239,16 +275,27 @@ class Stored:
 def stored(lib, payers: list[int]) -> Stored:
     members = ", ".join(str(member) for member in payers)
     return Stored(
-        loans=rows(lib, "SELECT loan.id, item.code AS item_code, loan.member, loan.returned_at "
-                        "FROM loan JOIN item ON item.id = loan.item ORDER BY loan.id"),
+        loans=rows(
+            lib,
+            "SELECT loan.id, item.code AS item_code, loan.member, loan.returned_at "
+            "FROM loan JOIN item ON item.id = loan.item ORDER BY loan.id",
+        ),
         items={row["code"]: row["status"] for row in rows(lib, "SELECT code, status FROM item")},
-        audit=rows(lib, "SELECT action, subject, detail FROM audit_event WHERE action IN "
-                        "('loan.check_out', 'loan.check_in', 'payment.counter', 'membership.activate')"),
+        audit=rows(
+            lib,
+            "SELECT action, subject, detail FROM audit_event WHERE action IN "
+            "('loan.check_out', 'loan.check_in', 'payment.counter', 'membership.activate')",
+        ),
         email_keys={row["key"] for row in rows(lib, "SELECT key FROM email")},
-        payments=rows(lib, f"SELECT id, member, membership, amount_pence, covers_until FROM payment "
-                           f"WHERE member IN ({members}) ORDER BY id"),
-        memberships={row["member"]: row for row in rows(
-            lib, f"SELECT id, member, status, ends_at FROM membership WHERE member IN ({members})")},
+        payments=rows(
+            lib,
+            f"SELECT id, member, membership, amount_pence, covers_until FROM payment "
+            f"WHERE member IN ({members}) ORDER BY id",
+        ),
+        memberships={
+            row["member"]: row
+            for row in rows(lib, f"SELECT id, member, status, ends_at FROM membership WHERE member IN ({members})")
+        },
     )
 
 
@@ -278,8 +325,10 @@ def check_loans(attempts: list[Attempt], found: Stored) -> list[str]:
         elif asked.status == 201 and asked.body.get("id") != loan["id"]:
             problems.append(f"loan {loan['id']} {pair}: the client was told loan {asked.body.get('id')}")
         elif asked.status not in (201, None) or asked.refused:
-            problems.append(f"loan {loan['id']} {pair}: its request was answered {asked.status} / refused "
-                            f"{asked.refused}: {asked.body or asked.error}")
+            problems.append(
+                f"loan {loan['id']} {pair}: its request was answered {asked.status} / refused "
+                f"{asked.refused}: {asked.body or asked.error}"
+            )
         if f"loan-receipt:{loan['id']}" not in found.email_keys:
             problems.append(f"loan {loan['id']} {pair}: no receipt in the outbox")
     for attempt in check_outs.values():
@@ -291,16 +340,23 @@ def check_loans(attempts: list[Attempt], found: Stored) -> list[str]:
     problems += [f"a receipt for loan {n}, which does not exist" for n in sorted(receipts - loans_by_id.keys())]
 
     def audited(action: str) -> Counter:
-        return Counter((row["subject"].removeprefix("item:"), _member_in(row["detail"]))
-                       for row in found.audit if row["action"] == action)
+        return Counter(
+            (row["subject"].removeprefix("item:"), _member_in(row["detail"]))
+            for row in found.audit
+            if row["action"] == action
+        )
 
     if audited("loan.check_out") != pairs:
-        problems.append(f"check-out audit rows {sorted((audited('loan.check_out') - pairs).items())} without "
-                        f"loans, loans {sorted((pairs - audited('loan.check_out')).items())} without audit rows")
+        problems.append(
+            f"check-out audit rows {sorted((audited('loan.check_out') - pairs).items())} without "
+            f"loans, loans {sorted((pairs - audited('loan.check_out')).items())} without audit rows"
+        )
     returned = Counter((loan["item_code"], loan["member"]) for loan in found.loans if loan["returned_at"] is not None)
     if audited("loan.check_in") != returned:
-        problems.append(f"check-in audit rows {sorted((audited('loan.check_in') - returned).items())} without a "
-                        f"return, returns {sorted((returned - audited('loan.check_in')).items())} without audit rows")
+        problems.append(
+            f"check-in audit rows {sorted((audited('loan.check_in') - returned).items())} without a "
+            f"return, returns {sorted((returned - audited('loan.check_in')).items())} without audit rows"
+        )
 
     # Returns: each answered one is stored; each stored one was asked for and not refused.
     for attempt in attempts:
@@ -311,10 +367,15 @@ def check_loans(attempts: list[Attempt], found: Stored) -> list[str]:
     for loan in found.loans:
         if loan["returned_at"] is None:
             continue
-        told = any(a.status == 200 and a.body.get("changed") and a.body.get("id") == loan["id"] for a in attempts
-                   if a.kind in ("check_in", "return_item"))
-        maybe = any(a.lost and (a.kind, a.key) in (("check_in", loan["id"]), ("return_item", loan["item_code"]))
-                    for a in attempts)
+        told = any(
+            a.status == 200 and a.body.get("changed") and a.body.get("id") == loan["id"]
+            for a in attempts
+            if a.kind in ("check_in", "return_item")
+        )
+        maybe = any(
+            a.lost and (a.kind, a.key) in (("check_in", loan["id"]), ("return_item", loan["item_code"]))
+            for a in attempts
+        )
         if not (told or maybe):
             problems.append(f"loan {loan['id']} was returned, but no client was told so or lost such a request")
     return problems
@@ -333,8 +394,10 @@ def check_payments(attempts: list[Attempt], found: Stored, payers: list[int]) ->
         elif attempt.status == 201 and attempt.body["payment"]["id"] != payment["id"]:
             problems.append(f"payment {payment['id']}: the client was told {attempt.body['payment']}")
         elif attempt.status not in (201, None) or attempt.refused:
-            problems.append(f"payment {payment['id']}: its request was answered {attempt.status} / refused "
-                            f"{attempt.refused}: {attempt.body or attempt.error}")
+            problems.append(
+                f"payment {payment['id']}: its request was answered {attempt.status} / refused "
+                f"{attempt.refused}: {attempt.body or attempt.error}"
+            )
         elif payment["member"] != payers[payment["amount_pence"] % len(payers)]:
             problems.append(f"payment {payment['id']} is for member {payment['member']}")
         if f"receipt:{payment['id']}" not in found.email_keys:
@@ -344,8 +407,9 @@ def check_payments(attempts: list[Attempt], found: Stored, payers: list[int]) ->
             payment = by_id.get(attempt.body["payment"]["id"])
             if payment is None or payment["amount_pence"] != attempt.key:
                 problems.append(f"payment of {attempt.key}p answered 201 but stored as {payment}")
-    audited = Counter(int(row["subject"].removeprefix("payment:")) for row in found.audit
-                      if row["action"] == "payment.counter")
+    audited = Counter(
+        int(row["subject"].removeprefix("payment:")) for row in found.audit if row["action"] == "payment.counter"
+    )
     if audited != Counter(by_id.keys()):
         problems.append(f"payment audit rows {sorted(audited.items())} against payments {sorted(by_id)}")
     for member in payers:
@@ -356,12 +420,17 @@ def check_payments(attempts: list[Attempt], found: Stored, payers: list[int]) ->
         if membership is None or membership["status"] != "active":
             problems.append(f"member {member} paid {len(paid)} times but the membership is {membership}")
             continue
-        renewals = sum(1 for row in found.audit
-                       if row["action"] == "membership.activate" and row["subject"] == f"membership:{membership['id']}")
+        renewals = sum(
+            1
+            for row in found.audit
+            if row["action"] == "membership.activate" and row["subject"] == f"membership:{membership['id']}"
+        )
         ends = [_when(p["covers_until"]) for p in paid]
         if renewals != len(paid) or len(set(ends)) != len(paid) or _when(membership["ends_at"]) != max(ends):
-            problems.append(f"member {member}: {len(paid)} payments covering until {sorted(ends)}, "
-                            f"{renewals} renewals, the membership ends {membership['ends_at']}")
+            problems.append(
+                f"member {member}: {len(paid)} payments covering until {sorted(ends)}, "
+                f"{renewals} renewals, the membership ends {membership['ends_at']}"
+            )
     return problems
 
 
@@ -373,29 +442,36 @@ def integrity(url: str) -> list[str]:
     finally:
         connection.close()
     return ([] if checked == ["ok"] else [f"integrity_check: {checked[:10]}"]) + (
-        [f"foreign_key_check: {keys[:10]}"] if keys else [])
+        [f"foreign_key_check: {keys[:10]}"] if keys else []
+    )
 
 
 def summary(attempts: list[Attempt], crash: Crash, found: Stored) -> str:
     def phase(a: Attempt) -> str:
         return "before" if a.sent_at < crash.killed_at else "restarting" if a.sent_at < crash.restarted_at else "after"
 
-    table = Counter((a.kind, phase(a), a.status if a.status is not None else "refused" if a.refused else "lost")
-                    for a in attempts)
+    table = Counter(
+        (a.kind, phase(a), a.status if a.status is not None else "refused" if a.refused else "lost") for a in attempts
+    )
     lost = [a for a in attempts if a.lost]
     lost_loans = {a.key for a in lost if a.kind == "check_out"}
     lost_payments = {a.key for a in lost if a.kind == "payment"}
-    happened = (sum(1 for loan in found.loans if (loan["item_code"], loan["member"]) in lost_loans),
-                sum(1 for p in found.payments if p["amount_pence"] in lost_payments))
-    return "\n".join([
-        f"{len(attempts)} requests; {crash.in_flight} in flight at the kill; restarted in {crash.restart_seconds:.1f}s",
-        f"lost (no answer, connection made): {Counter(a.kind for a in lost)}; of the lost check-outs "
-        f"{happened[0]}/{len(lost_loans)} happened, of the lost payments {happened[1]}/{len(lost_payments)}",
-        "(kind, phase, status): " + ", ".join(f"{k}={n}" for k, n in sorted(table.items(), key=str)),
-        f"stored: {len(found.loans)} loans ({sum(1 for x in found.loans if x['returned_at'] is None)} open), "
-        f"{len(found.payments)} payments",
-        f"odd answers: {[(a.kind, a.status, a.body) for a in attempts if a.status and a.status >= 500][:5]}",
-    ])
+    happened = (
+        sum(1 for loan in found.loans if (loan["item_code"], loan["member"]) in lost_loans),
+        sum(1 for p in found.payments if p["amount_pence"] in lost_payments),
+    )
+    return "\n".join(
+        [
+            f"{len(attempts)} requests; {crash.in_flight} in flight at the kill; "
+            f"restarted in {crash.restart_seconds:.1f}s",
+            f"lost (no answer, connection made): {Counter(a.kind for a in lost)}; of the lost check-outs "
+            f"{happened[0]}/{len(lost_loans)} happened, of the lost payments {happened[1]}/{len(lost_payments)}",
+            "(kind, phase, status): " + ", ".join(f"{k}={n}" for k, n in sorted(table.items(), key=str)),
+            f"stored: {len(found.loans)} loans ({sum(1 for x in found.loans if x['returned_at'] is None)} open), "
+            f"{len(found.payments)} payments",
+            f"odd answers: {[(a.kind, a.status, a.body) for a in attempts if a.status and a.status >= 500][:5]}",
+        ]
+    )
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -421,8 +497,9 @@ def test_a_server_killed_during_check_outs_and_payments_loses_and_duplicates_not
 
         async def run() -> tuple[Load, Crash]:
             limits = httpx.Limits(max_connections=LOAN_CLIENTS + PAYMENT_CLIENTS + 8)
-            async with httpx.AsyncClient(base_url=server.base_url, headers=headers, timeout=REQUEST_TIMEOUT,
-                                         limits=limits) as client:
+            async with httpx.AsyncClient(
+                base_url=server.base_url, headers=headers, timeout=REQUEST_TIMEOUT, limits=limits
+            ) as client:
                 load = Load(client, pairs=pairs, payers=payers, tier=tier, seed=seed)
                 return load, await _load_with_a_crash(load, server, restart)
 
@@ -447,6 +524,7 @@ def test_a_server_killed_during_check_outs_and_payments_loses_and_duplicates_not
 
 
 # --- Stripe's webhook across a crash ----------------------------------------------------------
+
 
 class ForwardingProxy:
     """Between the Stripe stand-in and the server: passes each request on whole and counts
@@ -493,8 +571,14 @@ class ForwardingProxy:
                 return data
             data += chunk
         head, _, body = data.partition(b"\r\n\r\n")
-        length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                       if line.lower().startswith(b"content-length:")), 0)
+        length = next(
+            (
+                int(line.split(b":", 1)[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            ),
+            0,
+        )
         while len(body) < length:
             chunk = connection.recv(65536)
             if not chunk:
@@ -527,8 +611,9 @@ def forwarding_proxy(upstream_port: int, *, withhold_answers: bool = False) -> I
         proxy.close()
 
 
-def _deliver_through_proxy_and_kill(fake, event_id: str, server: Server, port: int, *, withhold_answers: bool,
-                                    answered: int) -> list[int | None]:
+def _deliver_through_proxy_and_kill(
+    fake, event_id: str, server: Server, port: int, *, withhold_answers: bool, answered: int
+) -> list[int | None]:
     """Five copies of the event at once through a proxy; the server is killed the moment all
     five have reached it (and ``answered`` of them have been answered)."""
     with forwarding_proxy(port, withhold_answers=withhold_answers) as proxy, ThreadPoolExecutor(1) as pool:
@@ -550,13 +635,33 @@ def test_the_same_webhook_delivered_around_crashes_has_one_effect(engine, tmp_pa
     fail. Restarted, five more reach it and it is killed after answering one, with the answers
     withheld: the effect is committed, Stripe was never told. Restarted again, five at once and
     two one by one succeed. One payment, one membership period, one stripe_event row."""
-    with database_for(engine, tmp_path) as url, running_fake_stripe(log_folder=tmp_path) as fake, \
-            contextlib.ExitStack() as servers:
-        env = server_env(SECRET_KEY=SECRET, DATABASE_URL=url, STRIPE_SECRET_KEY=fake.secret_key,
-                         STRIPE_WEBHOOK_SECRET=fake.webhook_secret, STRIPE_API_BASE=fake.base_url)
+    with (
+        database_for(engine, tmp_path) as url,
+        running_fake_stripe(log_folder=tmp_path) as fake,
+        contextlib.ExitStack() as servers,
+    ):
+        env = server_env(
+            SECRET_KEY=SECRET,
+            DATABASE_URL=url,
+            STRIPE_SECRET_KEY=fake.secret_key,
+            STRIPE_WEBHOOK_SECRET=fake.webhook_secret,
+            STRIPE_API_BASE=fake.base_url,
+        )
         add_coordinator(tmp_path, env)
-        run_command("user", "create", "--email", "online@example.org", "--name", "Online Payer", "--role", "member",
-                    "--password", PASSWORD, cwd=tmp_path, env=env)
+        run_command(
+            "user",
+            "create",
+            "--email",
+            "online@example.org",
+            "--name",
+            "Online Payer",
+            "--role",
+            "member",
+            "--password",
+            PASSWORD,
+            cwd=tmp_path,
+            env=env,
+        )
         token = run_command("token", "create", "--email", "online@example.org", cwd=tmp_path, env=env).stdout.strip()
         port = free_port()
 
@@ -566,8 +671,12 @@ def test_the_same_webhook_delivered_around_crashes_has_one_effect(engine, tmp_pa
         server = start()
         tier = add_tier(server, "Online supporter")
         fake.set_webhook(None)  # the payment's events are kept for the test to deliver
-        started = httpx.post(server.url("/api/v1/memberships/checkout"), json={"tier": tier, "amount_pence": 800},
-                             headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        started = httpx.post(
+            server.url("/api/v1/memberships/checkout"),
+            json={"tier": tier, "amount_pence": 800},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
         assert started.status_code == 200 and started.json()["checkout_url"], started.text
         session_id = started.json()["checkout_url"].rsplit("/", 1)[1]
         fake.pay(session_id)
@@ -579,20 +688,24 @@ def test_the_same_webhook_delivered_around_crashes_has_one_effect(engine, tmp_pa
         def recorded() -> int:
             return len(db(f"SELECT id FROM stripe_event WHERE event_id = '{event['id']}'"))
 
-        as_they_arrive = _deliver_through_proxy_and_kill(fake, event["id"], server, port, withhold_answers=False,
-                                                         answered=0)
+        as_they_arrive = _deliver_through_proxy_and_kill(
+            fake, event["id"], server, port, withhold_answers=False, answered=0
+        )
         recorded_then = recorded()
         while_down = fake.resend(event["id"], 5, True)
         server = start()
-        unacknowledged = _deliver_through_proxy_and_kill(fake, event["id"], server, port, withhold_answers=True,
-                                                         answered=1)
+        unacknowledged = _deliver_through_proxy_and_kill(
+            fake, event["id"], server, port, withhold_answers=True, answered=1
+        )
         recorded_unacknowledged = recorded()
         server = start()
         after_restart = fake.resend(event["id"], 5, True)
         one_by_one = fake.resend(event["id"], 2, False)
-        rounds = (f"engine={engine}: killed as five arrived {as_they_arrive} (recorded: {recorded_then}); "
-                  f"while down {while_down}; killed after an answer, answers withheld {unacknowledged} "
-                  f"(recorded: {recorded_unacknowledged}); after the restart {after_restart}, {one_by_one}")
+        rounds = (
+            f"engine={engine}: killed as five arrived {as_they_arrive} (recorded: {recorded_then}); "
+            f"while down {while_down}; killed after an answer, answers withheld {unacknowledged} "
+            f"(recorded: {recorded_unacknowledged}); after the restart {after_restart}, {one_by_one}"
+        )
         print(rounds)
         assert all(status in (200, None) for status in as_they_arrive), rounds
         assert while_down == [None] * 5, rounds
@@ -605,12 +718,20 @@ def test_the_same_webhook_delivered_around_crashes_has_one_effect(engine, tmp_pa
         events = db(f"SELECT outcome FROM stripe_event WHERE event_id = '{event['id']}'")
         payments = db(f"SELECT id, stripe_reference, amount_pence, covers_until FROM payment WHERE member = {member}")
         memberships = db(f"SELECT id, status, ends_at FROM membership WHERE member = {member}")
-        activations = db(f"SELECT id FROM audit_event WHERE action = 'membership.activate' "
-                         f"AND subject = 'membership:{memberships[0]['id']}'") if memberships else []
+        activations = (
+            db(
+                f"SELECT id FROM audit_event WHERE action = 'membership.activate' "
+                f"AND subject = 'membership:{memberships[0]['id']}'"
+            )
+            if memberships
+            else []
+        )
         checkouts = db(f"SELECT status FROM membership_checkout WHERE session_id = '{session_id}'")
-        receipts = db(f"SELECT key FROM email WHERE key LIKE 'receipt:%'")
-        why = (f"{rounds}\nevents {events}, payments {payments}, memberships {memberships}, checkouts {checkouts}, "
-               f"activations {activations}, receipts {receipts}")
+        receipts = db("SELECT key FROM email WHERE key LIKE 'receipt:%'")
+        why = (
+            f"{rounds}\nevents {events}, payments {payments}, memberships {memberships}, checkouts {checkouts}, "
+            f"activations {activations}, receipts {receipts}"
+        )
         assert [row["outcome"] for row in events] == ["applied"], why
         assert [(p["stripe_reference"], p["amount_pence"]) for p in payments] == [(session_id, 800)], why
         assert [m["status"] for m in memberships] == ["active"], why

@@ -43,16 +43,20 @@ BASE_URL = "http://testserver.local"
 async def seed(people: dict) -> dict[str, object]:
     """A little of what the API talks about: a tier, a paid-up member with a loan, an item on the
     shelf, a member registered at the counter. Returns values for path parameters."""
-    tier = await memberships.save_tier(values=TierInput(name="Free", min_pence=0, max_pence=5000, allow_free=True,
-                                                        loan_limit=3))
-    await memberships.record_counter_payment(member_id=people["member"].id, tier=tier.id, amount=0, method="cash",
-                                             actor_id=None)
+    tier = await memberships.save_tier(
+        values=TierInput(name="Free", min_pence=0, max_pence=5000, allow_free=True, loan_limit=3)
+    )
+    await memberships.record_counter_payment(
+        member_id=people["member"].id, tier=tier.id, amount=0, method="cash", actor_id=None
+    )
     drill = await catalog.add_item(details=ItemDetails(name="Cordless drill", parts="Drill\nCharger"))
     await catalog.add_item(details=ItemDetails(name="Tent"))
-    await members.register_member(name="Nia Jones", email="nia@example.org", language="cy",
-                                  actor_id=people["volunteer"].id)
-    lent = await loans.check_out(member_id=people["member"].id, item_codes=[drill.code],
-                                 actor_id=people["volunteer"].id, via="api")
+    await members.register_member(
+        name="Nia Jones", email="nia@example.org", language="cy", actor_id=people["volunteer"].id
+    )
+    lent = await loans.check_out(
+        member_id=people["member"].id, item_codes=[drill.code], actor_id=people["volunteer"].id, via="api"
+    )
     return {"code": drill.code, "loan_id": lent[0].id, "member_id": people["member"].id}
 
 
@@ -74,9 +78,15 @@ def to_httpx(kwargs: dict) -> dict:
 
 
 def fuzz_operation(strategy, examples: int, send, headers: dict[str, str]) -> None:
-    @settings(max_examples=examples, deadline=None, derandomize=True, database=None, print_blob=False,
-              phases=[Phase.explicit, Phase.generate, Phase.shrink],
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large])
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        print_blob=False,
+        phases=[Phase.explicit, Phase.generate, Phase.shrink],
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
+    )
     @given(case=strategy)
     def run(case) -> None:
         response = send(to_httpx(case.as_transport_kwargs(base_url=BASE_URL, headers=headers)))

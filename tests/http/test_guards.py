@@ -6,8 +6,16 @@ import pytest
 
 from tests.conftest import sign_in
 
-PAGES = ["/account", "/desk", "/desk/members/new", "/referrals", "/manage", "/manage/people",
-         "/manage/organisations", "/admin/"]
+PAGES = [
+    "/account",
+    "/desk",
+    "/desk/members/new",
+    "/referrals",
+    "/manage",
+    "/manage/people",
+    "/manage/organisations",
+    "/admin/",
+]
 ALLOWED = {
     "member": {"/account"},
     "volunteer": {"/account", "/desk", "/desk/members/new"},

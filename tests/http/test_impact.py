@@ -55,7 +55,9 @@ async def test_a_link_worker_never_sees_another_organisations_counts(client, as_
         assert (await lw.get("/manage/impact")).status_code == 403
     everyone = (await client.get("/api/v1/reports/impact", headers=await bearer(people["coordinator"].id))).json()
     assert {row["organisation"]: row["issued"] for row in everyone["by_organisation"]} == {
-        "Hillside PCN": 9, "Riverside Surgery": 5}
+        "Hillside PCN": 9,
+        "Riverside Surgery": 5,
+    }
     async with as_role("coordinator") as coordinator:
         page = await coordinator.get("/manage/impact")
         assert page.status_code == 200 and "Hillside PCN" in page.text and "Riverside Surgery" in page.text
@@ -77,7 +79,7 @@ async def test_volunteers_and_members_are_refused(client, as_role, people, world
 
 
 async def test_the_csv_downloads_without_names_and_without_formulas(as_role, people, world):
-    await organisations.create_organisation(name="=HYPERLINK(\"http://x\")", kind="other")
+    await organisations.create_organisation(name='=HYPERLINK("http://x")', kind="other")
     made = await issue(people["link_worker"], 5, redeem=5)
     async with as_role("coordinator") as coordinator:
         page = await coordinator.get("/manage/impact")
@@ -91,20 +93,24 @@ async def test_the_csv_downloads_without_names_and_without_formulas(as_role, peo
     assert ["summary", "", "redeemed", "5"] in rows
     assert ["organisation", "Riverside Surgery", "issued", "5"] in rows
     assert all(not cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row)
-    assert ["organisation", "'=HYPERLINK(\"http://x\")", "issued", "0"] in rows
+    assert ["organisation", '\'=HYPERLINK("http://x")', "issued", "0"] in rows
     for secret in ("Sam Secret", "Test link_worker", "@example.org", *(code for code, _ in made)):
         assert secret not in exported.text
 
 
 async def test_bad_dates_are_refused_with_422(client, as_role, people, world):
     headers = await bearer(people["coordinator"].id)
-    for query, code in (({"from": "2026-13-01"}, "invalid_date"), ({"to": "yesterday"}, "invalid_date"),
-                        ({"from": "2026-02-01", "to": "2026-01-01"}, "invalid_range")):
+    for query, code in (
+        ({"from": "2026-13-01"}, "invalid_date"),
+        ({"to": "yesterday"}, "invalid_date"),
+        ({"from": "2026-02-01", "to": "2026-01-01"}, "invalid_range"),
+    ):
         response = await client.get("/api/v1/reports/impact", params=query, headers=headers)
         assert response.status_code == 422, response.text
         assert response.json()["code"] == code
-    chosen = await client.get("/api/v1/reports/impact", params={"from": "2026-01-01", "to": "2026-03-31"},
-                              headers=headers)
+    chosen = await client.get(
+        "/api/v1/reports/impact", params={"from": "2026-01-01", "to": "2026-03-31"}, headers=headers
+    )
     assert chosen.status_code == 200
     assert (chosen.json()["from"], chosen.json()["to"]) == ("2026-01-01", "2026-03-31")
     assert [row["month"] for row in chosen.json()["by_month"]] == ["2026-01", "2026-02", "2026-03"]

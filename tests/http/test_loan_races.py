@@ -50,6 +50,7 @@ ONLY_POSTGRES = [pytest.param("postgres", marks=pytest.mark.postgres)]
 
 # --- the library and its servers ---------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Library:
     engine: str
@@ -77,13 +78,21 @@ def library(engine: str, folder: Path, *, items: int, drop_guard_index: bool = F
         command = [sys.executable, "-m", "tests.fakes.loan_race_data", "--members", str(RACERS), "--items", str(items)]
         if drop_guard_index:
             command.append("--drop-guard-index")
-        result = subprocess.run(command, cwd=ROOT, env=_with_root_on_path(env), capture_output=True, text=True,
-                                timeout=120)
+        result = subprocess.run(
+            command, cwd=ROOT, env=_with_root_on_path(env), capture_output=True, text=True, timeout=120
+        )
         if result.returncode != 0:
             pytest.fail(f"setting up the race failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
         data = json.loads(result.stdout.strip().splitlines()[-1])
-        yield Library(engine=engine, url=url, env=env, folder=folder, token=data["token"],
-                      item_codes=data["item_codes"], member_ids=data["member_ids"])
+        yield Library(
+            engine=engine,
+            url=url,
+            env=env,
+            folder=folder,
+            token=data["token"],
+            item_codes=data["item_codes"],
+            member_ids=data["member_ids"],
+        )
 
 
 def granian_command() -> str:
@@ -103,9 +112,25 @@ def unguarded_server(lib: Library, mode: str) -> Iterator[Server]:
     log = lib.folder / f"server-{port}.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [granian_command(), "--interface", "asgi", "--factory", "--host", "127.0.0.1", "--port", str(port),
-             "--workers", "1", "--no-ws", "tests.fakes.unguarded_app:create_app"],
-            cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                granian_command(),
+                "--interface",
+                "asgi",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+                "--no-ws",
+                "tests.fakes.unguarded_app:create_app",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         _wait_for_health(base_url, process, log)
@@ -159,6 +184,7 @@ def unguarded_library(engine: str, tmp_path_factory: pytest.TempPathFactory) -> 
 
 # --- the race ------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Outcome:
     server: str
@@ -174,8 +200,10 @@ async def _race(servers: list[Server], lib: Library, item_code: str) -> list[Out
     """One check-out of the item per member, spread over the servers, all posted at once."""
     headers = {"Authorization": f"Bearer {lib.token}"}
     tls = ssl.create_default_context()  # one for all: each client would otherwise load the CA bundle
-    clients = [httpx.AsyncClient(base_url=servers[n % len(servers)].base_url, headers=headers, timeout=TIMEOUT,
-                                 verify=tls) for n in range(len(lib.member_ids))]
+    clients = [
+        httpx.AsyncClient(base_url=servers[n % len(servers)].base_url, headers=headers, timeout=TIMEOUT, verify=tls)
+        for n in range(len(lib.member_ids))
+    ]
     barrier = asyncio.Barrier(len(clients))
 
     async def warm_up(client: httpx.AsyncClient) -> None:
@@ -188,21 +216,30 @@ async def _race(servers: list[Server], lib: Library, item_code: str) -> list[Out
         try:
             response = await client.post("/api/v1/loans", json={"item_code": item_code, "member_id": member_id})
         except httpx.HTTPError as exc:
-            return Outcome(str(client.base_url).rstrip("/"), member_id, None, None, repr(exc), sent_at,
-                           time.monotonic())
+            return Outcome(
+                str(client.base_url).rstrip("/"), member_id, None, None, repr(exc), sent_at, time.monotonic()
+            )
         answered_at = time.monotonic()
         try:
             code = response.json().get("code")
         except (ValueError, AttributeError):
             code = None
-        return Outcome(str(client.base_url).rstrip("/"), member_id, response.status_code, code, response.text[:500],
-                       sent_at, answered_at)
+        return Outcome(
+            str(client.base_url).rstrip("/"),
+            member_id,
+            response.status_code,
+            code,
+            response.text[:500],
+            sent_at,
+            answered_at,
+        )
 
     try:
         await warm_up(clients[0])  # the token's "last used" write, once
         await asyncio.gather(*(warm_up(client) for client in clients))
-        return await asyncio.gather(*(check_out(client, member_id)
-                                      for client, member_id in zip(clients, lib.member_ids, strict=True)))
+        return await asyncio.gather(
+            *(check_out(client, member_id) for client, member_id in zip(clients, lib.member_ids, strict=True))
+        )
     finally:
         await asyncio.gather(*(client.aclose() for client in clients))
 
@@ -213,8 +250,10 @@ def race(servers: list[Server], lib: Library, item_code: str) -> list[Outcome]:
 
 # --- what the database says ----------------------------------------------------------------------
 
-OPEN_LOANS = ("SELECT loan.id, loan.member FROM loan JOIN item ON item.id = loan.item "
-              "WHERE item.code = {p} AND loan.returned_at IS NULL ORDER BY loan.id")
+OPEN_LOANS = (
+    "SELECT loan.id, loan.member FROM loan JOIN item ON item.id = loan.item "
+    "WHERE item.code = {p} AND loan.returned_at IS NULL ORDER BY loan.id"
+)
 ITEM_STATUS = "SELECT status FROM item WHERE code = {p}"
 
 
@@ -250,6 +289,7 @@ def stored(lib: Library, item_code: str) -> Stored:
 
 
 # --- diagnostics ---------------------------------------------------------------------------------
+
 
 def _log_tails(folder: Path, lines: int = 40) -> str:
     parts = []
@@ -311,6 +351,7 @@ def assert_double_loans_detected(outcomes: list[Outcome], lib: Library, item_cod
 
 
 # --- the tests -----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("engine", ENGINES, scope="module")
 def test_fifty_simultaneous_check_outs_of_one_item_lend_it_once(guarded):

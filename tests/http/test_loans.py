@@ -25,10 +25,12 @@ from tests.conftest import bearer, csrf_token, post_form
 @pytest.fixture
 async def kit(people):
     venues.forget_cache()
-    tier = await memberships.save_tier(values=TierInput(name="Free", min_pence=0, max_pence=5000, allow_free=True,
-                                                        loan_limit=3))
-    await memberships.record_counter_payment(member_id=people["member"].id, tier=tier.id, amount=0, method="cash",
-                                             actor_id=None)
+    tier = await memberships.save_tier(
+        values=TierInput(name="Free", min_pence=0, max_pence=5000, allow_free=True, loan_limit=3)
+    )
+    await memberships.record_counter_payment(
+        member_id=people["member"].id, tier=tier.id, amount=0, method="cash", actor_id=None
+    )
     drill = await catalog.add_item(details=ItemDetails(name="Cordless drill", parts="Drill\nCharger"))
     tent = await catalog.add_item(details=ItemDetails(name="Tent"))
     saw = await catalog.add_item(details=ItemDetails(name="Jigsaw"))
@@ -42,20 +44,26 @@ async def test_the_desk_finds_a_member_by_card_lends_two_items_and_checks_one_in
         assert found.status_code == 303 and found.headers["location"] == f"/desk/members/{member.id}"
         scanned = await desk.get("/desk", params={"q": f"http://testserver.local/c/{member.card_code}"})
         assert scanned.headers["location"] == f"/desk/members/{member.id}"
-        page = await desk.get(f"/desk/members/{member.id}",
-                              params={"item": kit["drill"].code, "add": f"http://testserver.local/i/{kit['tent'].code}"})
+        page = await desk.get(
+            f"/desk/members/{member.id}",
+            params={"item": kit["drill"].code, "add": f"http://testserver.local/i/{kit['tent'].code}"},
+        )
         assert page.status_code == 200 and 'data-outcome="success"' in page.text and "Tent, due back by" in page.text
         assert "Lend 2 items" in page.text and 'data-scanner-input="item-code"' in page.text
-        lent = await post_form(desk, f"/desk/members/{member.id}/loans", {"item": [kit["drill"].code,
-                                                                                    kit["tent"].code]})
+        lent = await post_form(
+            desk, f"/desk/members/{member.id}/loans", {"item": [kit["drill"].code, kit["tent"].code]}
+        )
         assert lent.status_code == 303, lent.text
         after = await desk.get(lent.headers["location"].split("#")[0])
         assert "Lent 2 items" in after.text and "On loan now" in after.text and after.text.count("Renew") >= 2
         returns = await desk.get("/desk/returns", params={"item": kit["drill"].code})
         assert "Missing: Charger" in returns.text and "Lent to Test member" in returns.text
         loan = await loans.open_loan_for_item(code=kit["drill"].code)
-        back = await post_form(desk, "/desk/returns", {"item_code": kit["drill"].code, "loan_id": str(loan.id),
-                                                       "notes": "Battery weak", "condition": "fair"})
+        back = await post_form(
+            desk,
+            "/desk/returns",
+            {"item_code": kit["drill"].code, "loan_id": str(loan.id), "notes": "Battery weak", "condition": "fair"},
+        )
         assert back.status_code == 303
         shown = await desk.get(back.headers["location"])
         assert "Checked in Cordless drill from Test member." in shown.text
@@ -78,15 +86,21 @@ async def test_the_desk_panel_gives_every_reason_and_a_distinct_outcome(as_role,
         assert "already on loan" in out.text
         refused = await post_form(desk, f"/desk/members/{member.id}/loans", {"item": kit["tent"].code})
         assert refused.status_code == 409 and "cannot go out" in refused.text
-        bad_date = await post_form(desk, f"/desk/members/{member.id}/loans",
-                                   {"item": kit["drill"].code, "backdate": "yes", "lent_at": "yesterday-ish"})
+        bad_date = await post_form(
+            desk,
+            f"/desk/members/{member.id}/loans",
+            {"item": kit["drill"].code, "backdate": "yes", "lent_at": "yesterday-ish"},
+        )
         assert bad_date.status_code == 422 and "Enter a date and time" in bad_date.text
     assert await Loan.count().run() == 1
 
 
 async def test_an_expired_member_is_blocked_with_the_reason(as_role, people, kit):
-    await Membership.update({Membership.ends_at: clock.now() - timedelta(days=3)}).where(
-        Membership.member == people["member"].id).run()
+    await (
+        Membership.update({Membership.ends_at: clock.now() - timedelta(days=3)})
+        .where(Membership.member == people["member"].id)
+        .run()
+    )
     async with as_role("volunteer") as desk:
         page = await desk.get(f"/desk/members/{people['member'].id}", params={"add": kit["drill"].code})
         assert 'data-outcome="blocked"' in page.text and "membership has ended" in page.text
@@ -120,12 +134,19 @@ async def test_members_renew_hold_book_and_subscribe_to_their_due_dates(as_role,
         assert held.status_code == 303
         assert "put aside for you" in (await me.get("/account/loans")).text
         tomorrow = venues.today(await venues.calendar()) + timedelta(days=5)
-        booked = await post_form(me, "/account/reservations", {"item_code": kit["saw"].code,
-                                                              "starts_on": tomorrow.isoformat(),
-                                                              "ends_on": (tomorrow + timedelta(days=2)).isoformat()})
+        booked = await post_form(
+            me,
+            "/account/reservations",
+            {
+                "item_code": kit["saw"].code,
+                "starts_on": tomorrow.isoformat(),
+                "ends_on": (tomorrow + timedelta(days=2)).isoformat(),
+            },
+        )
         assert booked.status_code == 303 and booked.headers["location"].endswith("#bookings")
-        bad = await post_form(me, "/account/reservations", {"item_code": kit["saw"].code, "starts_on": "soon",
-                                                           "ends_on": "later"})
+        bad = await post_form(
+            me, "/account/reservations", {"item_code": kit["saw"].code, "starts_on": "soon", "ends_on": "later"}
+        )
         assert bad.headers["location"].startswith(f"/i/{kit['saw'].code}")
     feed = await client.get(feed_url)
     assert feed.status_code == 200 and feed.headers["content-type"].startswith("text/calendar")
@@ -146,45 +167,70 @@ async def test_the_coordinator_sets_rules_hours_and_closures_with_clear_errors(a
     async with as_role("coordinator") as manage:
         page = await manage.get("/manage/lending")
         assert page.status_code == 200 and "Opening hours" in page.text
-        bad = await post_form(manage, "/manage/lending/policy", {"renewal_limit": "lots", "buffer_hours": "0",
-                                                                 "hold_days": "3", "due_soon_days": "2",
-                                                                 "reserve_ahead_days": "90",
-                                                                 "max_reservation_days": "14"})
+        bad = await post_form(
+            manage,
+            "/manage/lending/policy",
+            {
+                "renewal_limit": "lots",
+                "buffer_hours": "0",
+                "hold_days": "3",
+                "due_soon_days": "2",
+                "reserve_ahead_days": "90",
+                "max_reservation_days": "14",
+            },
+        )
         assert bad.status_code == 422 and "Enter a whole number from 0 to 20" in bad.text
-        good = await post_form(manage, "/manage/lending/policy", {"renewal_limit": "1", "buffer_hours": "2",
-                                                                  "hold_days": "3", "due_soon_days": "2",
-                                                                  "reserve_ahead_days": "90",
-                                                                  "max_reservation_days": "14", "fees_enabled": "yes",
-                                                                  "fee_per_day": "0.20", "fee_cap": "5",
-                                                                  "block_over": "0"})
+        good = await post_form(
+            manage,
+            "/manage/lending/policy",
+            {
+                "renewal_limit": "1",
+                "buffer_hours": "2",
+                "hold_days": "3",
+                "due_soon_days": "2",
+                "reserve_ahead_days": "90",
+                "max_reservation_days": "14",
+                "fees_enabled": "yes",
+                "fee_per_day": "0.20",
+                "fee_cap": "5",
+                "block_over": "0",
+            },
+        )
         assert good.status_code == 303
         policy = await loans.policy()
         assert policy.renewal_limit == 1 and policy.fees_enabled and policy.fee_per_day_pence == 20
-        hours = await post_form(manage, "/manage/lending/hours", {"timezone": "Europe/London",
-                                                                  "day_1": "10:00-13:00, 14:00-17:00",
-                                                                  "day_5": "10-16"})
+        hours = await post_form(
+            manage,
+            "/manage/lending/hours",
+            {"timezone": "Europe/London", "day_1": "10:00-13:00, 14:00-17:00", "day_5": "10-16"},
+        )
         assert hours.status_code == 303
-        overlapping = await post_form(manage, "/manage/lending/hours", {"timezone": "Europe/London",
-                                                                        "day_1": "10:00-13:00, 12:00-17:00"})
+        overlapping = await post_form(
+            manage, "/manage/lending/hours", {"timezone": "Europe/London", "day_1": "10:00-13:00, 12:00-17:00"}
+        )
         assert overlapping.status_code == 422
         assert len((await venues.calendar(fresh=True)).sessions) == 3  # the good hours stand
-        closure = await post_form(manage, "/manage/lending/closures", {"starts_on": "2026-12-24",
-                                                                       "ends_on": "2026-12-23", "reason": "Xmas"})
+        closure = await post_form(
+            manage, "/manage/lending/closures", {"starts_on": "2026-12-24", "ends_on": "2026-12-23", "reason": "Xmas"}
+        )
         assert closure.status_code == 422
         assert await venues.list_closures() == []
 
 
 # --- the JSON API -------------------------------------------------------------------------------
 
+
 async def test_api_loans_follow_the_contract(client, people, kit):
     desk = await bearer(people["volunteer"].id)
-    created = await client.post("/api/v1/loans", json={"item_code": kit["drill"].code,
-                                                       "card_code": people["member"].card_code}, headers=desk)
+    created = await client.post(
+        "/api/v1/loans", json={"item_code": kit["drill"].code, "card_code": people["member"].card_code}, headers=desk
+    )
     assert created.status_code == 201, created.text
     body = created.json()
     assert body["item_code"] == kit["drill"].code and body["due_at"] and body["id"]
-    again = await client.post("/api/v1/loans", json={"item_code": kit["drill"].code,
-                                                     "member_id": people["member"].id}, headers=desk)
+    again = await client.post(
+        "/api/v1/loans", json={"item_code": kit["drill"].code, "member_id": people["member"].id}, headers=desk
+    )
     assert again.status_code == 409 and again.json()["code"] == "item_unavailable"
     item = await client.get(f"/api/v1/items/{kit['drill'].code}")
     assert item.json()["status"] == "on_loan" and item.json()["due_back"]
@@ -195,8 +241,9 @@ async def test_api_loans_follow_the_contract(client, people, kit):
     await client.post(f"/api/v1/loans/{body['id']}/renew", headers=desk)
     limit = await client.post(f"/api/v1/loans/{body['id']}/renew", headers=desk)
     assert limit.status_code == 409 and limit.json()["code"] == "renewal_limit"
-    returned = await client.post(f"/api/v1/loans/{body['id']}/return", json={"condition": "good", "notes": "ok"},
-                                 headers=desk)
+    returned = await client.post(
+        f"/api/v1/loans/{body['id']}/return", json={"condition": "good", "notes": "ok"}, headers=desk
+    )
     assert returned.status_code == 200 and returned.json()["changed"] and returned.json()["returned_at"]
     twice = await client.post(f"/api/v1/loans/{body['id']}/return", json={"condition": "damaged"}, headers=desk)
     assert twice.status_code == 200 and twice.json()["changed"] is False
@@ -211,8 +258,11 @@ async def test_api_bad_input_gets_stable_codes_and_writes_nothing(client, people
         ({"item_code": "ZZZZZZZZ", "member_id": people["member"].id}, 404, "item_not_found"),
         ({"item_code": kit["tent"].code, "card_code": "ZZZZZZZZ"}, 404, "member_not_found"),
         ({"item_code": kit["tent"].code}, 422, "member_required"),
-        ({"item_code": kit["tent"].code, "member_id": people["member"].id, "lent_at": "31/12/2026"}, 422,
-         "invalid_date"),
+        (
+            {"item_code": kit["tent"].code, "member_id": people["member"].id, "lent_at": "31/12/2026"},
+            422,
+            "invalid_date",
+        ),
         ({"item_code": kit["tent"].code, "member_id": people["link_worker"].id}, 422, "borrower_blocked"),
         ({"item_code": 7, "member_id": people["member"].id}, 400, "invalid_input"),
         ({"item_code": kit["tent"].code, "member_id": people["member"].id, "extra": 1}, 400, "invalid_input"),
@@ -223,8 +273,9 @@ async def test_api_bad_input_gets_stable_codes_and_writes_nothing(client, people
     blocked = await client.post("/api/v1/loans", json=cases[4][0], headers=desk)
     assert [r["code"] for r in blocked.json()["reasons"]] == ["no_membership", "over_limit"]
     member = await bearer(people["member"].id)
-    forbidden = await client.post("/api/v1/loans", json={"item_code": kit["tent"].code,
-                                                         "member_id": people["member"].id}, headers=member)
+    forbidden = await client.post(
+        "/api/v1/loans", json={"item_code": kit["tent"].code, "member_id": people["member"].id}, headers=member
+    )
     assert forbidden.status_code == 403
     assert (await client.post("/api/v1/loans/999/return", json={}, headers=desk)).json()["code"] == "loan_not_found"
     assert await Loan.count().run() == 0
@@ -232,14 +283,21 @@ async def test_api_bad_input_gets_stable_codes_and_writes_nothing(client, people
 
 async def test_api_returns_by_scan_and_eligibility(client, people, kit):
     desk = await bearer(people["volunteer"].id)
-    check = await client.get(f"/api/v1/members/{people['member'].id}/eligibility",
-                             params={"item_code": [kit["tent"].code, "ZZZZZZZZ"]}, headers=desk)
+    check = await client.get(
+        f"/api/v1/members/{people['member'].id}/eligibility",
+        params={"item_code": [kit["tent"].code, "ZZZZZZZZ"]},
+        headers=desk,
+    )
     assert check.status_code == 200 and check.json()["ok"] is False
     assert [i["ok"] for i in check.json()["items"]] == [True, False]
-    await client.post("/api/v1/loans", json={"item_code": kit["tent"].code, "member_id": people["member"].id},
-                      headers=desk)
-    back = await client.post("/api/v1/returns", json={"item_code": f"http://x/i/{kit['tent'].code}",
-                                                      "needs_repair": True, "notes": "zip broken"}, headers=desk)
+    await client.post(
+        "/api/v1/loans", json={"item_code": kit["tent"].code, "member_id": people["member"].id}, headers=desk
+    )
+    back = await client.post(
+        "/api/v1/returns",
+        json={"item_code": f"http://x/i/{kit['tent'].code}", "needs_repair": True, "notes": "zip broken"},
+        headers=desk,
+    )
     assert back.status_code == 200 and back.json()["needs_repair"] is True
     assert (await catalog.get_item(code=kit["tent"].code)).status == "maintenance"
     never = await client.post("/api/v1/returns", json={"item_code": kit["saw"].code}, headers=desk)
@@ -250,15 +308,17 @@ async def test_api_holds_and_reservations(client, people, kit):
     desk = await bearer(people["volunteer"].id)
     member = await bearer(people["member"].id)
     other = await members.create_account(name="Other", email="other@example.org", role="member")
-    await memberships.record_counter_payment(member_id=other.id, tier=kit["tier"].id, amount=0, method="cash",
-                                             actor_id=None)
+    await memberships.record_counter_payment(
+        member_id=other.id, tier=kit["tier"].id, amount=0, method="cash", actor_id=None
+    )
     await client.post("/api/v1/loans", json={"item_code": kit["tent"].code, "member_id": other.id}, headers=desk)
     hold = await client.post("/api/v1/holds", json={"item_code": kit["tent"].code}, headers=member)
     assert hold.status_code == 201 and hold.json()["position"] == 1 and hold.json()["status"] == "waiting"
     twice = await client.post("/api/v1/holds", json={"item_code": kit["tent"].code}, headers=member)
     assert twice.status_code == 409 and twice.json()["code"] == "hold_exists"
-    renew = await client.post(f"/api/v1/loans/{(await loans.open_loan_for_item(code=kit['tent'].code)).id}/renew",
-                              headers=desk)
+    renew = await client.post(
+        f"/api/v1/loans/{(await loans.open_loan_for_item(code=kit['tent'].code)).id}/renew", headers=desk
+    )
     assert renew.status_code == 409 and renew.json()["code"] == "someone_waiting"
     listed = await client.get("/api/v1/holds", headers=member)
     assert [h["id"] for h in listed.json()["holds"]] == [hold.json()["id"]]
@@ -266,24 +326,35 @@ async def test_api_holds_and_reservations(client, people, kit):
     assert gone.status_code == 204
     today = venues.today(await venues.calendar())
     start = today + timedelta(days=7)
-    booking = {"item_code": kit["saw"].code, "starts_on": start.isoformat(),
-               "ends_on": (start + timedelta(days=2)).isoformat()}
+    booking = {
+        "item_code": kit["saw"].code,
+        "starts_on": start.isoformat(),
+        "ends_on": (start + timedelta(days=2)).isoformat(),
+    }
     made = await client.post("/api/v1/reservations", json=booking, headers=member)
     assert made.status_code == 201, made.text
     clash = await client.post("/api/v1/reservations", json={**booking, "member_id": other.id}, headers=desk)
     assert clash.status_code == 409 and clash.json()["code"] == "reservation_conflict"
     malformed = await client.post("/api/v1/reservations", json={**booking, "starts_on": "next week"}, headers=member)
     assert malformed.status_code == 422 and malformed.json()["code"] == "invalid_date"
-    backwards = await client.post("/api/v1/reservations", json={**booking, "ends_on": today.isoformat()},
-                                  headers=member)
+    backwards = await client.post(
+        "/api/v1/reservations", json={**booking, "ends_on": today.isoformat()}, headers=member
+    )
     assert backwards.status_code == 422 and backwards.json()["code"] == "invalid_dates"
     await venues.add_closure(starts_on=start + timedelta(days=20))
-    closed = await client.post("/api/v1/reservations", json={
-        **booking, "starts_on": (start + timedelta(days=20)).isoformat(),
-        "ends_on": (start + timedelta(days=21)).isoformat()}, headers=member)
+    closed = await client.post(
+        "/api/v1/reservations",
+        json={
+            **booking,
+            "starts_on": (start + timedelta(days=20)).isoformat(),
+            "ends_on": (start + timedelta(days=21)).isoformat(),
+        },
+        headers=member,
+    )
     assert closed.status_code == 422 and closed.json()["code"] == "closed_day"
-    not_mine = await client.post("/api/v1/holds", json={"item_code": kit["saw"].code, "member_id": other.id},
-                                  headers=member)
+    not_mine = await client.post(
+        "/api/v1/holds", json={"item_code": kit["saw"].code, "member_id": other.id}, headers=member
+    )
     assert not_mine.status_code == 403
     assert await Reservation.count().run() == 1
 
@@ -292,8 +363,11 @@ async def test_the_session_api_needs_the_csrf_token(as_role, people, kit):
     async with as_role("volunteer") as desk:
         bare = await desk.post("/api/v1/loans", json={"item_code": kit["tent"].code, "member_id": people["member"].id})
         assert bare.status_code == 403
-        ok = await desk.post("/api/v1/loans", json={"item_code": kit["tent"].code, "member_id": people["member"].id},
-                             headers={"X-CSRFToken": await csrf_token(desk)})
+        ok = await desk.post(
+            "/api/v1/loans",
+            json={"item_code": kit["tent"].code, "member_id": people["member"].id},
+            headers={"X-CSRFToken": await csrf_token(desk)},
+        )
         assert ok.status_code == 201
 
 
@@ -309,8 +383,9 @@ async def test_the_admin_shows_loans_but_changes_them_only_through_the_desk(clie
     changed = await client.patch(f"/admin/api/tables/loan/{loan.id}/", json={"returned_at": None}, headers=headers)
     assert changed.status_code == 405
     assert (await client.delete(f"/admin/api/tables/loan/{loan.id}/", headers=headers)).status_code == 405
-    added = await client.post("/admin/api/tables/loan/", json={"item": 1, "member": people["member"].id},
-                              headers=headers)
+    added = await client.post(
+        "/admin/api/tables/loan/", json={"item": 1, "member": people["member"].id}, headers=headers
+    )
     assert added.status_code == 405
     too_long = await client.patch("/admin/api/tables/category/1/", json={"loan_days": 999}, headers=headers)
     assert too_long.status_code in (404, 422)

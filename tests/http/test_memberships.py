@@ -19,11 +19,20 @@ WEBHOOK_SECRET = "whsec_in_process"
 
 
 async def make_tiers():
-    free = await memberships.save_tier(values=TierInput(
-        name="Pay what you can", description="No means test.", suggested=[0, 500], min_pence=100, max_pence=5000,
-        allow_free=True, gift_aid=True))
-    monthly = await memberships.save_tier(values=TierInput(name="Monthly", min_pence=100, max_pence=2000,
-                                                           interval="month", position=1))
+    free = await memberships.save_tier(
+        values=TierInput(
+            name="Pay what you can",
+            description="No means test.",
+            suggested=[0, 500],
+            min_pence=100,
+            max_pence=5000,
+            allow_free=True,
+            gift_aid=True,
+        )
+    )
+    monthly = await memberships.save_tier(
+        values=TierInput(name="Monthly", min_pence=100, max_pence=2000, interval="month", position=1)
+    )
     return free, monthly
 
 
@@ -46,9 +55,19 @@ async def test_the_join_page_lists_tiers_then_the_chosen_one(client, database):
 async def test_joining_free_through_the_form_signs_in_and_shows_the_membership(client, database):
     free, _ = await make_tiers()
     agreement = await memberships.publish_agreement(body="Bring it back clean.")
-    response = await post_form(client, "/join", {
-        "tier": str(free.id), "amount": "0.00", "name": "Nia Jones", "email": "nia@example.org",
-        "password": PASSWORD, "language": "en", "agreement_version": str(agreement.version)})
+    response = await post_form(
+        client,
+        "/join",
+        {
+            "tier": str(free.id),
+            "amount": "0.00",
+            "name": "Nia Jones",
+            "email": "nia@example.org",
+            "password": PASSWORD,
+            "language": "en",
+            "agreement_version": str(agreement.version),
+        },
+    )
     assert response.status_code == 303 and response.headers["location"] == "/account", response.text
     account = await client.get("/account")
     assert account.status_code == 200 and "Active" in account.text and "Pay what you can" in account.text
@@ -57,8 +76,11 @@ async def test_joining_free_through_the_form_signs_in_and_shows_the_membership(c
 async def test_a_bad_join_shows_every_problem_and_writes_nothing(client, database):
     free, _ = await make_tiers()
     await memberships.publish_agreement(body="Rules")
-    response = await post_form(client, "/join", {"tier": str(free.id), "amount": "other", "amount_other": "-3",
-                                                 "name": "", "email": "bad", "password": "x"})
+    response = await post_form(
+        client,
+        "/join",
+        {"tier": str(free.id), "amount": "other", "amount_other": "-3", "name": "", "email": "bad", "password": "x"},
+    )
     assert response.status_code == 422
     for field in ("amount", "name", "email", "password", "agreement"):
         assert f'href="#field-{field}"' in response.text, field
@@ -71,9 +93,18 @@ async def test_the_tier_api_and_counter_payments(client, people):
     assert [t["name"] for t in tiers] == ["Pay what you can", "Monthly"]
     assert tiers[0]["suggested_pence"] == [0, 500] and tiers[1]["interval"] == "month"
     headers = await bearer(people, "volunteer")
-    response = await client.post("/api/v1/memberships", headers=headers, json={
-        "card_code": people["member"].card_code, "tier": free.id, "amount_pence": 1500, "method": "cash",
-        "forward_pence": 500, "gift_aid": {"full_name": "Test Member", "house": "1", "postcode": "CF10 1AA"}})
+    response = await client.post(
+        "/api/v1/memberships",
+        headers=headers,
+        json={
+            "card_code": people["member"].card_code,
+            "tier": free.id,
+            "amount_pence": 1500,
+            "method": "cash",
+            "forward_pence": 500,
+            "gift_aid": {"full_name": "Test Member", "house": "1", "postcode": "CF10 1AA"},
+        },
+    )
     assert response.status_code == 201, response.text
     body = response.json()
     assert body["membership"]["status"] == "active" and body["membership"]["may_borrow"]
@@ -105,8 +136,11 @@ async def test_bad_counter_payments_get_a_stable_code_and_change_nothing(client,
         assert response.status_code == status, (changes, response.text)
         assert response.json()["code"] == code, (changes, response.json())
     member_headers = await bearer(people, "member")
-    response = await client.post("/api/v1/memberships", headers=member_headers, json={
-        "member_id": people["member"].id, "amount_pence": 500, "method": "cash"})
+    response = await client.post(
+        "/api/v1/memberships",
+        headers=member_headers,
+        json={"member_id": people["member"].id, "amount_pence": 500, "method": "cash"},
+    )
     assert response.status_code == 403
     assert await Payment.count().run() == 0 and await Membership.count().run() == 0
 
@@ -114,12 +148,14 @@ async def test_bad_counter_payments_get_a_stable_code_and_change_nothing(client,
 async def test_a_member_checks_out_for_nothing_through_the_api(client, people):
     await make_tiers()
     headers = await bearer(people, "member")
-    response = await client.post("/api/v1/memberships/checkout", headers=headers,
-                                 json={"amount_pence": 0, "interval": "one_off"})
+    response = await client.post(
+        "/api/v1/memberships/checkout", headers=headers, json={"amount_pence": 0, "interval": "one_off"}
+    )
     assert response.status_code == 200, response.text
     assert response.json()["checkout_url"] is None and response.json()["membership"]["status"] == "active"
-    response = await client.post("/api/v1/memberships/checkout", headers=headers,
-                                 json={"amount_pence": 0, "interval": "month"})
+    response = await client.post(
+        "/api/v1/memberships/checkout", headers=headers, json={"amount_pence": 0, "interval": "month"}
+    )
     assert response.status_code == 422 and response.json()["code"] == "free_not_allowed"
 
 
@@ -127,14 +163,20 @@ async def test_at_the_desk_a_volunteer_takes_cash_and_the_member_sees_the_receip
     free, _ = await make_tiers()
     async with as_role("volunteer") as volunteer:
         desk = await volunteer.get("/desk", params={"q": "Test member"})
-        assert f'/desk/members/{people["member"].id}' in desk.text
+        assert f"/desk/members/{people['member'].id}" in desk.text
         page = await volunteer.get(f"/desk/members/{people['member'].id}/membership")
         assert page.status_code == 200 and "Take a payment" in page.text
-        bad = await post_form(volunteer, f"/desk/members/{people['member'].id}/payments",
-                              {"tier": str(free.id), "amount": "0.5", "method": "cash"})
+        bad = await post_form(
+            volunteer,
+            f"/desk/members/{people['member'].id}/payments",
+            {"tier": str(free.id), "amount": "0.5", "method": "cash"},
+        )
         assert bad.status_code == 422 and "The smallest amount" in bad.text
-        response = await post_form(volunteer, f"/desk/members/{people['member'].id}/payments",
-                                   {"tier": str(free.id), "amount": "7.50", "method": "card_reader"})
+        response = await post_form(
+            volunteer,
+            f"/desk/members/{people['member'].id}/payments",
+            {"tier": str(free.id), "amount": "7.50", "method": "card_reader"},
+        )
         assert response.status_code == 303 and response.headers["location"].startswith("/desk/receipts/")
         receipt = await volunteer.get(response.headers["location"])
         assert "£7.50" in receipt.text and "Card reader" in receipt.text
@@ -142,16 +184,24 @@ async def test_at_the_desk_a_volunteer_takes_cash_and_the_member_sees_the_receip
     async with as_role("member") as member:
         assert (await member.get(f"/account/receipts/{code}")).status_code == 200
         assert "£7.50" in (await member.get("/account")).text
-    other = await memberships.join(name="Other", email="other@example.org", password=PASSWORD, tier=free.id,
-                                   amount=0, agreement_version=None, gateway=memberships.NO_GATEWAY,
-                                   base_url="http://x")
+    other = await memberships.join(
+        name="Other",
+        email="other@example.org",
+        password=PASSWORD,
+        tier=free.id,
+        amount=0,
+        agreement_version=None,
+        gateway=memberships.NO_GATEWAY,
+        base_url="http://x",
+    )
     assert other.account is not None
 
 
 async def test_another_member_cannot_read_a_receipt(as_role, people, app):
     free, _ = await make_tiers()
-    _, payment = await memberships.record_counter_payment(member_id=people["member"].id, tier=free.id, amount=500,
-                                                          method="cash", actor_id=None)
+    _, payment = await memberships.record_counter_payment(
+        member_id=people["member"].id, tier=free.id, amount=500, method="cash", actor_id=None
+    )
     from lending.members import services as members
     from tests.conftest import http_client, sign_in
 
@@ -163,16 +213,40 @@ async def test_another_member_cannot_read_a_receipt(as_role, people, app):
 
 async def test_coordinators_manage_tiers_the_agreement_and_payments(as_role, people):
     free, _ = await make_tiers()
-    await memberships.record_counter_payment(member_id=people["member"].id, tier=free.id, amount=500, method="cash",
-                                             actor_id=people["volunteer"].id)
+    await memberships.record_counter_payment(
+        member_id=people["member"].id, tier=free.id, amount=500, method="cash", actor_id=people["volunteer"].id
+    )
     async with as_role("coordinator") as coordinator:
-        bad = await post_form(coordinator, "/manage/memberships/tiers", {
-            "name": "Family", "interval": "year", "min_pence": "10", "max_pence": "5", "loan_limit": "3",
-            "loan_days": "14", "public": "yes", "active": "yes"})
+        bad = await post_form(
+            coordinator,
+            "/manage/memberships/tiers",
+            {
+                "name": "Family",
+                "interval": "year",
+                "min_pence": "10",
+                "max_pence": "5",
+                "loan_limit": "3",
+                "loan_days": "14",
+                "public": "yes",
+                "active": "yes",
+            },
+        )
         assert bad.status_code == 422 and "at least the smallest" in bad.text
-        made = await post_form(coordinator, "/manage/memberships/tiers", {
-            "name": "Family", "interval": "year", "min_pence": "10", "max_pence": "60", "suggested": "20, 30",
-            "loan_limit": "6", "loan_days": "14", "public": "yes", "active": "yes"})
+        made = await post_form(
+            coordinator,
+            "/manage/memberships/tiers",
+            {
+                "name": "Family",
+                "interval": "year",
+                "min_pence": "10",
+                "max_pence": "60",
+                "suggested": "20, 30",
+                "loan_limit": "6",
+                "loan_days": "14",
+                "public": "yes",
+                "active": "yes",
+            },
+        )
         assert made.status_code == 303
         page = await coordinator.get("/manage/memberships")
         assert "Family" in page.text
@@ -195,9 +269,22 @@ async def test_the_webhook_refuses_a_bad_signature_and_keeps_an_unknown_event(da
     from tests.conftest import http_client
 
     app = create_app(make_settings(database, STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET))
-    event = {"id": "evt_test_1", "object": "event", "type": "checkout.session.completed", "created": int(time.time()),
-             "data": {"object": {"id": "cs_test_unknown", "object": "checkout.session", "payment_status": "paid",
-                                 "mode": "payment", "customer": "cus_nobody", "metadata": {}}}}
+    event = {
+        "id": "evt_test_1",
+        "object": "event",
+        "type": "checkout.session.completed",
+        "created": int(time.time()),
+        "data": {
+            "object": {
+                "id": "cs_test_unknown",
+                "object": "checkout.session",
+                "payment_status": "paid",
+                "mode": "payment",
+                "customer": "cus_nobody",
+                "metadata": {},
+            }
+        },
+    }
     async with http_client(app) as client:
         body, headers = signed(event, "whsec_wrong")
         forged = await client.post("/webhooks/stripe", content=body, headers=headers)
@@ -205,8 +292,9 @@ async def test_the_webhook_refuses_a_bad_signature_and_keeps_an_unknown_event(da
         unsigned = await client.post("/webhooks/stripe", content=body, headers={"Content-Type": "application/json"})
         assert unsigned.status_code == 400
         body, headers = signed(event)
-        tampered = await client.post("/webhooks/stripe", content=body.replace(b"cus_nobody", b"cus_someone"),
-                                     headers=headers)
+        tampered = await client.post(
+            "/webhooks/stripe", content=body.replace(b"cus_nobody", b"cus_someone"), headers=headers
+        )
         assert tampered.status_code == 400
         assert await StripeEvent.count().run() == 0
         accepted = await client.post("/webhooks/stripe", content=body, headers=headers)
@@ -229,16 +317,17 @@ async def test_admin_edits_of_tiers_follow_the_tier_rules_and_money_is_read_only
     from tests.conftest import sign_in
 
     free, _ = await make_tiers()
-    _, payment = await memberships.record_counter_payment(member_id=people["member"].id, tier=free.id, amount=500,
-                                                          method="cash", actor_id=None)
+    _, payment = await memberships.record_counter_payment(
+        member_id=people["member"].id, tier=free.id, amount=500, method="cash", actor_id=None
+    )
     await sign_in(client, "coordinator@example.org")
     admin_csrf = (await client.get("/admin/api/tables/")).cookies.get("csrftoken") or client.cookies.get("csrftoken")
     headers = {"X-CSRFToken": admin_csrf or ""}
-    bad = await client.patch(f"/admin/api/tables/membership_tier/{free.id}/", json={"max_pence": 50},
-                             headers=headers)
+    bad = await client.patch(f"/admin/api/tables/membership_tier/{free.id}/", json={"max_pence": 50}, headers=headers)
     assert bad.status_code == 422, bad.text
-    good = await client.patch(f"/admin/api/tables/membership_tier/{free.id}/", json={"max_pence": 9000},
-                              headers=headers)
+    good = await client.patch(
+        f"/admin/api/tables/membership_tier/{free.id}/", json={"max_pence": 9000}, headers=headers
+    )
     assert good.status_code == 200, good.text
     assert (await memberships.get_tier(tier_id=free.id)).max_pence == 9000
     for path in (f"/admin/api/tables/payment/{payment.id}/", "/admin/api/tables/membership/1/"):

@@ -6,8 +6,7 @@ import pytest
 
 from lending import db
 from lending.audit.tables import AuditEvent
-from lending.members.tables import Account
-from lending.members.tables import Organisation
+from lending.members.tables import Account, Organisation
 from tests.conftest import post_form, sign_in
 
 
@@ -88,13 +87,15 @@ async def test_flash_message_shows_once(client, people):
 
 async def test_volunteer_registers_a_member_at_the_counter(client, people):
     await sign_in(client, "volunteer@example.org")
-    response = await post_form(client, "/desk/members/", {"name": "Rhys Evans", "email": "", "phone": "",
-                                                          "language": "cy"})
+    response = await post_form(
+        client, "/desk/members/", {"name": "Rhys Evans", "email": "", "phone": "", "language": "cy"}
+    )
     assert response.status_code == 422
     assert "Enter an email address or a phone number" in response.text
     assert 'value="Rhys Evans"' in response.text  # nothing typed is lost
-    response = await post_form(client, "/desk/members/", {"name": "Rhys Evans", "phone": "029 2000 0000",
-                                                          "language": "cy"})
+    response = await post_form(
+        client, "/desk/members/", {"name": "Rhys Evans", "phone": "029 2000 0000", "language": "cy"}
+    )
     assert response.status_code == 303
     rhys = await Account.select(Account.id, Account.card_code).where(Account.name == "Rhys Evans").first().run()
     assert response.headers["location"] == f"/desk/members/{rhys['id']}"
@@ -108,19 +109,34 @@ async def test_coordinator_adds_an_organisation_and_a_link_worker(client, people
     response = await post_form(client, "/manage/organisations/", {"name": "Canton Community Team", "kind": "council"})
     assert response.status_code == 303
     organisation = await Organisation.select().where(Organisation.name == "Canton Community Team").first().run()
-    response = await post_form(client, "/manage/people/", {
-        "name": "Lin Worker", "email": "lin@example.org", "role": "link_worker", "password": "long enough pass",
-        "organisation": str(organisation["id"]), "language": "en"})
+    response = await post_form(
+        client,
+        "/manage/people/",
+        {
+            "name": "Lin Worker",
+            "email": "lin@example.org",
+            "role": "link_worker",
+            "password": "long enough pass",
+            "organisation": str(organisation["id"]),
+            "language": "en",
+        },
+    )
     assert response.status_code == 303, response.text
     page = await client.get("/manage/people")
     assert "Lin Worker" in page.text and "Canton Community Team" in page.text
     # Bad input: the form comes back with every problem and the values typed, and nothing is written.
     before = await Account.count().run()
-    response = await post_form(client, "/manage/people/", {"name": "", "email": "member@example.org",
-                                                           "role": "link_worker", "password": "short"})
+    response = await post_form(
+        client,
+        "/manage/people/",
+        {"name": "", "email": "member@example.org", "role": "link_worker", "password": "short"},
+    )
     assert response.status_code == 422
-    for text in ("Enter a name.", "Passwords must be at least 10 characters long.",
-                 "Link workers belong to a referring organisation"):
+    for text in (
+        "Enter a name.",
+        "Passwords must be at least 10 characters long.",
+        "Link workers belong to a referring organisation",
+    ):
         assert text in response.text
     assert await Account.count().run() == before
     assert await AuditEvent.count().where(AuditEvent.action == "account.create").run() >= 1
@@ -147,8 +163,9 @@ async def test_admin_edits_follow_the_account_rules(client, people):
     admin_csrf = (await client.get("/admin/api/tables/")).cookies.get("csrftoken") or client.cookies.get("csrftoken")
     headers = {"X-CSRFToken": admin_csrf or ""}
     member = people["member"]
-    response = await client.patch(f"/admin/api/tables/account/{member.id}/", json={"role": "coordinator"},
-                                  headers=headers)
+    response = await client.patch(
+        f"/admin/api/tables/account/{member.id}/", json={"role": "coordinator"}, headers=headers
+    )
     assert response.status_code == 200, response.text
     row = await Account.select(Account.role, Account.admin).where(Account.id == member.id).first().run()
     assert row["role"] == "coordinator" and row["admin"]
@@ -183,14 +200,18 @@ async def test_admin_catalogue_edits_follow_the_catalogue_rules(client, people):
     assert {"item", "item_group", "category", "site"} <= set(tables)
     response = await client.patch(f"/admin/api/tables/item/{item_id}/", json={"status": "retired"}, headers=headers)
     assert response.status_code == 422 and "retired" in response.text
-    response = await client.patch(f"/admin/api/tables/item/{item_id}/",
-                                  json={"status": "retired", "status_reason": "Broken rung"}, headers=headers)
+    response = await client.patch(
+        f"/admin/api/tables/item/{item_id}/",
+        json={"status": "retired", "status_reason": "Broken rung"},
+        headers=headers,
+    )
     assert response.status_code == 200, response.text
     assert (await catalog.get_item(code=item.code)).status == "retired"
     response = await client.patch(f"/admin/api/tables/item_group/{item.group_id}/", json={"name": ""}, headers=headers)
     assert response.status_code == 422
-    response = await client.patch(f"/admin/api/tables/item_group/{item.group_id}/", json={"name": "Tall ladder"},
-                                  headers=headers)
+    response = await client.patch(
+        f"/admin/api/tables/item_group/{item.group_id}/", json={"name": "Tall ladder"}, headers=headers
+    )
     assert response.status_code == 200, response.text
     assert (await ItemGroup.select(ItemGroup.name).first().run())["name"] == "Tall ladder"
     assert (await client.delete(f"/admin/api/tables/item/{item_id}/", headers=headers)).status_code == 405
@@ -222,8 +243,16 @@ async def test_accounts_are_not_added_in_the_admin(client, people):
     await client.get("/admin/api/tables/")
     headers = {"X-CSRFToken": client.cookies.get("csrftoken") or ""}
     before = await Account.count().run()
-    response = await client.post("/admin/api/tables/account/", headers=headers, json={
-        "name": "Admin Made", "email": "made@example.org", "role": "wizard", "password": "long enough pass",
-        "username": "made"})
+    response = await client.post(
+        "/admin/api/tables/account/",
+        headers=headers,
+        json={
+            "name": "Admin Made",
+            "email": "made@example.org",
+            "role": "wizard",
+            "password": "long enough pass",
+            "username": "made",
+        },
+    )
     assert response.status_code == 405 and "People page" in response.text
     assert await Account.count().run() == before

@@ -37,24 +37,17 @@ from lending.catalog import services as catalog
 from lending.catalog.services import ItemDetails
 from lending.loans import services as loans
 from lending.mail import rules as mail_rules
+from lending.members import organisations
 from lending.members import services as members
 from lending.members.tables import Account
 from lending.memberships import services as memberships
 from lending.memberships.services import TierInput
-from lending.members import organisations
 from lending.referrals import rules as referral_rules
 from lending.referrals import services as referrals
 from lending.referrals.tables import Referral
 from lending.suggestions import services as suggestions
 from lending.venues import services as venues
-from tests.conftest import (
-    PASSWORD,
-    bearer,
-    csrf_token,
-    http_client,
-    make_settings,
-    sign_in,
-)
+from tests.conftest import PASSWORD, bearer, csrf_token, http_client, make_settings, sign_in
 
 ROLES = ("anonymous", "member", "volunteer", "link_worker", "coordinator")
 SIGNED_IN_ROLES = ROLES[1:]
@@ -62,6 +55,7 @@ UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 # --- the permission table ------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -79,8 +73,14 @@ class Rule:
     note: str = ""
 
 
-def rule(*roles: str, refused: tuple[int, ...] = (403,), codes: tuple[str, ...] = ("wrong_role",),
-         bearer_only: bool = False, fhir: bool = False, note: str = "") -> Rule:
+def rule(
+    *roles: str,
+    refused: tuple[int, ...] = (403,),
+    codes: tuple[str, ...] = ("wrong_role",),
+    bearer_only: bool = False,
+    fhir: bool = False,
+    note: str = "",
+) -> Rule:
     unknown = set(roles) - set(ROLES)
     assert not unknown, unknown
     return Rule(frozenset(roles), frozenset(refused), frozenset(codes), bearer_only, fhir, note)
@@ -92,17 +92,33 @@ VOLUNTEER = rule("volunteer", "coordinator", note="the desk: volunteers and coor
 LINK_WORKER = rule("link_worker", "coordinator", note="link workers (their own organisation's) and coordinators")
 COORDINATOR = rule("coordinator", note="coordinators only")
 MEMBER_ACCOUNT = rule("member", codes=("not_a_member",), note="memberships are for members' own accounts")
-ISSUER = rule("link_worker", codes=("wrong_role", "not_allowed"),
-              note="only a link worker issues referrals, for their organisation (coordinators: not_allowed)")
+ISSUER = rule(
+    "link_worker",
+    codes=("wrong_role", "not_allowed"),
+    note="only a link worker issues referrals, for their organisation (coordinators: not_allowed)",
+)
 # The seeded loan, hold, booking, receipt and redemption are the member's ("member@example.org").
-OWNER = rule("member", refused=(404,), codes=("loan_not_found", "hold_not_found", "reservation_not_found"),
-             note="the member's own record; to anyone else it does not exist")
-OWNER_OR_STAFF = rule("member", "volunteer", "coordinator", refused=(403, 404),
-                      codes=("not_allowed", "loan_not_found", "hold_not_found", "reservation_not_found",
-                             "payment_not_found"),
-                      note="the member's own record, or volunteers for them; to anyone else it does not exist")
-FHIR = rule("link_worker", bearer_only=True, fhir=True, codes=(),
-            note="FHIR: a link worker's API token only; every answer is FHIR")
+OWNER = rule(
+    "member",
+    refused=(404,),
+    codes=("loan_not_found", "hold_not_found", "reservation_not_found"),
+    note="the member's own record; to anyone else it does not exist",
+)
+OWNER_OR_STAFF = rule(
+    "member",
+    "volunteer",
+    "coordinator",
+    refused=(403, 404),
+    codes=("not_allowed", "loan_not_found", "hold_not_found", "reservation_not_found", "payment_not_found"),
+    note="the member's own record, or volunteers for them; to anyone else it does not exist",
+)
+FHIR = rule(
+    "link_worker",
+    bearer_only=True,
+    fhir=True,
+    codes=(),
+    note="FHIR: a link worker's API token only; every answer is FHIR",
+)
 
 PERMISSIONS: dict[tuple[str, str], Rule] = {
     # web: every visitor
@@ -294,12 +310,20 @@ BODIES: dict[tuple[str, str], Callable[[dict], dict]] = {
     ("POST", "/api/v1/memberships/checkout"): lambda s: {"amount_pence": 0},
     ("PUT", "/api/v1/memberships/mine/amount"): lambda s: {"amount_pence": 500},
     ("POST", "/api/v1/referrals"): lambda s: {
-        "name": "Sam", "contact_route": "through_me", "months": 3, "consent_referral": True,
-        "redeem_by": (clock.now().date() + timedelta(days=20)).isoformat()},
+        "name": "Sam",
+        "contact_route": "through_me",
+        "months": 3,
+        "consent_referral": True,
+        "redeem_by": (clock.now().date() + timedelta(days=20)).isoformat(),
+    },
     ("POST", "/api/v1/referrals/{code:str}/redeem"): lambda s: {"member_id": s["member_id"]},
     ("POST", "/api/v1/holds"): lambda s: {"item_code": s["spare_code"], "member_id": s["member_id"]},
-    ("POST", "/api/v1/reservations"): lambda s: {"item_code": s["spare_code"], "member_id": s["member_id"],
-                                                 "starts_on": s["book_from"], "ends_on": s["book_to"]},
+    ("POST", "/api/v1/reservations"): lambda s: {
+        "item_code": s["spare_code"],
+        "member_id": s["member_id"],
+        "starts_on": s["book_from"],
+        "ends_on": s["book_to"],
+    },
 }
 QUERIES: dict[tuple[str, str], Callable[[dict], dict]] = {
     ("GET", "/api/v1/holds"): lambda s: {"member_id": s["member_id"]},
@@ -307,9 +331,16 @@ QUERIES: dict[tuple[str, str], Callable[[dict], dict]] = {
 }
 # Which seeded code fills a {code} parameter, by the path's start.
 CODE_PARAMETER = (
-    ("/i/", "item_code"), ("/desk/items/", "item_code"), ("/api/v1/items/", "item_code"), ("/c/", "card_code"),
-    ("/referrals/", "referral_code"), ("/r/", "referral_code"), ("/api/v1/referrals/", "referral_code"),
-    ("/api/v1/fhir/", "referral_code"), ("/language/", "language"), ("/account/receipts/", "receipt_code"),
+    ("/i/", "item_code"),
+    ("/desk/items/", "item_code"),
+    ("/api/v1/items/", "item_code"),
+    ("/c/", "card_code"),
+    ("/referrals/", "referral_code"),
+    ("/r/", "referral_code"),
+    ("/api/v1/referrals/", "referral_code"),
+    ("/api/v1/fhir/", "referral_code"),
+    ("/language/", "language"),
+    ("/account/receipts/", "receipt_code"),
     ("/desk/receipts/", "receipt_code"),
 )
 # Walked last: signing out ends the role's session; a new calendar address ends the seeded one.
@@ -323,6 +354,7 @@ CSRF_EXEMPT = {
 
 
 # --- the app's routes ---------------------------------------------------------------------------
+
 
 def app_routes(app) -> dict[tuple[str, str], str]:
     """(method, path template) -> handler name, for every route of the app. Litestar's own
@@ -345,10 +377,15 @@ async def test_every_route_is_in_the_permission_table(app):
     routes = app_routes(app)
     missing = sorted(key for key in routes if key not in PERMISSIONS)
     stale = sorted(key for key in PERMISSIONS if key not in routes)
-    problems = [f"{method} {path} ({routes[(method, path)]}) is not in the permission table: add it to the "
-                f"permission table in tests/http/test_permissions.py" for method, path in missing]
-    problems += [f"{method} {path} is in the permission table but not in the app: remove it from the table"
-                 for method, path in stale]
+    problems = [
+        f"{method} {path} ({routes[(method, path)]}) is not in the permission table: add it to the "
+        f"permission table in tests/http/test_permissions.py"
+        for method, path in missing
+    ]
+    problems += [
+        f"{method} {path} is in the permission table but not in the app: remove it from the table"
+        for method, path in stale
+    ]
     assert not problems, "\n".join(problems)
     for key in (*BODIES, *QUERIES, *CSRF_EXEMPT, *WALKED_LAST):
         assert key in routes, f"{key} is not a route any more"
@@ -356,17 +393,19 @@ async def test_every_route_is_in_the_permission_table(app):
 
 # --- a small library to walk --------------------------------------------------------------------
 
+
 async def seed_library(people) -> dict:
     """Real rows for every path parameter that is cheap to make; the rest are made up (a guard
     answers before any lookup). The loan, hold, booking and receipt are the member's."""
     venues.forget_cache()
     member, link_worker = people["member"], people["link_worker"]
-    tier = await memberships.save_tier(values=TierInput(name="Pay what you can", min_pence=0, max_pence=5000,
-                                                        allow_free=True, loan_limit=5))
-    _membership, payment = await memberships.record_counter_payment(member_id=member.id, tier=tier.id, amount=500,
-                                                                    method="cash", actor_id=None)
-    await referrals.save_settings(tier_id=tier.id, months_options="3,6,12", redeem_days="60",
-                                  erase_after_days="365")
+    tier = await memberships.save_tier(
+        values=TierInput(name="Pay what you can", min_pence=0, max_pence=5000, allow_free=True, loan_limit=5)
+    )
+    _membership, payment = await memberships.record_counter_payment(
+        member_id=member.id, tier=tier.id, amount=500, method="cash", actor_id=None
+    )
+    await referrals.save_settings(tier_id=tier.id, months_options="3,6,12", redeem_days="60", erase_after_days="365")
     drill = await catalog.add_item(details=ItemDetails(name="Cordless drill", parts="Drill\nCharger"))
     tent = await catalog.add_item(details=ItemDetails(name="Tent"))
     saw = await catalog.add_item(details=ItemDetails(name="Jigsaw"))
@@ -374,25 +413,50 @@ async def seed_library(people) -> dict:
     [loan] = await loans.check_out(member_id=member.id, item_codes=[drill.code], actor_id=None)
     hold = await loans.place_hold(member_id=member.id, item_code=tent.code)
     start = clock.now().date() + timedelta(days=3)
-    booking = await loans.reserve(member_id=member.id, item_code=saw.code, starts_on=start,
-                                  ends_on=start + timedelta(days=1))
+    booking = await loans.reserve(
+        member_id=member.id, item_code=saw.code, starts_on=start, ends_on=start + timedelta(days=1)
+    )
     problem = await catalog.report_problem(code=saw.code, description="The blade is blunt")
     closure = await venues.add_closure(starts_on=start + timedelta(days=40), reason="Holiday")
     suggestion = await suggestions.suggest(title="Pressure washer", member_id=member.id)
-    referral = await referrals.issue_referral(issuer=link_worker, details=referral_rules.Details(
-        name="Sam", contact_route="through_me", months=3, redeem_by=clock.now().date() + timedelta(days=10),
-        consent_referral=True))
+    referral = await referrals.issue_referral(
+        issuer=link_worker,
+        details=referral_rules.Details(
+            name="Sam",
+            contact_route="through_me",
+            months=3,
+            redeem_by=clock.now().date() + timedelta(days=10),
+            consent_referral=True,
+        ),
+    )
     return {
-        "item_code": drill.code, "spare_code": spare.code, "card_code": member.card_code,
-        "referral_code": referral.code, "language": "en", "receipt_code": payment.receipt_code,
-        "account_id": member.id, "member_id": member.id, "loan_id": loan.id, "hold_id": hold.id,
-        "reservation_id": booking.id, "problem_id": problem.id, "closure_id": closure.id, "tier_id": tier.id,
-        "payment_id": payment.id, "suggestion_id": suggestion.id, "kind": next(iter(mail_rules.KINDS)),
-        "token": f"{await loans.calendar_token(member_id=member.id)}.ics", "file_path": "css/app.css",
+        "item_code": drill.code,
+        "spare_code": spare.code,
+        "card_code": member.card_code,
+        "referral_code": referral.code,
+        "language": "en",
+        "receipt_code": payment.receipt_code,
+        "account_id": member.id,
+        "member_id": member.id,
+        "loan_id": loan.id,
+        "hold_id": hold.id,
+        "reservation_id": booking.id,
+        "problem_id": problem.id,
+        "closure_id": closure.id,
+        "tier_id": tier.id,
+        "payment_id": payment.id,
+        "suggestion_id": suggestion.id,
+        "kind": next(iter(mail_rules.KINDS)),
+        "token": f"{await loans.calendar_token(member_id=member.id)}.ics",
+        "file_path": "css/app.css",
         "path": "openapi.yaml",
         # made up: a 404 behind the guard is as good as a real row here
-        "fee_id": 999_999, "photo_id": 999_999, "manual_id": 999_999, "session_id": "cs_test_made_up",
-        "book_from": (start + timedelta(days=7)).isoformat(), "book_to": (start + timedelta(days=8)).isoformat(),
+        "fee_id": 999_999,
+        "photo_id": 999_999,
+        "manual_id": 999_999,
+        "session_id": "cs_test_made_up",
+        "book_from": (start + timedelta(days=7)).isoformat(),
+        "book_to": (start + timedelta(days=8)).isoformat(),
     }
 
 
@@ -411,6 +475,7 @@ def fill(path: str, seed: dict) -> str:
 
 
 # --- what each answer should be -----------------------------------------------------------------
+
 
 def _json(response) -> dict:
     try:
@@ -486,6 +551,7 @@ class Walk:
 
 # --- the walk -----------------------------------------------------------------------------------
 
+
 async def test_every_route_answers_every_role_as_the_table_says(app, people):
     seed = await seed_library(people)
     routes = app_routes(app)
@@ -552,23 +618,36 @@ async def walk_routes(walk: Walk, routes: dict, seed: dict, sessions: dict, toke
         if method in UNSAFE and key not in CSRF_EXEMPT:
             # A session without the CSRF token is refused before anything else, page or API.
             response = await sessions["coordinator"].request(
-                method, path, params=query, **({"json": body} if template.startswith("/api/") else {}))
+                method, path, params=query, **({"json": body} if template.startswith("/api/") else {})
+            )
             csrf_ok = response.status_code == 403 and (
-                not template.startswith("/api/") or _json(response).get("code") == "csrf_failed")
-            walk.record(method, template, "session, no CSRF token", "coordinator",
-                        None if csrf_ok else "403 csrf_failed", response)
+                not template.startswith("/api/") or _json(response).get("code") == "csrf_failed"
+            )
+            walk.record(
+                method,
+                template,
+                "session, no CSRF token",
+                "coordinator",
+                None if csrf_ok else "403 csrf_failed",
+                response,
+            )
         if template.startswith("/api/"):
             # A token that is not one is refused, whatever the route.
             machine_client.cookies.clear()
-            response = await machine_client.request(method, path, params=query,
-                                                    headers={"Authorization": "Bearer not-a-real-token"},
-                                                    **({"json": body} if method in UNSAFE else {}))
+            response = await machine_client.request(
+                method,
+                path,
+                params=query,
+                headers={"Authorization": "Bearer not-a-real-token"},
+                **({"json": body} if method in UNSAFE else {}),
+            )
             if rule.fhir:
                 bad_ok = response.status_code == 401 and _json(response).get("resourceType") == "OperationOutcome"
             else:
                 bad_ok = response.status_code == 401 and _json(response).get("code") == "invalid_token"
-            walk.record(method, template, "made-up token", "anonymous", None if bad_ok else "401 invalid_token",
-                        response)
+            walk.record(
+                method, template, "made-up token", "anonymous", None if bad_ok else "401 invalid_token", response
+            )
 
 
 async def walk_mount(walk: Walk, rule: Rule, template: str, sessions: dict, tokens: dict, machine_client) -> None:
@@ -589,24 +668,36 @@ async def walk_mount(walk: Walk, rule: Rule, template: str, sessions: dict, toke
 
 # --- the special cases --------------------------------------------------------------------------
 
+
 async def test_a_link_worker_sees_only_their_own_organisations_referrals(app, people):
     """Another organisation's referral does not exist for a link worker, on any page or API
     route, and nothing they try changes it; its own link worker and coordinators see it."""
     seed = await seed_library(people)
     other = await organisations.create_organisation(name="Hillside PCN", kind="primary_care_network")
-    outsider = await members.create_account(name="Bryn", email="bryn@example.org", role="link_worker",
-                                            password=PASSWORD, organisation=other.id)
-    theirs = await referrals.issue_referral(issuer=outsider, details=referral_rules.Details(
-        name="Other person", contact_route="through_me", months=3,
-        redeem_by=clock.now().date() + timedelta(days=10), consent_referral=True))
+    outsider = await members.create_account(
+        name="Bryn", email="bryn@example.org", role="link_worker", password=PASSWORD, organisation=other.id
+    )
+    theirs = await referrals.issue_referral(
+        issuer=outsider,
+        details=referral_rules.Details(
+            name="Other person",
+            contact_route="through_me",
+            months=3,
+            redeem_by=clock.now().date() + timedelta(days=10),
+            consent_referral=True,
+        ),
+    )
     refused: list[str] = []
     async with http_client(app) as lw, http_client(app) as api:
         assert (await sign_in(lw, "link_worker@example.org")).status_code == 303
         token = await csrf_token(lw)
-        for method, path in (("GET", f"/referrals/{theirs.code}"), ("GET", f"/referrals/{theirs.code}/outcome.txt"),
-                             ("GET", f"/referrals/{theirs.code}/voucher"),
-                             ("POST", f"/referrals/{theirs.code}/withdraw"),
-                             ("POST", f"/referrals/{theirs.code}/extend")):
+        for method, path in (
+            ("GET", f"/referrals/{theirs.code}"),
+            ("GET", f"/referrals/{theirs.code}/outcome.txt"),
+            ("GET", f"/referrals/{theirs.code}/voucher"),
+            ("POST", f"/referrals/{theirs.code}/withdraw"),
+            ("POST", f"/referrals/{theirs.code}/extend"),
+        ):
             data = {"_csrf_token": token, "months": "6"} if method == "POST" else None
             response = await lw.request(method, path, data=data)
             if response.status_code not in (403, 404):
@@ -623,8 +714,9 @@ async def test_a_link_worker_sees_only_their_own_organisations_referrals(app, pe
             refused.append(f"GET FHIR ServiceRequest/{theirs.code}: {described(fhir_read)}")
         impact = await api.get("/api/v1/reports/impact", headers=headers)
         assert impact.status_code == 200 and impact.json()["organisation"] == "Riverside Surgery", impact.text
-        assert (await api.get(f"/api/v1/fhir/ServiceRequest/{seed['referral_code']}", headers=headers)
-                ).status_code == 200
+        assert (
+            await api.get(f"/api/v1/fhir/ServiceRequest/{seed['referral_code']}", headers=headers)
+        ).status_code == 200
 
         own = await api.get(f"/api/v1/fhir/ServiceRequest/{theirs.code}", headers=await bearer(outsider.id))
         assert own.status_code == 200, own.text
@@ -640,14 +732,16 @@ async def test_a_member_sees_only_their_own_loans_and_account(app, people):
     they try on them changes anything; the desk sees them."""
     seed = await seed_library(people)
     owner = people["member"]
-    other = await members.create_account(name="Nosy Parker", email="nosy@example.org", role="member",
-                                         password=PASSWORD)
+    other = await members.create_account(name="Nosy Parker", email="nosy@example.org", role="member", password=PASSWORD)
     leaks: list[str] = []
     async with http_client(app) as page, http_client(app) as api:
         assert (await sign_in(page, "nosy@example.org")).status_code == 303
         token = await csrf_token(page)
-        for path in (f"/account/loans/{seed['loan_id']}/renew", f"/account/holds/{seed['hold_id']}/cancel",
-                     f"/account/reservations/{seed['reservation_id']}/cancel"):
+        for path in (
+            f"/account/loans/{seed['loan_id']}/renew",
+            f"/account/holds/{seed['hold_id']}/cancel",
+            f"/account/reservations/{seed['reservation_id']}/cancel",
+        ):
             response = await page.post(path, data={"_csrf_token": token})
             if response.status_code != 404:
                 leaks.append(f"POST {path}: {described(response)}")
@@ -668,8 +762,16 @@ async def test_a_member_sees_only_their_own_loans_and_account(app, people):
             ("GET", f"/api/v1/holds?member_id={owner.id}", None),
             ("GET", f"/api/v1/reservations?member_id={owner.id}", None),
             ("POST", "/api/v1/holds", {"item_code": seed["spare_code"], "member_id": owner.id}),
-            ("POST", "/api/v1/reservations", {"item_code": seed["spare_code"], "member_id": owner.id,
-                                              "starts_on": seed["book_from"], "ends_on": seed["book_to"]}),
+            (
+                "POST",
+                "/api/v1/reservations",
+                {
+                    "item_code": seed["spare_code"],
+                    "member_id": owner.id,
+                    "starts_on": seed["book_from"],
+                    "ends_on": seed["book_to"],
+                },
+            ),
             ("POST", f"/api/v1/referrals/{seed['referral_code']}/redeem", {"member_id": owner.id}),
         ):
             response = await api.request(method, path, headers=headers, json=body)
@@ -684,8 +786,9 @@ async def test_a_member_sees_only_their_own_loans_and_account(app, people):
         desk = await bearer(people["volunteer"].id)
         seen = await api.get(f"/api/v1/loans/{seed['loan_id']}", headers=desk)
         assert seen.status_code == 200 and seen.json()["member_id"] == owner.id
-        assert [loan["id"] for loan in (await api.get(f"/api/v1/loans?member_id={owner.id}", headers=desk)
-                                        ).json()["loans"]] == [seed["loan_id"]]
+        assert [
+            loan["id"] for loan in (await api.get(f"/api/v1/loans?member_id={owner.id}", headers=desk)).json()["loans"]
+        ] == [seed["loan_id"]]
     assert not leaks, "another member's records reached a member:\n" + "\n".join(leaks)
     loan = await loans.get_loan(loan_id=seed["loan_id"])
     assert loan.returned_at is None and loan.renewals == 0
@@ -697,12 +800,22 @@ async def test_a_member_sees_only_their_own_loans_and_account(app, people):
 async def test_guards_answer_before_any_lookup(client, people):
     """A made-up id behind a guard: the wrong role is refused (403), not told it is missing."""
     await sign_in(client, "member@example.org")
-    for path in ("/manage/people/999999", "/manage/payments/999999", "/desk/members/999999",
-                 "/referrals/ZZZZZZZZ", "/manage/memberships/tiers/999999"):
+    for path in (
+        "/manage/people/999999",
+        "/manage/payments/999999",
+        "/desk/members/999999",
+        "/referrals/ZZZZZZZZ",
+        "/manage/memberships/tiers/999999",
+    ):
         assert (await client.get(path)).status_code == 403, path
     headers = await bearer(people["coordinator"].id)
-    for path in ("/manage/people/999999", "/manage/payments/999999", "/desk/members/999999",
-                 "/referrals/ZZZZZZZZ", "/manage/memberships/tiers/999999"):
+    for path in (
+        "/manage/people/999999",
+        "/manage/payments/999999",
+        "/desk/members/999999",
+        "/referrals/ZZZZZZZZ",
+        "/manage/memberships/tiers/999999",
+    ):
         assert (await client.get(path, headers=headers)).status_code == 404, path
 
 
@@ -727,23 +840,34 @@ async def test_the_stripe_webhook_is_public_but_checks_the_signature(database, p
     from lending.app import create_app
 
     app = create_app(make_settings(database, STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET))
-    event = {"id": "evt_permissions_1", "type": "customer.created", "created": int(time.time()),
-             "data": {"object": {"id": "cus_1"}}}
+    event = {
+        "id": "evt_permissions_1",
+        "type": "customer.created",
+        "created": int(time.time()),
+        "data": {"object": {"id": "cus_1"}},
+    }
     payload = json.dumps(event)
     good = stripe.WebhookSignature.generate_signature_header(payload, WEBHOOK_SECRET)
     forged = stripe.WebhookSignature.generate_signature_header(payload, "whsec_someone_else")
     async with http_client(app) as client:
-        for headers in ({}, {"Stripe-Signature": forged}, {"Stripe-Signature": "t=1,v1=00"},
-                        {"Stripe-Signature": forged, **await bearer(people["coordinator"].id)}):
-            response = await client.post("/webhooks/stripe", content=payload,
-                                         headers={"Content-Type": "application/json", **headers})
+        for headers in (
+            {},
+            {"Stripe-Signature": forged},
+            {"Stripe-Signature": "t=1,v1=00"},
+            {"Stripe-Signature": forged, **await bearer(people["coordinator"].id)},
+        ):
+            response = await client.post(
+                "/webhooks/stripe", content=payload, headers={"Content-Type": "application/json", **headers}
+            )
             assert response.status_code == 400 and response.json()["code"] == "bad_signature", headers
-        accepted = await client.post("/webhooks/stripe", content=payload,
-                                     headers={"Content-Type": "application/json", "Stripe-Signature": good})
+        accepted = await client.post(
+            "/webhooks/stripe", content=payload, headers={"Content-Type": "application/json", "Stripe-Signature": good}
+        )
         assert accepted.status_code == 200 and accepted.json()["received"] is True, accepted.text
         await sign_in(client, "member@example.org")
-        again = await client.post("/webhooks/stripe", content=payload,
-                                  headers={"Content-Type": "application/json", "Stripe-Signature": good})
+        again = await client.post(
+            "/webhooks/stripe", content=payload, headers={"Content-Type": "application/json", "Stripe-Signature": good}
+        )
         assert again.status_code == 200 and again.json()["outcome"] == "duplicate", again.text
 
 
@@ -751,9 +875,16 @@ async def test_the_first_run_is_open_to_anyone_until_a_coordinator_exists(app, d
     """On an empty installation the home page is the welcome form and the first visitor
     becomes its coordinator; after that, /welcome only sends people to sign in, and every
     guarded page is as closed as ever."""
-    form = {"name": "Ann Owen", "email": "ann@example.org", "password": "a long enough password",
-            "venue_name": "Tools for Aber", "timezone": "Europe/London", "start": "new", "languages": ["en", "cy"],
-            "default_language": "en"}
+    form = {
+        "name": "Ann Owen",
+        "email": "ann@example.org",
+        "password": "a long enough password",
+        "venue_name": "Tools for Aber",
+        "timezone": "Europe/London",
+        "start": "new",
+        "languages": ["en", "cy"],
+        "default_language": "en",
+    }
     async with http_client(app) as first, http_client(app) as second:
         home = await first.get("/")
         assert home.status_code == 200 and 'action="/welcome"' in home.text
@@ -765,8 +896,9 @@ async def test_the_first_run_is_open_to_anyone_until_a_coordinator_exists(app, d
         assert made.status_code == 303 and made.headers["location"] == "/manage/venue", made.text
         assert (await first.get("/manage")).status_code == 200
 
-        late = await second.post("/welcome", data={**form, "email": "mallory@example.org",
-                                                   "_csrf_token": await csrf_token(second)})
+        late = await second.post(
+            "/welcome", data={**form, "email": "mallory@example.org", "_csrf_token": await csrf_token(second)}
+        )
         assert late.status_code == 303 and late.headers["location"] == "/login"
         assert 'action="/welcome"' not in (await second.get("/")).text
         assert _to_sign_in(await second.get("/manage"))

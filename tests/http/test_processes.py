@@ -29,14 +29,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from PIL import Image
 
-from tests.conftest import (
-    POSTGRES_URL,
-    ROOT,
-    SECRET,
-    create_postgres_database,
-    drop_postgres_database,
-    skip_or_fail,
-)
+from tests.conftest import POSTGRES_URL, ROOT, SECRET, create_postgres_database, drop_postgres_database, skip_or_fail
 from tests.http.test_reminders import Inbox, run_reminders, subject
 from tests.servers import Server, free_port, lending_command, run_command, server_env, terminate
 
@@ -73,8 +66,20 @@ def two_servers(request, tmp_path):
     with database_for(request.param, tmp_path) as url:
         env = server_env(SECRET_KEY=SECRET, DATABASE_URL=url)
         run_command("migrate", cwd=tmp_path, env=env)
-        run_command("user", "create", "--email", "vol@example.org", "--name", "Vol", "--role", "volunteer",
-                    "--password", PASSWORD, cwd=tmp_path, env=env)
+        run_command(
+            "user",
+            "create",
+            "--email",
+            "vol@example.org",
+            "--name",
+            "Vol",
+            "--role",
+            "volunteer",
+            "--password",
+            PASSWORD,
+            cwd=tmp_path,
+            env=env,
+        )
         token = run_command("token", "create", "--email", "vol@example.org", cwd=tmp_path, env=env).stdout.strip()
         with two_running(tmp_path, env) as (first, second):
             yield first, second, token
@@ -86,18 +91,41 @@ def test_processes_starting_together_on_a_new_database_migrate_it_once(engine, t
     create the same tables (all but one used to fail)."""
     with database_for(engine, tmp_path) as url:
         env = server_env(SECRET_KEY=SECRET, DATABASE_URL=url)
-        started = [subprocess.Popen([lending_command(), "migrate"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, text=True) for _ in range(3)]
+        started = [
+            subprocess.Popen(
+                [lending_command(), "migrate"],
+                cwd=tmp_path,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for _ in range(3)
+        ]
         outputs = [process.communicate(timeout=120)[0] for process in started]
         assert [process.returncode for process in started] == [0, 0, 0], outputs
-        run_command("user", "create", "--email", "vol@example.org", "--name", "Vol", "--role", "volunteer",
-                    "--password", PASSWORD, cwd=tmp_path, env=env)  # the tables are all there
+        run_command(
+            "user",
+            "create",
+            "--email",
+            "vol@example.org",
+            "--name",
+            "Vol",
+            "--role",
+            "volunteer",
+            "--password",
+            PASSWORD,
+            cwd=tmp_path,
+            env=env,
+        )  # the tables are all there
 
 
 def sign_in(client: httpx.Client, base: str, password: str = PASSWORD) -> httpx.Response:
     client.get(f"{base}/login")
-    return client.post(f"{base}/login", data={"email": "vol@example.org", "password": password,
-                                               "_csrf_token": client.cookies["lending_csrf"]})
+    return client.post(
+        f"{base}/login",
+        data={"email": "vol@example.org", "password": password, "_csrf_token": client.cookies["lending_csrf"]},
+    )
 
 
 def test_a_session_from_one_process_works_on_the_other(two_servers):
@@ -107,9 +135,15 @@ def test_a_session_from_one_process_works_on_the_other(two_servers):
         page = client.get(f"{second.base_url}/desk")
         assert page.status_code == 200
         assert "You are signed in as Vol" in page.text  # the flash set by the first process
-        response = client.post(f"{second.base_url}/desk/members/", data={
-            "name": "Shared Member", "phone": "029 2000 0000", "language": "en",
-            "_csrf_token": client.cookies["lending_csrf"]})
+        response = client.post(
+            f"{second.base_url}/desk/members/",
+            data={
+                "name": "Shared Member",
+                "phone": "029 2000 0000",
+                "language": "en",
+                "_csrf_token": client.cookies["lending_csrf"],
+            },
+        )
         assert response.status_code == 303
         assert "Shared Member" in client.get(f"{first.base_url}/desk", params={"q": "shared"}).text
         client.post(f"{second.base_url}/logout", data={"_csrf_token": client.cookies["lending_csrf"]})
@@ -132,8 +166,11 @@ def test_concurrent_registrations_with_one_email_make_one_member(two_servers):
     first, second, token = two_servers
 
     async def register(client: httpx.AsyncClient, base: str) -> int:
-        response = await client.post(f"{base}/api/v1/members", json={"name": "Racer", "email": "race@example.org"},
-                                     headers={"Authorization": f"Bearer {token}"})
+        response = await client.post(
+            f"{base}/api/v1/members",
+            json={"name": "Racer", "email": "race@example.org"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
         return response.status_code
 
     async def race() -> list[int]:
@@ -143,8 +180,11 @@ def test_concurrent_registrations_with_one_email_make_one_member(two_servers):
     statuses = asyncio.run(race())
     assert statuses.count(201) == 1, statuses
     assert statuses.count(409) == 29, statuses
-    found = httpx.get(f"{first.base_url}/api/v1/members", params={"q": "race@example.org"},
-                      headers={"Authorization": f"Bearer {token}"}).json()["members"]
+    found = httpx.get(
+        f"{first.base_url}/api/v1/members",
+        params={"q": "race@example.org"},
+        headers={"Authorization": f"Bearer {token}"},
+    ).json()["members"]
     assert len(found) == 1
 
 
@@ -155,9 +195,12 @@ def test_a_server_stops_promptly_on_sigterm_after_clients_hang_up(two_servers):
 
     async def hammer() -> None:
         async with httpx.AsyncClient(timeout=30) as client:
-            requests = [asyncio.ensure_future(client.get(f"{first.base_url}/api/v1/me",
-                                                         headers={"Authorization": f"Bearer {token}"}))
-                        for _ in range(200)]
+            requests = [
+                asyncio.ensure_future(
+                    client.get(f"{first.base_url}/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+                )
+                for _ in range(200)
+            ]
             await asyncio.sleep(0.3)
             for request in requests:
                 request.cancel()
@@ -168,6 +211,7 @@ def test_a_server_stops_promptly_on_sigterm_after_clients_hang_up(two_servers):
 
 
 # --- a library with members, loans and mail, and two servers on it (one per engine) ---------------
+
 
 @dataclass(frozen=True)
 class Library:
@@ -198,19 +242,45 @@ def library(request, tmp_path_factory) -> Iterator[Library]:
     controller.start()
     try:
         with database_for(request.param, folder) as url:
-            env = server_env(SECRET_KEY=SECRET, DATABASE_URL=url, LENDING_CACHE_SECONDS=str(CACHE_SECONDS),
-                             SMTP_URL=f"smtp://127.0.0.1:{controller.port}?from=hello@library.example")
+            env = server_env(
+                SECRET_KEY=SECRET,
+                DATABASE_URL=url,
+                LENDING_CACHE_SECONDS=str(CACHE_SECONDS),
+                SMTP_URL=f"smtp://127.0.0.1:{controller.port}?from=hello@library.example",
+            )
             command = [sys.executable, "-m", "tests.fakes.loan_race_data", "--members", "8", "--items", "8"]
-            made = subprocess.run(command, cwd=ROOT, env=_with_root_on_path(env), capture_output=True, text=True,
-                                  timeout=120)
+            made = subprocess.run(
+                command, cwd=ROOT, env=_with_root_on_path(env), capture_output=True, text=True, timeout=120
+            )
             if made.returncode != 0:
                 pytest.fail(f"setting up the library failed:\n{made.stdout}\n{made.stderr}")
             data = json.loads(made.stdout.strip().splitlines()[-1])
-            run_command("user", "create", "--email", "coord@example.org", "--name", "Coord", "--role", "coordinator",
-                        "--password", PASSWORD, cwd=folder, env=env)
+            run_command(
+                "user",
+                "create",
+                "--email",
+                "coord@example.org",
+                "--name",
+                "Coord",
+                "--role",
+                "coordinator",
+                "--password",
+                PASSWORD,
+                cwd=folder,
+                env=env,
+            )
             with two_running(folder, env) as (first, second):
-                yield Library(engine=request.param, url=url, env=env, first=first, second=second, token=data["token"],
-                              member_ids=data["member_ids"], item_codes=data["item_codes"], inbox=inbox)
+                yield Library(
+                    engine=request.param,
+                    url=url,
+                    env=env,
+                    first=first,
+                    second=second,
+                    token=data["token"],
+                    member_ids=data["member_ids"],
+                    item_codes=data["item_codes"],
+                    inbox=inbox,
+                )
     finally:
         controller.stop()
 
@@ -241,24 +311,34 @@ def rows(library: Library, sql: str) -> list[dict]:
 def browser_signed_in(server: Server, email: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.base_url, follow_redirects=False, timeout=30) as client:
         client.get("/login")
-        response = client.post("/login", data={"email": email, "password": PASSWORD,
-                                               "_csrf_token": client.cookies["lending_csrf"]})
+        response = client.post(
+            "/login", data={"email": email, "password": PASSWORD, "_csrf_token": client.cookies["lending_csrf"]}
+        )
         assert response.status_code == 303, response.text
         yield client
 
 
 # --- uploads ----------------------------------------------------------------------------------
 
+
 def test_a_photo_and_manual_uploaded_through_one_process_are_served_by_the_other(library):
     photo = io.BytesIO()
     Image.radial_gradient("L").resize((1200, 900)).convert("RGB").save(photo, "JPEG")
     manual = b"%PDF-1.4\n% a manual, kept byte for byte\n" + bytes(range(256)) * 40 + b"\n%%EOF\n"
     with browser_signed_in(library.first, "race-volunteer@example.org") as volunteer:
-        response = volunteer.post("/desk/items/new", data={
-            "name": "Sewing machine", "condition": "good", "manual_title": "User guide",
-            "_csrf_token": volunteer.cookies["lending_csrf"]},
-            files={"photo": ("IMG_0001.jpg", photo.getvalue(), "image/jpeg"),
-                   "manual": ("guide.pdf", manual, "application/pdf")})
+        response = volunteer.post(
+            "/desk/items/new",
+            data={
+                "name": "Sewing machine",
+                "condition": "good",
+                "manual_title": "User guide",
+                "_csrf_token": volunteer.cookies["lending_csrf"],
+            },
+            files={
+                "photo": ("IMG_0001.jpg", photo.getvalue(), "image/jpeg"),
+                "manual": ("guide.pdf", manual, "application/pdf"),
+            },
+        )
     assert response.status_code == 303, response.text
     code = response.headers["location"].rsplit("/", 1)[1]
 
@@ -278,6 +358,7 @@ def test_a_photo_and_manual_uploaded_through_one_process_are_served_by_the_other
 
 
 # --- reminders --------------------------------------------------------------------------------
+
 
 def _reminder_counts(outputs: list[str]) -> dict[str, int]:
     found = {"due-soon": 0, "overdue": 0}
@@ -310,9 +391,10 @@ def test_reminders_from_two_processes_while_both_servers_send_mail_reach_each_me
         """Two reminder runs, and a check-out on each server (each server then sends what is
         waiting, as the runs do), all at the same moment."""
         async with httpx.AsyncClient(headers={"Authorization": f"Bearer {library.token}"}, timeout=60) as client:
-            check_outs = [client.post(server.url("/api/v1/loans"),
-                                      json={"item_code": items[n], "member_id": members[n]})
-                          for server, n in ((library.first, 3), (library.second, 4))]
+            check_outs = [
+                client.post(server.url("/api/v1/loans"), json={"item_code": items[n], "member_id": members[n]})
+                for server, n in ((library.first, 3), (library.second, 4))
+            ]
             return await asyncio.gather(run_reminders(library.env, copies=2), *check_outs)
 
     runs, *lent = asyncio.run(at_once())
@@ -330,10 +412,12 @@ def test_reminders_from_two_processes_while_both_servers_send_mail_reach_each_me
     time.sleep(0.5)  # a message sent twice would arrive now
 
     keys = [row["key"] for row in outbox]
-    assert [k for k in keys if k.startswith("loan-due-soon:")] == [f"loan-due-soon:{due_soon['id']}:"
-                                                                    f"{due_soon['due_at'][:10]}"], keys
-    assert [k for k in keys if k.startswith("loan-overdue:")] == [f"loan-overdue:{overdue['id']}:"
-                                                                   f"{overdue['due_at'][:10]}"], keys
+    assert [k for k in keys if k.startswith("loan-due-soon:")] == [
+        f"loan-due-soon:{due_soon['id']}:{due_soon['due_at'][:10]}"
+    ], keys
+    assert [k for k in keys if k.startswith("loan-overdue:")] == [
+        f"loan-overdue:{overdue['id']}:{overdue['due_at'][:10]}"
+    ], keys
     assert sum(k.startswith("loan-receipt:") for k in keys) == 5, keys
     received = Counter((m["To"], subject(m)) for m in library.inbox.messages)
     assert received == Counter((row["to_address"], row["subject"]) for row in outbox), received
@@ -345,6 +429,7 @@ def test_reminders_from_two_processes_while_both_servers_send_mail_reach_each_me
 
 
 # --- the venue's calendar ---------------------------------------------------------------------
+
 
 def test_opening_hours_changed_through_one_process_are_used_by_the_other(library):
     members, items = library.member_ids, library.item_codes
@@ -358,8 +443,10 @@ def test_opening_hours_changed_through_one_process_are_used_by_the_other(library
 
     def save_hours(client: httpx.Client, open_on: int | None) -> None:
         hours = {f"day_{day}": "10:00-17:00" if day == open_on else "" for day in range(7)}
-        response = client.post("/manage/lending/hours", data={"timezone": "Europe/London", **hours,
-                                                              "_csrf_token": client.cookies["lending_csrf"]})
+        response = client.post(
+            "/manage/lending/hours",
+            data={"timezone": "Europe/London", **hours, "_csrf_token": client.cookies["lending_csrf"]},
+        )
         assert response.status_code == 303, response.text
 
     before = due_shown(library.second)  # the second process now holds the calendar in its cache

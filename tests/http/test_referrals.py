@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 
 from lending import clock
+from lending.members import organisations
 from lending.members import services as members
 from lending.memberships import services as memberships
 from lending.memberships.services import TierInput
-from lending.members import organisations
 from lending.referrals import services as referrals
 from lending.referrals.tables import Referral
 from lending.venues import services as venues
@@ -21,19 +21,28 @@ from tests.conftest import PASSWORD, bearer, csrf_token, post_form, sign_in
 @pytest.fixture
 async def setup(people):
     venues.forget_cache()
-    tier = await memberships.save_tier(values=TierInput(name="Concession", min_pence=0, max_pence=0, allow_free=True,
-                                                        public=False))
+    tier = await memberships.save_tier(
+        values=TierInput(name="Concession", min_pence=0, max_pence=0, allow_free=True, public=False)
+    )
     await referrals.save_settings(tier_id=tier.id, months_options="3,6,12", redeem_days="60", erase_after_days="365")
     other = await organisations.create_organisation(name="Hillside PCN", kind="primary_care_network")
-    outsider = await members.create_account(name="Bryn", email="bryn@example.org", role="link_worker",
-                                            password=PASSWORD, organisation=other.id)
+    outsider = await members.create_account(
+        name="Bryn", email="bryn@example.org", role="link_worker", password=PASSWORD, organisation=other.id
+    )
     return {"tier": tier, "other": other, "outsider": outsider}
 
 
 def form(**changes) -> dict:
-    values = {"name": "Sam", "contact_route": "through_me", "language": "cy", "need_category": "connection",
-              "months": "6", "redeem_by": (clock.now().date() + timedelta(days=30)).isoformat(),
-              "consent_referral": "yes", "consent_share": "yes"}
+    values = {
+        "name": "Sam",
+        "contact_route": "through_me",
+        "language": "cy",
+        "need_category": "connection",
+        "months": "6",
+        "redeem_by": (clock.now().date() + timedelta(days=30)).isoformat(),
+        "consent_referral": "yes",
+        "consent_share": "yes",
+    }
     values.update(changes)
     return values
 
@@ -59,16 +68,31 @@ async def test_a_link_worker_issues_a_referral_and_prints_a_welsh_voucher(as_rol
 
 
 async def test_the_referred_person_joins_with_the_code_once(client, people, setup):
-    referral = await referrals.issue_referral(issuer=people["link_worker"], details=__import__(
-        "lending.referrals.rules", fromlist=["Details"]).Details(
-        name="Sam", contact_route="through_me", months=3, redeem_by=clock.now().date() + timedelta(days=10),
-        consent_referral=True))
+    referral = await referrals.issue_referral(
+        issuer=people["link_worker"],
+        details=__import__("lending.referrals.rules", fromlist=["Details"]).Details(
+            name="Sam",
+            contact_route="through_me",
+            months=3,
+            redeem_by=clock.now().date() + timedelta(days=10),
+            consent_referral=True,
+        ),
+    )
     target = await client.get(f"/r/{referral.code}")
     assert target.status_code == 303 and target.headers["location"] == f"/redeem?code={referral.code}"
     page = await client.get(target.headers["location"])
     assert referral.code in page.text and "Start my free membership" in page.text
-    joined = await post_form(client, "/redeem", {"code": referral.code, "name": "Sam Jones", "email": "sam@example.org",
-                                                  "password": "a long enough password", "language": "en"})
+    joined = await post_form(
+        client,
+        "/redeem",
+        {
+            "code": referral.code,
+            "name": "Sam Jones",
+            "email": "sam@example.org",
+            "password": "a long enough password",
+            "language": "en",
+        },
+    )
     assert joined.status_code == 303 and joined.headers["location"] == "/account"
     account = await client.get("/account")
     assert "Sam Jones" in account.text
@@ -79,13 +103,29 @@ async def test_the_referred_person_joins_with_the_code_once(client, people, setu
 async def test_a_used_code_does_not_make_an_account(client, people, setup):
     from lending.referrals import rules
 
-    referral = await referrals.issue_referral(issuer=people["link_worker"], details=rules.Details(
-        name="Sam", contact_route="through_me", months=3, redeem_by=clock.now().date() + timedelta(days=10),
-        consent_referral=True))
+    referral = await referrals.issue_referral(
+        issuer=people["link_worker"],
+        details=rules.Details(
+            name="Sam",
+            contact_route="through_me",
+            months=3,
+            redeem_by=clock.now().date() + timedelta(days=10),
+            consent_referral=True,
+        ),
+    )
     await referrals.redeem(code=referral.code, member_id=people["member"].id, address="x")
     before = await members.list_accounts()
-    tried = await post_form(client, "/redeem", {"code": referral.code, "name": "Late", "email": "late@example.org",
-                                                "password": "a long enough password", "language": "en"})
+    tried = await post_form(
+        client,
+        "/redeem",
+        {
+            "code": referral.code,
+            "name": "Late",
+            "email": "late@example.org",
+            "password": "a long enough password",
+            "language": "en",
+        },
+    )
     assert tried.status_code == 409
     assert len(await members.list_accounts()) == len(before)
 
@@ -93,9 +133,17 @@ async def test_a_used_code_does_not_make_an_account(client, people, setup):
 async def test_a_volunteer_redeems_at_the_desk_and_sees_no_referral(as_role, people, setup):
     from lending.referrals import rules
 
-    referral = await referrals.issue_referral(issuer=people["link_worker"], details=rules.Details(
-        name="Sam", contact_route="through_me", months=3, redeem_by=clock.now().date() + timedelta(days=10),
-        consent_referral=True, need_category="connection"))
+    referral = await referrals.issue_referral(
+        issuer=people["link_worker"],
+        details=rules.Details(
+            name="Sam",
+            contact_route="through_me",
+            months=3,
+            redeem_by=clock.now().date() + timedelta(days=10),
+            consent_referral=True,
+            need_category="connection",
+        ),
+    )
     async with as_role("volunteer") as desk:
         done = await post_form(desk, f"/desk/members/{people['member'].id}/referral", {"code": referral.code})
         assert done.status_code == 303
@@ -112,12 +160,26 @@ async def test_a_volunteer_redeems_at_the_desk_and_sees_no_referral(as_role, peo
 async def test_the_permission_matrix_through_pages_and_the_api(client, app, people, setup):
     from lending.referrals import rules
 
-    mine = await referrals.issue_referral(issuer=people["link_worker"], details=rules.Details(
-        name="Sam", contact_route="through_me", months=3, redeem_by=clock.now().date() + timedelta(days=10),
-        consent_referral=True))
-    theirs = await referrals.issue_referral(issuer=setup["outsider"], details=rules.Details(
-        name="Other person", contact_route="through_me", months=3,
-        redeem_by=clock.now().date() + timedelta(days=10), consent_referral=True))
+    mine = await referrals.issue_referral(
+        issuer=people["link_worker"],
+        details=rules.Details(
+            name="Sam",
+            contact_route="through_me",
+            months=3,
+            redeem_by=clock.now().date() + timedelta(days=10),
+            consent_referral=True,
+        ),
+    )
+    theirs = await referrals.issue_referral(
+        issuer=setup["outsider"],
+        details=rules.Details(
+            name="Other person",
+            contact_route="through_me",
+            months=3,
+            redeem_by=clock.now().date() + timedelta(days=10),
+            consent_referral=True,
+        ),
+    )
     api = await client.get("/api/v1/referrals", headers=await bearer(people["link_worker"].id))
     assert [r["code"] for r in api.json()["referrals"]] == [mine.code]
     assert (await client.get("/api/v1/referrals", headers=await bearer(people["volunteer"].id))).status_code == 403
@@ -132,15 +194,23 @@ async def test_the_permission_matrix_through_pages_and_the_api(client, app, peop
 
 async def test_the_api_issues_and_redeems_with_stable_codes(client, people, setup):
     lw = await bearer(people["link_worker"].id)
-    body = {"name": "Sam", "contact_route": "email", "contact": "sam@example.org", "months": 6,
-            "redeem_by": (clock.now().date() + timedelta(days=20)).isoformat(), "consent_referral": True}
+    body = {
+        "name": "Sam",
+        "contact_route": "email",
+        "contact": "sam@example.org",
+        "months": 6,
+        "redeem_by": (clock.now().date() + timedelta(days=20)).isoformat(),
+        "consent_referral": True,
+    }
     made = await client.post("/api/v1/referrals", json=body, headers=lw)
     assert made.status_code == 201, made.text
     assert made.json()["status"] == "issued" and made.json()["expires_at"] == body["redeem_by"]
     code = made.json()["code"]
-    for bad, status, error in (({**body, "months": 7}, 422, "invalid_referral"),
-                               ({**body, "redeem_by": "soon"}, 422, "invalid_referral"),
-                               ({**body, "diagnosis": "x"}, 400, "invalid_input")):
+    for bad, status, error in (
+        ({**body, "months": 7}, 422, "invalid_referral"),
+        ({**body, "redeem_by": "soon"}, 422, "invalid_referral"),
+        ({**body, "diagnosis": "x"}, 400, "invalid_input"),
+    ):
         response = await client.post("/api/v1/referrals", json=bad, headers=lw)
         assert (response.status_code, response.json()["code"]) == (status, error), response.text
     member = await bearer(people["member"].id)
@@ -148,16 +218,21 @@ async def test_the_api_issues_and_redeems_with_stable_codes(client, people, setu
     assert used.status_code == 200 and used.json()["status"] == "active"
     twice = await client.post(f"/api/v1/referrals/{code}/redeem", json={}, headers=member)
     assert twice.status_code == 409 and twice.json()["code"] == "referral_used"
-    nobody = await client.post(f"/api/v1/referrals/{code}/redeem", json={"member_id": 999_999},
-                               headers=await bearer(people["volunteer"].id))
+    nobody = await client.post(
+        f"/api/v1/referrals/{code}/redeem", json={"member_id": 999_999}, headers=await bearer(people["volunteer"].id)
+    )
     assert nobody.status_code == 404 and nobody.json()["code"] == "member_not_found"
-    staff = await client.post(f"/api/v1/referrals/{code}/redeem", json={"member_id": people["coordinator"].id},
-                              headers=await bearer(people["volunteer"].id))
+    staff = await client.post(
+        f"/api/v1/referrals/{code}/redeem",
+        json={"member_id": people["coordinator"].id},
+        headers=await bearer(people["volunteer"].id),
+    )
     assert staff.status_code == 422 and staff.json()["code"] == "not_a_member"
     unknown = await client.post("/api/v1/referrals/ZZZZZZZZZZ/redeem", json={}, headers=member)
     assert unknown.status_code == 404 and unknown.json()["code"] == "referral_not_found"
-    not_for_others = await client.post(f"/api/v1/referrals/{code}/redeem",
-                                       json={"member_id": people["volunteer"].id}, headers=member)
+    not_for_others = await client.post(
+        f"/api/v1/referrals/{code}/redeem", json={"member_id": people["volunteer"].id}, headers=member
+    )
     assert not_for_others.status_code == 403
     assert (await client.post("/api/v1/referrals", json=body, headers=member)).status_code == 403
 
@@ -166,15 +241,17 @@ async def test_the_coordinator_sets_the_referral_bounds(as_role, setup):
     async with as_role("coordinator") as manage:
         page = await manage.get("/manage/organisations/")
         assert "Referral settings" in page.text
-        bad = await post_form(manage, "/manage/organisations/settings", {"tier": str(setup["tier"].id),
-                                                                         "months_options": "0, 99",
-                                                                         "redeem_days": "60",
-                                                                         "erase_after_days": "365"})
+        bad = await post_form(
+            manage,
+            "/manage/organisations/settings",
+            {"tier": str(setup["tier"].id), "months_options": "0, 99", "redeem_days": "60", "erase_after_days": "365"},
+        )
         assert bad.status_code == 422
-        good = await post_form(manage, "/manage/organisations/settings", {"tier": str(setup["tier"].id),
-                                                                          "months_options": "6, 12",
-                                                                          "redeem_days": "30",
-                                                                          "erase_after_days": "180"})
+        good = await post_form(
+            manage,
+            "/manage/organisations/settings",
+            {"tier": str(setup["tier"].id), "months_options": "6, 12", "redeem_days": "30", "erase_after_days": "180"},
+        )
         assert good.status_code == 303
     assert (await referrals.settings()).months_options == (6, 12)
 
@@ -191,9 +268,17 @@ async def test_the_session_api_needs_csrf_for_redeeming(as_role, people, setup):
 async def test_the_referral_page_says_how_it_went_and_offers_the_message(as_role, people, setup):
     from lending.referrals import rules
 
-    referral = await referrals.issue_referral(issuer=people["link_worker"], details=rules.Details(
-        name="Sam", contact_route="through_me", months=3, redeem_by=clock.now().date() + timedelta(days=10),
-        consent_referral=True, consent_share=True))
+    referral = await referrals.issue_referral(
+        issuer=people["link_worker"],
+        details=rules.Details(
+            name="Sam",
+            contact_route="through_me",
+            months=3,
+            redeem_by=clock.now().date() + timedelta(days=10),
+            consent_referral=True,
+            consent_share=True,
+        ),
+    )
     await referrals.redeem(code=referral.code, member_id=people["member"].id, address="x")
     from lending.audit.tables import AuditEvent
 

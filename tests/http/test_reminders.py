@@ -27,7 +27,7 @@ class Inbox:
     def __init__(self):
         self.messages = []
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
+    async def handle_DATA(self, server, session, envelope):
         self.messages.append(message_from_bytes(envelope.content))
         return "250 OK"
 
@@ -49,20 +49,24 @@ def subject(message) -> str:
 
 async def run_reminders(env: dict, *extra: str, copies: int = 1) -> list[subprocess.CompletedProcess]:
     async def one():
-        process = await asyncio.create_subprocess_exec(lending_command(), "reminders", "send", *extra, env=env,
-                                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        process = await asyncio.create_subprocess_exec(
+            lending_command(), "reminders", "send", *extra, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         out, err = await process.communicate()
         return subprocess.CompletedProcess([], process.returncode, out.decode(), err.decode())
+
     return await asyncio.gather(*(one() for _ in range(copies)))
 
 
 async def ending_soon(language: str = "cy"):
-    tier = await memberships.save_tier(values=TierInput(name="Pay what you can", min_pence=100, max_pence=5000,
-                                                        allow_free=True))
+    tier = await memberships.save_tier(
+        values=TierInput(name="Pay what you can", min_pence=100, max_pence=5000, allow_free=True)
+    )
     member = await members.create_account(name="Gwen", email="gwen@example.org", role="member", language=language)
     year_ago = clock.now() - timedelta(days=360)
-    await memberships.record_counter_payment(member_id=member.id, tier=tier.id, amount=500, method="cash",
-                                             actor_id=None, now=year_ago)
+    await memberships.record_counter_payment(
+        member_id=member.id, tier=tier.id, amount=500, method="cash", actor_id=None, now=year_ago
+    )
     return member
 
 
@@ -92,8 +96,11 @@ async def test_a_dry_run_sends_and_writes_nothing(database, smtp):
 
 async def test_without_a_mail_server_messages_wait_and_lapsed_memberships_expire(database):
     member = await ending_soon("en")
-    await Membership.update({Membership.ends_at: clock.now() - timedelta(days=1)}).where(
-        Membership.member == member.id).run()
+    await (
+        Membership.update({Membership.ends_at: clock.now() - timedelta(days=1)})
+        .where(Membership.member == member.id)
+        .run()
+    )
     env = server_env(DATABASE_URL=database, SECRET_KEY=SECRET)
     [result] = await run_reminders(env)
     assert result.returncode == 0, result.stderr
@@ -118,8 +125,9 @@ async def test_loan_reminders_and_hold_notices_go_once_even_from_two_runs_at_onc
     gwen = await members.create_account(name="Gwen", email="gwen@example.org", role="member", language="cy")
     tom = await members.create_account(name="Tom", email="tom@example.org", role="member", language="en")
     for person in (gwen, tom):
-        await memberships.record_counter_payment(member_id=person.id, tier=tier.id, amount=0, method="cash",
-                                                 actor_id=None)
+        await memberships.record_counter_payment(
+            member_id=person.id, tier=tier.id, amount=0, method="cash", actor_id=None
+        )
     tent = await catalog.add_item(details=ItemDetails(name="Tent"))
     drill = await catalog.add_item(details=ItemDetails(name="Drill"))
     [soon] = await loans.check_out(member_id=gwen.id, item_codes=[tent.code], actor_id=None)

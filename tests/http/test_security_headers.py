@@ -158,8 +158,11 @@ async def test_the_api_docs_allow_exactly_their_inline_script_by_hash(client, pe
         page = await client.get(path)
         assert page.status_code == 200, path
         found = assert_secured(page)
-        inline = [body for attributes, body in re.findall(r"<script\b([^>]*)>(.*?)</script>", page.text, re.S)
-                  if "src=" not in attributes]
+        inline = [
+            body
+            for attributes, body in re.findall(r"<script\b([^>]*)>(.*?)</script>", page.text, re.S)
+            if "src=" not in attributes
+        ]
         assert inline, path
         hashes = [source for source in found["script-src"] if source.startswith("'sha256-")]
         assert hashes == [sha256_source(body) for body in inline], path
@@ -191,20 +194,37 @@ async def test_payment_forms_may_be_redirected_to_stripe_checkout_only_when_it_i
     online = create_app(make_settings(database, STRIPE_SECRET_KEY="sk_test_x", STRIPE_WEBHOOK_SECRET="whsec_x"))
     async with http_client(online) as client:
         assert directives(await client.get("/join"))["form-action"] == ["'self'", "https://checkout.stripe.com"]
-    stand_in = create_app(make_settings(database, STRIPE_SECRET_KEY="sk_test_x", STRIPE_WEBHOOK_SECRET="whsec_x",
-                                        STRIPE_API_BASE="http://127.0.0.1:12111/v1"))
+    stand_in = create_app(
+        make_settings(
+            database,
+            STRIPE_SECRET_KEY="sk_test_x",
+            STRIPE_WEBHOOK_SECRET="whsec_x",
+            STRIPE_API_BASE="http://127.0.0.1:12111/v1",
+        )
+    )
     async with http_client(stand_in) as client:
         assert directives(await client.get("/join"))["form-action"] == [
-            "'self'", "https://checkout.stripe.com", "http://127.0.0.1:12111"]
+            "'self'",
+            "https://checkout.stripe.com",
+            "http://127.0.0.1:12111",
+        ]
     async with http_client(create_app(make_settings(database))) as client:
         assert directives(await client.get("/join"))["form-action"] == ["'self'"]
 
 
 async def test_headers_a_handler_set_are_kept():
     async def app(scope, receive, send):
-        await send({"type": "http.response.start", "status": 200, "headers": [
-            (b"content-type", b"text/plain"), (b"x-frame-options", b"SAMEORIGIN"),
-            (b"content-security-policy", b"sandbox")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"text/plain"),
+                    (b"x-frame-options", b"SAMEORIGIN"),
+                    (b"content-security-policy", b"sandbox"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": b"hello"})
 
     wrapped = security.SecurityHeadersMiddleware(app, base_url="http://example.org")
@@ -230,9 +250,12 @@ def test_templates_have_no_inline_scripts_handlers_or_styles(path):
     text = path.read_text()
     problems = []
     for number, line in enumerate(text.splitlines(), 1):
-        for pattern, what in ((INLINE_SCRIPT, "inline <script>"), (HANDLER_ATTRIBUTE, "on...= handler"),
-                              (STYLE, "style attribute or <style>"),
-                              (re.compile(r"javascript:", re.IGNORECASE), "javascript: URL")):
+        for pattern, what in (
+            (INLINE_SCRIPT, "inline <script>"),
+            (HANDLER_ATTRIBUTE, "on...= handler"),
+            (STYLE, "style attribute or <style>"),
+            (re.compile(r"javascript:", re.IGNORECASE), "javascript: URL"),
+        ):
             if pattern.search(line):
                 problems.append(f"{path.name}:{number}: {what}: {line.strip()}")
     assert not problems, "move these into static/ (the Content-Security-Policy blocks them):\n" + "\n".join(problems)
@@ -245,5 +268,5 @@ def test_templates_are_scanned():
 @pytest.mark.parametrize("path", SCRIPTS, ids=[p.name for p in SCRIPTS])
 def test_scripts_need_no_eval_and_load_nothing_from_elsewhere(path):
     text = path.read_text()
-    for banned in ("eval(", "new Function", "setTimeout(\"", "setInterval(\"", "innerHTML", "https://cdn"):
+    for banned in ("eval(", "new Function", 'setTimeout("', 'setInterval("', "innerHTML", "https://cdn"):
         assert banned not in text, (path.name, banned)

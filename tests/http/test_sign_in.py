@@ -8,8 +8,12 @@ from tests.conftest import PASSWORD, csrf_token, post_form, sign_in
 
 
 async def test_sign_in_lands_each_role_on_its_page(client, people):
-    for role, home in (("member", "/account"), ("volunteer", "/desk"), ("link_worker", "/referrals"),
-                       ("coordinator", "/manage")):
+    for role, home in (
+        ("member", "/account"),
+        ("volunteer", "/desk"),
+        ("link_worker", "/referrals"),
+        ("coordinator", "/manage"),
+    ):
         client.cookies.clear()
         response = await sign_in(client, f"{role}@example.org")
         assert response.status_code == 303
@@ -22,12 +26,26 @@ async def test_sign_in_lands_each_role_on_its_page(client, people):
 
 
 async def test_sign_in_returns_to_the_page_asked_for_but_never_off_site(client, people):
-    response = await client.post("/login", data={"email": "volunteer@example.org", "password": PASSWORD,
-                                                 "next": "/desk?q=ab", "_csrf_token": await csrf_token(client)})
+    response = await client.post(
+        "/login",
+        data={
+            "email": "volunteer@example.org",
+            "password": PASSWORD,
+            "next": "/desk?q=ab",
+            "_csrf_token": await csrf_token(client),
+        },
+    )
     assert response.headers["location"] == "/desk?q=ab"
     client.cookies.clear()
-    response = await client.post("/login", data={"email": "volunteer@example.org", "password": PASSWORD,
-                                                 "next": "//evil.example/x", "_csrf_token": await csrf_token(client)})
+    response = await client.post(
+        "/login",
+        data={
+            "email": "volunteer@example.org",
+            "password": PASSWORD,
+            "next": "//evil.example/x",
+            "_csrf_token": await csrf_token(client),
+        },
+    )
     assert response.headers["location"] == "/desk"
 
 
@@ -74,8 +92,9 @@ async def test_forms_without_a_csrf_token_are_refused(client, people):
     response = await client.post("/login", data={"email": "member@example.org", "password": PASSWORD})
     assert response.status_code == 403
     assert "This form has expired" in response.text
-    response = await client.post("/login", data={"email": "member@example.org", "password": PASSWORD,
-                                                 "_csrf_token": "forged"})
+    response = await client.post(
+        "/login", data={"email": "member@example.org", "password": PASSWORD, "_csrf_token": "forged"}
+    )
     assert response.status_code == 403
 
 

@@ -24,12 +24,18 @@ def stack(request, tmp_path_factory):
     """One server and one fake per engine for the module; each test uses its own members."""
     tmp_path = tmp_path_factory.mktemp(request.param)
     with database_for(request.param, tmp_path) as url, running_fake_stripe(log_folder=tmp_path) as fake:
-        env = server_env(SECRET_KEY=SECRET, DATABASE_URL=url, STRIPE_SECRET_KEY=fake.secret_key,
-                         STRIPE_WEBHOOK_SECRET=fake.webhook_secret, STRIPE_API_BASE=fake.base_url,
-                         LENDING_DEMO="1")
+        env = server_env(
+            SECRET_KEY=SECRET,
+            DATABASE_URL=url,
+            STRIPE_SECRET_KEY=fake.secret_key,
+            STRIPE_WEBHOOK_SECRET=fake.webhook_secret,
+            STRIPE_API_BASE=fake.base_url,
+            LENDING_DEMO="1",
+        )
         run_command("demo", cwd=tmp_path, env=env)
-        token = run_command("token", "create", "--email", "coordinator@demo.example", cwd=tmp_path,
-                            env=env).stdout.strip()
+        token = run_command(
+            "token", "create", "--email", "coordinator@demo.example", cwd=tmp_path, env=env
+        ).stdout.strip()
         with running_server(tmp_path, env) as server:
             fake.set_webhook(server.url("/webhooks/stripe"))
             yield server, fake, token
@@ -42,12 +48,23 @@ def tier_id(client: httpx.Client, server, name: str) -> int:
 
 def join(client: httpx.Client, server, tier: int, amount: str, email: str) -> httpx.Response:
     client.get(server.url(f"/join?tier={tier}"))
-    agreement = re.search(r'name="agreement_version" type="checkbox" value="(\d+)"',
-                          client.get(server.url(f"/join?tier={tier}")).text).group(1)
-    return client.post(server.url("/join"), data={
-        "tier": str(tier), "amount": "other", "amount_other": amount, "name": "Ffion Evans", "email": email,
-        "password": "a long enough password", "language": "cy", "agreement_version": agreement,
-        "_csrf_token": client.cookies["lending_csrf"]})
+    agreement = re.search(
+        r'name="agreement_version" type="checkbox" value="(\d+)"', client.get(server.url(f"/join?tier={tier}")).text
+    ).group(1)
+    return client.post(
+        server.url("/join"),
+        data={
+            "tier": str(tier),
+            "amount": "other",
+            "amount_other": amount,
+            "name": "Ffion Evans",
+            "email": email,
+            "password": "a long enough password",
+            "language": "cy",
+            "agreement_version": agreement,
+            "_csrf_token": client.cookies["lending_csrf"],
+        },
+    )
 
 
 def payments(server, token: str) -> list[dict]:
@@ -87,8 +104,11 @@ def test_the_same_event_five_times_at_once_has_one_effect(stack):
         response = join(client, server, tier_id(client, server, "Pay what you can"), "8", "five@example.org")
         fake.pay(response.headers["location"].rsplit("/", 1)[1])
         fake.wait_for_deliveries()
-        [completed] = [e for e in fake.events("checkout.session.completed")
-                       if e["data"]["object"]["customer_email"] == "five@example.org"]
+        [completed] = [
+            e
+            for e in fake.events("checkout.session.completed")
+            if e["data"]["object"]["customer_email"] == "five@example.org"
+        ]
         statuses = fake.resend(completed["id"], times=5, concurrent=True)
         assert statuses == [200] * 5
         mine = client.get(server.url("/api/v1/memberships/mine")).json()
@@ -103,17 +123,38 @@ def test_a_forged_or_replayed_webhook_changes_nothing(stack):
     server, fake, token = stack
     before = payments(server, token)
     outcomes_before = len(fake.events())
-    event = {"id": "evt_forged", "object": "event", "type": "checkout.session.completed", "created": 1,
-             "data": {"object": {"id": "cs_test_forged", "object": "checkout.session", "mode": "payment",
-                                 "payment_status": "paid", "amount_total": 100000, "metadata": {"checkout_id": "1"}}}}
+    event = {
+        "id": "evt_forged",
+        "object": "event",
+        "type": "checkout.session.completed",
+        "created": 1,
+        "data": {
+            "object": {
+                "id": "cs_test_forged",
+                "object": "checkout.session",
+                "mode": "payment",
+                "payment_status": "paid",
+                "amount_total": 100000,
+                "metadata": {"checkout_id": "1"},
+            }
+        },
+    }
     payload = json.dumps(event)
-    forged = httpx.post(server.url("/webhooks/stripe"), content=payload, headers={
-        "Stripe-Signature": stripe.WebhookSignature.generate_signature_header(payload, "whsec_guess"),
-        "Content-Type": "application/json"})
+    forged = httpx.post(
+        server.url("/webhooks/stripe"),
+        content=payload,
+        headers={
+            "Stripe-Signature": stripe.WebhookSignature.generate_signature_header(payload, "whsec_guess"),
+            "Content-Type": "application/json",
+        },
+    )
     assert forged.status_code == 400 and forged.json()["code"] == "bad_signature"
     old = stripe.WebhookSignature.generate_signature_header(payload, fake.webhook_secret, timestamp=1)
-    replayed = httpx.post(server.url("/webhooks/stripe"), content=payload,
-                          headers={"Stripe-Signature": old, "Content-Type": "application/json"})
+    replayed = httpx.post(
+        server.url("/webhooks/stripe"),
+        content=payload,
+        headers={"Stripe-Signature": old, "Content-Type": "application/json"},
+    )
     assert replayed.status_code == 400  # outside the SDK's five-minute tolerance
     assert payments(server, token) == before
     assert len(fake.events()) == outcomes_before
@@ -139,8 +180,9 @@ def test_a_monthly_membership_renews_fails_and_is_cancelled(stack):
         fake.renew(session["subscription"], succeed=True)
         fake.wait_for_deliveries()
         assert mine()["membership"]["status"] == "active"
-        cancelled = client.post(server.url("/api/v1/memberships/mine/cancel"),
-                                headers={"X-CSRFToken": client.cookies["lending_csrf"]})
+        cancelled = client.post(
+            server.url("/api/v1/memberships/mine/cancel"), headers={"X-CSRFToken": client.cookies["lending_csrf"]}
+        )
         assert cancelled.status_code == 200 and cancelled.json()["cancel_at_period_end"]
         fake.end_subscription(session["subscription"])
         fake.wait_for_deliveries()

@@ -27,8 +27,15 @@ async def test_member_suggests_supports_and_withdraws(client, people):
     await sign_in(client, "member@example.org")
     page = await client.get("/suggestions")
     assert page.status_code == 200
-    for text in ("<h1>Suggestions</h1>", "Suggest a thing", 'for="field-title"', 'for="field-details"',
-                 "Sewing machine", "1 member supports this.", "Your suggestions"):
+    for text in (
+        "<h1>Suggestions</h1>",
+        "Suggest a thing",
+        'for="field-title"',
+        'for="field-details"',
+        "Sewing machine",
+        "1 member supports this.",
+        "Your suggestions",
+    ):
         assert text in page.text, text
     assert 'name="_csrf_token"' in page.text
 
@@ -96,8 +103,9 @@ async def test_coordinator_ranks_and_decides(client, people):
 
     response = await post_form(client, f"/manage/suggestions/{washer.id}/acquire", {"item_code": item.code})
     assert response.status_code == 303 and response.headers["location"] == "/manage/suggestions"
-    response = await post_form(client, f"/manage/suggestions/{tent.id}/decline",
-                               {"reason": "We have nowhere dry to store tents."})
+    response = await post_form(
+        client, f"/manage/suggestions/{tent.id}/decline", {"reason": "We have nowhere dry to store tents."}
+    )
     assert response.status_code == 303
     page = await client.get("/manage/suggestions")
     assert "is declined; the member will see your reason." in page.text
@@ -169,8 +177,9 @@ async def test_api(client, people):
     decision = {"outcome": "declined", "reason": "No room"}
     response = await client.post(f"/api/v1/suggestions/{suggestion_id}/decision", json=decision, headers=member)
     assert response.status_code == 403
-    response = await client.post(f"/api/v1/suggestions/{suggestion_id}/decision", json={"outcome": "declined"},
-                                 headers=coordinator)
+    response = await client.post(
+        f"/api/v1/suggestions/{suggestion_id}/decision", json={"outcome": "declined"}, headers=coordinator
+    )
     assert response.status_code == 422 and response.json()["code"] == "invalid_decision"
     response = await client.post(f"/api/v1/suggestions/{suggestion_id}/decision", json=decision, headers=coordinator)
     assert response.status_code == 200 and response.json()["status"] == "declined"

@@ -30,8 +30,20 @@ from tests.conftest import PASSWORD, SECRET, http_client, make_settings, post_fo
 from tests.http.test_reminders import ending_soon, run_reminders, smtp  # noqa: F401 (smtp is a fixture)
 from tests.servers import server_env
 
-WELSH_MONTHS = ("Ionawr", "Chwefror", "Mawrth", "Ebrill", "Mai", "Mehefin", "Gorffennaf", "Awst", "Medi",
-                "Hydref", "Tachwedd", "Rhagfyr")
+WELSH_MONTHS = (
+    "Ionawr",
+    "Chwefror",
+    "Mawrth",
+    "Ebrill",
+    "Mai",
+    "Mehefin",
+    "Gorffennaf",
+    "Awst",
+    "Medi",
+    "Hydref",
+    "Tachwedd",
+    "Rhagfyr",
+)
 
 
 def welsh(message: str, **variables) -> str:
@@ -54,11 +66,13 @@ async def language_of(email: str) -> str:
 
 
 async def free_tier():
-    return await memberships.save_tier(values=TierInput(name="Pay what you can", min_pence=100, max_pence=5000,
-                                                        allow_free=True))
+    return await memberships.save_tier(
+        values=TierInput(name="Pay what you can", min_pence=100, max_pence=5000, allow_free=True)
+    )
 
 
 # --- the language sticks to the account ---------------------------------------------------------
+
 
 async def test_signing_in_brings_back_the_accounts_language(client, people):
     await members.set_language(account_id=people["member"].id, language="cy")
@@ -110,8 +124,11 @@ async def test_joining_in_welsh_records_welsh(client, database):
     assert '<html lang="cy">' in page.text
     assert '<option value="cy" lang="cy" selected>Cymraeg</option>' in page.text
     # Even a form that sends no language (an old page, a script) records the one being read.
-    response = await post_form(client, "/join", {"tier": str(tier.id), "amount": "0.00", "name": "Nia Jones",
-                                                 "email": "nia@example.org", "password": PASSWORD})
+    response = await post_form(
+        client,
+        "/join",
+        {"tier": str(tier.id), "amount": "0.00", "name": "Nia Jones", "email": "nia@example.org", "password": PASSWORD},
+    )
     assert response.status_code == 303, response.text
     assert await language_of("nia@example.org") == "cy"
 
@@ -132,10 +149,12 @@ async def test_at_the_counter_the_language_is_recorded_seen_and_changed(as_role,
         changed = await post_form(volunteer, f"/desk/members/{rhys['id']}/language", {"language": "en"})
         assert changed.status_code == 303 and changed.headers["location"] == f"/desk/members/{rhys['id']}#language"
         assert (await Account.select(Account.language).where(Account.id == rhys["id"]).first().run())[
-            "language"] == "en"
+            "language"
+        ] == "en"
         after = await volunteer.get(f"/desk/members/{rhys['id']}")
-        assert shown(welsh("Messages to %(name)s will be in %(language)s.", name="Rhys Evans",
-                           language="English"), after.text)
+        assert shown(
+            welsh("Messages to %(name)s will be in %(language)s.", name="Rhys Evans", language="English"), after.text
+        )
         assert '<option value="en" lang="en" selected>English</option>' in after.text
         # The volunteer's own pages stay in the volunteer's language.
         assert '<html lang="cy">' in after.text
@@ -150,13 +169,15 @@ async def test_members_cannot_set_someone_elses_language_at_the_desk(as_role, pe
 
 # --- what the library sends -----------------------------------------------------------------------
 
+
 async def test_a_welsh_members_receipts_and_reminders_are_welsh_whoever_triggers_them(people):
     member = people["member"]
     await members.set_language(account_id=member.id, language="cy")
     tier = await free_tier()
     # A volunteer reading English takes the payment and lends: the messages are the member's.
-    await memberships.record_counter_payment(member_id=member.id, tier=tier.id, amount=550, method="cash",
-                                             actor_id=people["volunteer"].id)
+    await memberships.record_counter_payment(
+        member_id=member.id, tier=tier.id, amount=550, method="cash", actor_id=people["volunteer"].id
+    )
     tent = await catalog.add_item(details=ItemDetails(name="Tent"))
     [loan] = await loans.check_out(member_id=member.id, item_codes=[tent.code], actor_id=people["volunteer"].id)
     await Loan.update({Loan.due_at: clock.now() + timedelta(hours=30)}).where(Loan.id == loan.id).run()
@@ -194,8 +215,9 @@ async def test_reminders_sent_from_the_command_line_are_in_the_members_language(
 async def test_the_calendar_feed_is_in_the_members_language_whatever_asks_for_it(client, people):
     member = people["member"]
     await members.set_language(account_id=member.id, language="cy")
-    await memberships.record_counter_payment(member_id=member.id, tier=(await free_tier()).id, amount=0,
-                                             method="cash", actor_id=None)
+    await memberships.record_counter_payment(
+        member_id=member.id, tier=(await free_tier()).id, amount=0, method="cash", actor_id=None
+    )
     tent = await catalog.add_item(details=ItemDetails(name="Tent"))
     await loans.check_out(member_id=member.id, item_codes=[tent.code], actor_id=None)
     token = await loans.calendar_token(member_id=member.id)
@@ -210,18 +232,23 @@ async def test_the_calendar_feed_is_in_the_members_language_whatever_asks_for_it
 
 # --- Stripe has no Welsh ---------------------------------------------------------------------------
 
+
 @pytest.fixture
 async def paying_app(database, fake_stripe):
     from lending.app import create_app
 
     fake_stripe.reset()
-    return create_app(make_settings(database, STRIPE_SECRET_KEY=fake_stripe.secret_key,
-                                    STRIPE_WEBHOOK_SECRET=fake_stripe.webhook_secret,
-                                    STRIPE_API_BASE=fake_stripe.base_url))
+    return create_app(
+        make_settings(
+            database,
+            STRIPE_SECRET_KEY=fake_stripe.secret_key,
+            STRIPE_WEBHOOK_SECRET=fake_stripe.webhook_secret,
+            STRIPE_API_BASE=fake_stripe.base_url,
+        )
+    )
 
 
-async def test_welsh_readers_are_told_stripes_page_is_english_and_stripe_is_asked_for_english(paying_app,
-                                                                                              fake_stripe):
+async def test_welsh_readers_are_told_stripes_page_is_english_and_stripe_is_asked_for_english(paying_app, fake_stripe):
     tier = await free_tier()
     await memberships.publish_agreement(body="Bring it back clean.")
     english_note = "Stripe's payment page is in English only"
@@ -236,13 +263,24 @@ async def test_welsh_readers_are_told_stripes_page_is_english_and_stripe_is_aske
         # The note comes before the button that goes to Stripe.
         assert page.text.index(note) < page.text.index('type="submit" class="button"')
         agreement = re.search(r'name="agreement_version" type="checkbox" value="(\d+)"', page.text).group(1)
-        response = await post_form(client, "/join", {
-            "tier": str(tier.id), "amount": "other", "amount_other": "5", "forward": "", "name": "Ffion Evans",
-            "email": "ffion@example.org", "password": PASSWORD, "language": "cy", "agreement_version": agreement})
+        response = await post_form(
+            client,
+            "/join",
+            {
+                "tier": str(tier.id),
+                "amount": "other",
+                "amount_other": "5",
+                "forward": "",
+                "name": "Ffion Evans",
+                "email": "ffion@example.org",
+                "password": PASSWORD,
+                "language": "cy",
+                "agreement_version": agreement,
+            },
+        )
         assert response.status_code == 303, response.text
         assert response.headers["location"].startswith(fake_stripe.base_url + "/pay/cs_")
-    [created] = [r for r in fake_stripe.requests()
-                 if r["method"] == "POST" and r["path"] == "/v1/checkout/sessions"]
+    [created] = [r for r in fake_stripe.requests() if r["method"] == "POST" and r["path"] == "/v1/checkout/sessions"]
     params = created["params"]
     assert params["locale"] == "en-GB"  # never "auto": Stripe would guess from the browser
     product = params["line_items"][0]["price_data"]["product_data"]["name"]

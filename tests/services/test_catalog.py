@@ -10,7 +10,7 @@ from lending import errors
 from lending.audit.tables import AuditEvent
 from lending.catalog import services as catalog
 from lending.catalog.services import ItemDetails
-from lending.catalog.tables import Category, Item, ItemGroup, Sticker
+from lending.catalog.tables import Item, ItemGroup, Sticker
 
 
 @pytest.fixture
@@ -35,9 +35,17 @@ async def test_category_tree_is_in_order_with_paths(tools):
 
 
 async def test_add_an_item_and_a_copy(tools):
-    drill = await catalog.add_item(details=ItemDetails(
-        name="Cordless drill", description="18V with two batteries", category_id=tools["drills"].id,
-        parts="Drill\nCharger\n\nBattery x2", replacement_value="£89.99", condition="good", loan_days=7))
+    drill = await catalog.add_item(
+        details=ItemDetails(
+            name="Cordless drill",
+            description="18V with two batteries",
+            category_id=tools["drills"].id,
+            parts="Drill\nCharger\n\nBattery x2",
+            replacement_value="£89.99",
+            condition="good",
+            loan_days=7,
+        )
+    )
     assert len(drill.code) == 8 and drill.status == "available"
     assert drill.category == "Tools › Drills" and drill.parts == ["Drill", "Charger", "Battery x2"]
     assert drill.replacement_value_pence == 8999
@@ -86,7 +94,8 @@ async def test_two_volunteers_claiming_one_sticker_make_one_item(database):
     [code] = await catalog.create_stickers(count=1)
     results = await asyncio.gather(
         *(catalog.add_item(details=ItemDetails(name=f"Tent {n}"), sticker=code) for n in range(6)),
-        return_exceptions=True)
+        return_exceptions=True,
+    )
     made = [r for r in results if not isinstance(r, BaseException)]
     assert len(made) == 1, results
     assert all(isinstance(r, errors.Conflict) for r in results if isinstance(r, BaseException)), results
@@ -111,8 +120,9 @@ async def test_status_lifecycle(tools):
 async def test_list_items_filters_and_pages(tools):
     for n in range(7):
         await catalog.add_item(details=ItemDetails(name=f"Drill {n}", category_id=tools["drills"].id))
-    await catalog.add_item(details=ItemDetails(name="Hedge trimmer", description="for big hedges",
-                                               category_id=tools["garden"].id))
+    await catalog.add_item(
+        details=ItemDetails(name="Hedge trimmer", description="for big hedges", category_id=tools["garden"].id)
+    )
     first, cursor = await catalog.list_items(limit=5)
     second, end = await catalog.list_items(limit=5, cursor=cursor)
     assert len(first) == 5 and len(second) == 3 and end is None

@@ -4,17 +4,17 @@ their own, small numbers suppressed, the first loan, loans compared, and categor
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
 from lending import clock, errors
 from lending.catalog.tables import Category, Item, ItemGroup
 from lending.loans.tables import Loan
+from lending.members import organisations
 from lending.members import services as members
 from lending.memberships import services as memberships
 from lending.memberships.services import TierInput
-from lending.members import organisations
 from lending.referrals import reports, rules
 from lending.referrals import services as referrals
 from lending.referrals.tables import Referral
@@ -25,6 +25,7 @@ PASSWORD = "correct horse battery"
 
 
 # --- pure -------------------------------------------------------------------------------------
+
 
 def test_counts_from_one_to_four_are_suppressed_and_zero_is_shown():
     assert reports.SMALL == 5
@@ -55,7 +56,10 @@ def test_the_period_defaults_to_twelve_months_and_is_checked():
     assert reports.default_period(date(2026, 12, 1)) == (date(2026, 1, 1), date(2026, 12, 1))
     assert len(reports.months_between(*reports.default_period(date(2026, 3, 15)))) == 12
     assert reports.months_between(date(2025, 12, 31), date(2026, 2, 1)) == [
-        date(2025, 12, 1), date(2026, 1, 1), date(2026, 2, 1)]
+        date(2025, 12, 1),
+        date(2026, 1, 1),
+        date(2026, 2, 1),
+    ]
     assert reports.parse_period("", None) == (None, None)
     assert reports.parse_period("2026-01-01", " 2026-02-01 ") == (date(2026, 1, 1), date(2026, 2, 1))
     for bad in (("2026-13-01", None), ("soon", "2026-01-01"), ("20260101", None), (None, "2026-02-30")):
@@ -75,27 +79,41 @@ def test_csv_cells_cannot_become_formulas():
 
 # --- the report -------------------------------------------------------------------------------
 
+
 async def setup_world() -> dict:
     venues.forget_cache()
-    tier = await memberships.save_tier(values=TierInput(name="Referral", min_pence=0, max_pence=0, allow_free=True,
-                                                        public=False))
-    await referrals.save_settings(tier_id=tier.id, months_options="3, 6, 12", redeem_days="60",
-                                  erase_after_days="365")
+    tier = await memberships.save_tier(
+        values=TierInput(name="Referral", min_pence=0, max_pence=0, allow_free=True, public=False)
+    )
+    await referrals.save_settings(tier_id=tier.id, months_options="3, 6, 12", redeem_days="60", erase_after_days="365")
     a = await organisations.find_organisation(name="Riverside Surgery") or await organisations.create_organisation(
-        name="Riverside Surgery", kind="gp_practice")
+        name="Riverside Surgery", kind="gp_practice"
+    )
     b = await organisations.create_organisation(name="Hillside PCN", kind="primary_care_network")
     found = {"tier": tier, "a": a, "b": b}
-    for key, role, organisation in (("lw_a", "link_worker", a.id), ("lw_b", "link_worker", b.id),
-                                    ("volunteer_x", "volunteer", None), ("coordinator_x", "coordinator", None),
-                                    ("member_x", "member", None)):
-        found[key] = await members.create_account(name=f"Person {key}", email=f"{key}@example.org", role=role,
-                                                  password=PASSWORD, organisation=organisation)
+    for key, role, organisation in (
+        ("lw_a", "link_worker", a.id),
+        ("lw_b", "link_worker", b.id),
+        ("volunteer_x", "volunteer", None),
+        ("coordinator_x", "coordinator", None),
+        ("member_x", "member", None),
+    ):
+        found[key] = await members.create_account(
+            name=f"Person {key}", email=f"{key}@example.org", role=role, password=PASSWORD, organisation=organisation
+        )
     return found
 
 
 def details(**changes) -> rules.Details:
-    values = dict(name="Sam Secret", contact_route="email", contact="sam@example.org", language="cy", months=6,
-                  redeem_by=clock.now().date() + timedelta(days=30), consent_referral=True)
+    values = dict(
+        name="Sam Secret",
+        contact_route="email",
+        contact="sam@example.org",
+        language="cy",
+        months=6,
+        redeem_by=clock.now().date() + timedelta(days=30),
+        consent_referral=True,
+    )
     values.update(changes)
     return rules.Details(**values)
 
@@ -108,8 +126,9 @@ async def issue(issuer, count: int, *, redeem: int = 0, name: str = "Sam Secret"
         referral = await referrals.issue_referral(issuer=issuer, details=details(name=f"{name} {n}"))
         member_id = None
         if n < redeem:
-            account = await members.create_account(name=f"{name} member {n}", email=f"{referral.code}@example.org",
-                                                   role="member")
+            account = await members.create_account(
+                name=f"{name} member {n}", email=f"{referral.code}@example.org", role="member"
+            )
             await referrals.redeem(code=referral.code, member_id=account.id, address=f"10.0.0.{n}")
             member_id = account.id
         made.append((referral.code, member_id))
@@ -119,8 +138,9 @@ async def issue(issuer, count: int, *, redeem: int = 0, name: str = "Sam Secret"
 async def category_tree() -> dict[str, int]:
     now = clock.now()
     tools = (await Category.insert(Category(name="Tools", created_at=now)).returning(Category.id).run())[0]["id"]
-    drills = (await Category.insert(Category(name="Drills", parent=tools, created_at=now)).returning(
-        Category.id).run())[0]["id"]
+    drills = (
+        await Category.insert(Category(name="Drills", parent=tools, created_at=now)).returning(Category.id).run()
+    )[0]["id"]
     kitchen = (await Category.insert(Category(name="Kitchen", created_at=now)).returning(Category.id).run())[0]["id"]
     return {"Tools": tools, "Drills": drills, "Kitchen": kitchen}
 
@@ -128,13 +148,27 @@ async def category_tree() -> dict[str, int]:
 async def lend(member_id: int, category_id: int | None, lent_at) -> None:
     """A returned loan of a new item in the category (returned, so any number may be made)."""
     now = clock.now()
-    group = (await ItemGroup.insert(ItemGroup(name="Thing", category=category_id, created_at=now, updated_at=now))
-             .returning(ItemGroup.id).run())[0]["id"]
+    group = (
+        await ItemGroup.insert(ItemGroup(name="Thing", category=category_id, created_at=now, updated_at=now))
+        .returning(ItemGroup.id)
+        .run()
+    )[0]["id"]
     count = await Item.count().run()
-    item = (await Item.insert(Item(item_group=group, code=f"T{count:06d}", created_at=now, updated_at=now))
-            .returning(Item.id).run())[0]["id"]
-    await Loan.insert(Loan(item=item, member=member_id, lent_at=lent_at, due_at=lent_at + timedelta(days=7),
-                           recorded_at=lent_at, returned_at=lent_at + timedelta(days=2))).run()
+    item = (
+        await Item.insert(Item(item_group=group, code=f"T{count:06d}", created_at=now, updated_at=now))
+        .returning(Item.id)
+        .run()
+    )[0]["id"]
+    await Loan.insert(
+        Loan(
+            item=item,
+            member=member_id,
+            lent_at=lent_at,
+            due_at=lent_at + timedelta(days=7),
+            recorded_at=lent_at,
+            returned_at=lent_at + timedelta(days=2),
+        )
+    ).run()
 
 
 @pytest.fixture
@@ -166,7 +200,9 @@ async def test_each_link_worker_sees_only_their_organisation(world):
     everyone = await reports.impact(viewer=world["coordinator_x"], from_day=None, to_day=None)
     assert everyone.organisation is None and everyone.totals.issued == 13 and everyone.totals.redeemed == 6
     assert {row.organisation: row.counts.redeemed for row in everyone.by_organisation} == {
-        "Hillside PCN": 6, "Riverside Surgery": 0}
+        "Hillside PCN": 6,
+        "Riverside Surgery": 0,
+    }
     for outsider in ("volunteer_x", "member_x"):
         with pytest.raises(errors.NotAllowed):
             await reports.impact(viewer=world[outsider], from_day=None, to_day=None)
@@ -191,9 +227,12 @@ async def test_first_loans_loans_compared_and_categories(world):
     made = await issue(world["lw_a"], 6, redeem=6)
     now = clock.now()
     # Noon UTC, so that whole days later are whole days later on the venue's calendar too.
-    issued_at = datetime.combine(now.date() - timedelta(days=30), time(12), tzinfo=timezone.utc)
-    await Referral.update({Referral.issued_at: issued_at, Referral.redeemed_at: issued_at + timedelta(days=2)}).where(
-        Referral.organisation == world["a"].id).run()
+    issued_at = datetime.combine(now.date() - timedelta(days=30), time(12), tzinfo=UTC)
+    await (
+        Referral.update({Referral.issued_at: issued_at, Referral.redeemed_at: issued_at + timedelta(days=2)})
+        .where(Referral.organisation == world["a"].id)
+        .run()
+    )
     referred = [member for _code, member in made]
     for member, days in zip(referred, (3, 5, 8, 10, 20)):  # the sixth never borrows
         await lend(member, tree["Drills"], issued_at + timedelta(days=days, hours=1))
@@ -201,8 +240,9 @@ async def test_first_loans_loans_compared_and_categories(world):
     await lend(referred[0], tree["Kitchen"], now - timedelta(days=1))
     await lend(referred[0], None, now - timedelta(days=1))
     await lend(referred[1], tree["Drills"], issued_at - timedelta(days=5))  # before the code was used: not a first loan
-    others = [await members.create_account(name=f"Other {n}", email=f"other{n}@example.org", role="member")
-              for n in range(5)]
+    others = [
+        await members.create_account(name=f"Other {n}", email=f"other{n}@example.org", role="member") for n in range(5)
+    ]
     for account in others:
         for _ in range(3):
             await lend(account.id, tree["Kitchen"], now - timedelta(days=3))
@@ -214,7 +254,9 @@ async def test_first_loans_loans_compared_and_categories(world):
     # The five others and one member who has not borrowed; the member loan outside the period is left out.
     assert report.other_members == 6 and report.loans_per_other_member == round(15 / 6, 1)
     assert [(str(row.category), row.loans, row.other) for row in report.categories] == [
-        ("Tools", 11, False), ("Other categories", None, True)]
+        ("Tools", 11, False),
+        ("Other categories", None, True),
+    ]
     text = reports.impact_csv(report)
     assert "Sam Secret" not in text and made[0][0] not in text and "Other 0" not in text
     assert "category,Tools,loans,11" in text and "summary,,median_days_to_first_loan,8.0" in text

@@ -24,8 +24,9 @@ from lending.venues import services as venues
 
 
 async def member_with_membership(name: str, *, tier_id: int, email: str | None = None, language: str = "en"):
-    member = await members.create_account(name=name, email=email or f"{name.lower()}@example.org", role="member",
-                                          language=language)
+    member = await members.create_account(
+        name=name, email=email or f"{name.lower()}@example.org", role="member", language=language
+    )
     await memberships.record_counter_payment(member_id=member.id, tier=tier_id, amount=0, method="cash", actor_id=None)
     return member
 
@@ -33,23 +34,34 @@ async def member_with_membership(name: str, *, tier_id: int, email: str | None =
 @pytest.fixture
 async def library(database):
     venues.forget_cache()
-    tier = await memberships.save_tier(values=TierInput(name="Free", min_pence=0, max_pence=5000, allow_free=True,
-                                                        loan_limit=2, loan_days=7))
-    volunteer = await members.create_account(name="Val", email="val@example.org", role="volunteer",
-                                             password="correct horse battery")
+    tier = await memberships.save_tier(
+        values=TierInput(name="Free", min_pence=0, max_pence=5000, allow_free=True, loan_limit=2, loan_days=7)
+    )
+    volunteer = await members.create_account(
+        name="Val", email="val@example.org", role="volunteer", password="correct horse battery"
+    )
     ann = await member_with_membership("Ann", tier_id=tier.id)
     bob = await member_with_membership("Bob", tier_id=tier.id, language="cy")
     drill = await catalog.add_item(details=ItemDetails(name="Cordless drill", parts="Drill\nCharger\nCase"))
     drill2 = await catalog.add_item(details=ItemDetails(name="Cordless drill"), copy_of=drill.code)
     tent = await catalog.add_item(details=ItemDetails(name="Tent", loan_days=3))
     ladder = await catalog.add_item(details=ItemDetails(name="Ladder"))
-    return {"tier": tier, "volunteer": volunteer, "ann": ann, "bob": bob, "drill": drill, "drill2": drill2,
-            "tent": tent, "ladder": ladder}
+    return {
+        "tier": tier,
+        "volunteer": volunteer,
+        "ann": ann,
+        "bob": bob,
+        "drill": drill,
+        "drill2": drill2,
+        "tent": tent,
+        "ladder": ladder,
+    }
 
 
 async def lend(library, member, *items):
-    return await loans.check_out(member_id=member.id, item_codes=[i.code for i in items],
-                                 actor_id=library["volunteer"].id)
+    return await loans.check_out(
+        member_id=member.id, item_codes=[i.code for i in items], actor_id=library["volunteer"].id
+    )
 
 
 async def test_a_check_out_lends_every_item_in_one_step_with_due_dates_and_a_receipt(library):
@@ -63,8 +75,7 @@ async def test_a_check_out_lends_every_item_in_one_step_with_due_dates_and_a_rec
     receipt = await Email.select().where(Email.key.like("loan-receipt:%")).run()
     assert len(receipt) == 1 and "Cordless drill" in receipt[0]["body"] and "Tent" in receipt[0]["body"]
     events = await AuditEvent.select().where(AuditEvent.action == "loan.check_out").run()
-    assert len(events) == 2 and all("via:desk" in e["detail"] and e["actor"] == library["volunteer"].id
-                                    for e in events)
+    assert len(events) == 2 and all("via:desk" in e["detail"] and e["actor"] == library["volunteer"].id for e in events)
 
 
 async def test_an_item_already_out_is_409_and_nothing_of_the_basket_is_lent(library):
@@ -79,12 +90,17 @@ async def test_an_item_already_out_is_409_and_nothing_of_the_basket_is_lent(libr
 
 async def test_every_reason_a_member_cannot_borrow_is_given(library):
     expired = await members.create_account(name="Eve", email="eve@example.org", role="member")
-    await memberships.record_counter_payment(member_id=expired.id, tier=library["tier"].id, amount=0, method="cash",
-                                             actor_id=None)
-    await Membership.update({Membership.ends_at: clock.now() - timedelta(days=2)}).where(
-        Membership.member == expired.id).run()
-    assessment = await loans.assess(member_id=expired.id, item_codes=[library["drill"].code, library["tent"].code,
-                                                                      library["ladder"].code])
+    await memberships.record_counter_payment(
+        member_id=expired.id, tier=library["tier"].id, amount=0, method="cash", actor_id=None
+    )
+    await (
+        Membership.update({Membership.ends_at: clock.now() - timedelta(days=2)})
+        .where(Membership.member == expired.id)
+        .run()
+    )
+    assessment = await loans.assess(
+        member_id=expired.id, item_codes=[library["drill"].code, library["tent"].code, library["ladder"].code]
+    )
     assert not assessment.ok
     assert [r.code for r in assessment.borrower_reasons] == ["membership_expired", "over_limit"]
     with pytest.raises(errors.RuleViolation) as caught:
@@ -92,29 +108,40 @@ async def test_every_reason_a_member_cannot_borrow_is_given(library):
     assert caught.value.code == "borrower_blocked"
     nobody = await members.create_account(name="New", email="new@example.org", role="member")
     assert [r.code for r in (await loans.assess(member_id=nobody.id, item_codes=[])).borrower_reasons] == [
-        "no_membership", "over_limit"]
+        "no_membership",
+        "over_limit",
+    ]
 
 
 async def test_overdue_items_and_the_limit_block_new_loans(library):
     [loan] = await lend(library, library["ann"], library["drill"])
     await Loan.update({Loan.due_at: clock.now() - timedelta(days=1)}).where(Loan.id == loan.id).run()
-    codes = [r.code for r in (await loans.assess(member_id=library["ann"].id,
-                                                 item_codes=[library["tent"].code])).borrower_reasons]
+    codes = [
+        r.code
+        for r in (await loans.assess(member_id=library["ann"].id, item_codes=[library["tent"].code])).borrower_reasons
+    ]
     assert codes == ["overdue_items"]
     await Loan.update({Loan.due_at: clock.now() + timedelta(days=1)}).where(Loan.id == loan.id).run()
-    codes = [r.code for r in (await loans.assess(member_id=library["ann"].id,
-                                                 item_codes=[library["tent"].code, library["ladder"].code])
-                              ).borrower_reasons]
+    codes = [
+        r.code
+        for r in (
+            await loans.assess(member_id=library["ann"].id, item_codes=[library["tent"].code, library["ladder"].code])
+        ).borrower_reasons
+    ]
     assert codes == ["over_limit"]
 
 
 async def test_unknown_retired_and_maintenance_items_each_say_why(library):
     await catalog.set_status(code=library["ladder"].code, status="maintenance", reason="wobbly rung")
     await catalog.set_status(code=library["drill2"].code, status="retired", reason="burnt out")
-    assessment = await loans.assess(member_id=library["ann"].id,
-                                    item_codes=["ZZZZZZZZ", library["ladder"].code, library["drill2"].code])
-    assert [line.reasons[0].code for line in assessment.lines] == ["item_not_found", "item_in_maintenance",
-                                                                   "item_retired"]
+    assessment = await loans.assess(
+        member_id=library["ann"].id, item_codes=["ZZZZZZZZ", library["ladder"].code, library["drill2"].code]
+    )
+    assert [line.reasons[0].code for line in assessment.lines] == [
+        "item_not_found",
+        "item_in_maintenance",
+        "item_retired",
+    ]
     with pytest.raises(errors.NotFound) as caught:
         await loans.check_out(member_id=library["ann"].id, item_codes=["ZZZZZZZZ"], actor_id=None)
     assert caught.value.code == "item_not_found"
@@ -131,8 +158,13 @@ async def test_a_scanned_label_url_and_a_typed_code_with_look_alikes_both_work(l
 
 async def test_checking_in_twice_changes_nothing_and_needs_repair_goes_to_maintenance(library):
     [loan] = await lend(library, library["ann"], library["drill"])
-    back = await loans.check_in(item_code=library["drill"].code, condition="worn", notes="Chuck sticks",
-                                parts_missing=["Case"], actor_id=library["volunteer"].id)
+    back = await loans.check_in(
+        item_code=library["drill"].code,
+        condition="worn",
+        notes="Chuck sticks",
+        parts_missing=["Case"],
+        actor_id=library["volunteer"].id,
+    )
     assert back.changed and back.needs_repair and back.loan.parts_missing == ["Case"]
     item = await catalog.get_item(code=library["drill"].code)
     assert item.status == "maintenance" and item.condition == "worn" and item.status_reason == "Chuck sticks"
@@ -152,19 +184,25 @@ async def test_checking_in_twice_changes_nothing_and_needs_repair_goes_to_mainte
 
 async def test_a_forgotten_check_out_and_check_in_are_backdated_and_the_log_says_so(library):
     earlier = (clock.now() - timedelta(days=2)).replace(microsecond=0)
-    [loan] = await loans.check_out(member_id=library["ann"].id, item_codes=[library["drill"].code], actor_id=None,
-                                   lent_at=earlier)
+    [loan] = await loans.check_out(
+        member_id=library["ann"].id, item_codes=[library["drill"].code], actor_id=None, lent_at=earlier
+    )
     assert loan.lent_at == earlier and loan.recorded_at > earlier
     assert (loan.due_at - earlier).days in (6, 7)
     with pytest.raises(errors.InvalidInput) as before_loan:
         await loans.check_in(loan_id=loan.id, returned_at=earlier - timedelta(hours=1), actor_id=None)
     assert before_loan.value.code == "invalid_date"
     with pytest.raises(errors.InvalidInput):
-        await loans.check_out(member_id=library["ann"].id, item_codes=[library["tent"].code], actor_id=None,
-                              lent_at="last tuesday")
+        await loans.check_out(
+            member_id=library["ann"].id, item_codes=[library["tent"].code], actor_id=None, lent_at="last tuesday"
+        )
     with pytest.raises(errors.InvalidInput):
-        await loans.check_out(member_id=library["ann"].id, item_codes=[library["tent"].code], actor_id=None,
-                              lent_at=clock.now() - timedelta(days=90))
+        await loans.check_out(
+            member_id=library["ann"].id,
+            item_codes=[library["tent"].code],
+            actor_id=None,
+            lent_at=clock.now() - timedelta(days=90),
+        )
     back = await loans.check_in(loan_id=loan.id, returned_at=earlier + timedelta(days=1), actor_id=None)
     assert back.loan.returned_at == earlier + timedelta(days=1)
     details = [e["detail"] for e in await AuditEvent.select().where(AuditEvent.action.like("loan.%")).run()]
@@ -241,32 +279,48 @@ async def test_copies_back_from_repair_go_to_the_queue_first(library):
 async def test_bookings_check_overlaps_loans_buffers_and_closed_days(library):
     today = venues.today(await venues.calendar())
     start, end = today + timedelta(days=10), today + timedelta(days=12)
-    booking = await loans.reserve(member_id=library["ann"].id, item_code=library["tent"].code, starts_on=start,
-                                  ends_on=end)
+    booking = await loans.reserve(
+        member_id=library["ann"].id, item_code=library["tent"].code, starts_on=start, ends_on=end
+    )
     assert booking.status == "booked"
     with pytest.raises(errors.Conflict) as overlap:
-        await loans.reserve(member_id=library["bob"].id, item_code=library["tent"].code,
-                            starts_on=end.isoformat(), ends_on=(end + timedelta(days=1)).isoformat())
+        await loans.reserve(
+            member_id=library["bob"].id,
+            item_code=library["tent"].code,
+            starts_on=end.isoformat(),
+            ends_on=(end + timedelta(days=1)).isoformat(),
+        )
     assert overlap.value.code == "reservation_conflict"
     # Another copy of the same thing is booked instead of refusing.
-    drill = await loans.reserve(member_id=library["ann"].id, item_code=library["drill"].code, starts_on=start,
-                                ends_on=end)
-    other = await loans.reserve(member_id=library["bob"].id, item_code=library["drill"].code, starts_on=start,
-                                ends_on=end)
+    drill = await loans.reserve(
+        member_id=library["ann"].id, item_code=library["drill"].code, starts_on=start, ends_on=end
+    )
+    other = await loans.reserve(
+        member_id=library["bob"].id, item_code=library["drill"].code, starts_on=start, ends_on=end
+    )
     assert {drill.item_code, other.item_code} == {library["drill"].code, library["drill2"].code}
     with pytest.raises(errors.InvalidInput) as malformed:
-        await loans.reserve(member_id=library["bob"].id, item_code=library["ladder"].code, starts_on="31/12/2026",
-                            ends_on="2027-01-02")
+        await loans.reserve(
+            member_id=library["bob"].id, item_code=library["ladder"].code, starts_on="31/12/2026", ends_on="2027-01-02"
+        )
     assert malformed.value.code == "invalid_date"
     await venues.add_closure(starts_on=start + timedelta(days=20), reason="Stocktake")
     with pytest.raises(errors.RuleViolation) as closed:
-        await loans.reserve(member_id=library["bob"].id, item_code=library["ladder"].code,
-                            starts_on=start + timedelta(days=20), ends_on=start + timedelta(days=21))
+        await loans.reserve(
+            member_id=library["bob"].id,
+            item_code=library["ladder"].code,
+            starts_on=start + timedelta(days=20),
+            ends_on=start + timedelta(days=21),
+        )
     assert closed.value.code == "closed_day"
     # Someone else's booking stops a loan that would run into it.
     bookings_start = today + timedelta(days=3)
-    await loans.reserve(member_id=library["ann"].id, item_code=library["ladder"].code, starts_on=bookings_start,
-                        ends_on=bookings_start + timedelta(days=1))
+    await loans.reserve(
+        member_id=library["ann"].id,
+        item_code=library["ladder"].code,
+        starts_on=bookings_start,
+        ends_on=bookings_start + timedelta(days=1),
+    )
     assessment = await loans.assess(member_id=library["bob"].id, item_codes=[library["ladder"].code])
     assert [r.code for r in assessment.lines[0].reasons] == ["reserved_by_other"]
 
@@ -286,9 +340,20 @@ async def test_late_returns_cost_nothing_unless_the_venue_charges_and_fees_can_b
     [loan] = await lend(library, library["ann"], library["tent"])
     await Loan.update({Loan.due_at: clock.now() - timedelta(days=3)}).where(Loan.id == loan.id).run()
     assert (await loans.check_in(loan_id=loan.id, actor_id=None)).fee_pence == 0
-    await loans.save_policy(values={"renewal_limit": 2, "buffer_hours": 0, "hold_days": 3, "due_soon_days": 2,
-                                    "reserve_ahead_days": 90, "max_reservation_days": 14, "fee_per_day_pence": 50,
-                                    "fee_cap_pence": 100, "block_over_pence": 0, "fees_enabled": True})
+    await loans.save_policy(
+        values={
+            "renewal_limit": 2,
+            "buffer_hours": 0,
+            "hold_days": 3,
+            "due_soon_days": 2,
+            "reserve_ahead_days": 90,
+            "max_reservation_days": 14,
+            "fee_per_day_pence": 50,
+            "fee_cap_pence": 100,
+            "block_over_pence": 0,
+            "fees_enabled": True,
+        }
+    )
     [again] = await lend(library, library["ann"], library["tent"])
     await Loan.update({Loan.due_at: clock.now() - timedelta(days=3)}).where(Loan.id == again.id).run()
     assert (await loans.check_in(loan_id=again.id, actor_id=None)).fee_pence == 100  # capped
@@ -301,9 +366,19 @@ async def test_late_returns_cost_nothing_unless_the_venue_charges_and_fees_can_b
 
 
 async def test_a_buffer_keeps_a_returned_copy_back_for_cleaning(library):
-    await loans.save_policy(values={"renewal_limit": 2, "buffer_hours": 24, "hold_days": 3, "due_soon_days": 2,
-                                    "reserve_ahead_days": 90, "max_reservation_days": 14, "fee_per_day_pence": 0,
-                                    "fee_cap_pence": 0, "block_over_pence": 0})
+    await loans.save_policy(
+        values={
+            "renewal_limit": 2,
+            "buffer_hours": 24,
+            "hold_days": 3,
+            "due_soon_days": 2,
+            "reserve_ahead_days": 90,
+            "max_reservation_days": 14,
+            "fee_per_day_pence": 0,
+            "fee_cap_pence": 0,
+            "block_over_pence": 0,
+        }
+    )
     await lend(library, library["ann"], library["tent"])
     await loans.check_in(item_code=library["tent"].code, actor_id=None)
     assessment = await loans.assess(member_id=library["bob"].id, item_codes=[library["tent"].code])
@@ -331,7 +406,9 @@ async def test_the_calendar_feed_lists_due_dates_and_a_new_address_stops_the_old
     token = await loans.calendar_token(member_id=library["ann"].id)
     assert await loans.calendar_token(member_id=library["ann"].id) == token
     feed = await loans.calendar_feed(member_id=library["ann"].id, base_url="http://testserver.local")
-    assert feed.startswith("BEGIN:VCALENDAR\r\n") and "SUMMARY:Due back: Tent" in feed and feed.count("BEGIN:VEVENT") == 1
+    assert (
+        feed.startswith("BEGIN:VCALENDAR\r\n") and "SUMMARY:Due back: Tent" in feed and feed.count("BEGIN:VEVENT") == 1
+    )
     assert all(len(line.encode()) <= 75 for line in feed.split("\r\n"))
     fresh = await loans.calendar_token(member_id=library["ann"].id, renew=True)
     assert fresh != token and await loans.member_for_calendar(token=fresh) == library["ann"].id
@@ -344,9 +421,15 @@ async def test_the_loan_index_refuses_a_second_open_loan_even_past_the_service(l
     from lending import db
 
     with pytest.raises(Exception) as caught:
-        await Loan.insert(Loan(item=(await Item.select(Item.id).where(Item.code == library["tent"].code).first().run())
-                               ["id"], member=library["bob"].id, lent_at=clock.now(), due_at=clock.now(),
-                               recorded_at=clock.now())).run()
+        await Loan.insert(
+            Loan(
+                item=(await Item.select(Item.id).where(Item.code == library["tent"].code).first().run())["id"],
+                member=library["bob"].id,
+                lent_at=clock.now(),
+                due_at=clock.now(),
+                recorded_at=clock.now(),
+            )
+        ).run()
     assert db.is_unique_violation(caught.value)
     assert loan.id
 
@@ -357,8 +440,14 @@ def test_days_between_bookings_round_the_buffer_up():
     assert rules.buffer_days(rules.Policy(buffer_hours=0)) == 0
     assert rules.buffer_days(rules.Policy(buffer_hours=1)) == 1
     assert rules.buffer_days(rules.Policy(buffer_hours=48)) == 2
-    assert rules.late_fee(policy=rules.Policy(fees_enabled=True, fee_per_day_pence=20), due_on=date(2026, 1, 1),
-                          returned_on=date(2026, 1, 4)) == 60
+    assert (
+        rules.late_fee(
+            policy=rules.Policy(fees_enabled=True, fee_per_day_pence=20),
+            due_on=date(2026, 1, 1),
+            returned_on=date(2026, 1, 4),
+        )
+        == 60
+    )
 
 
 async def test_a_copy_lent_after_its_hold_lapsed_is_not_offered_to_the_queue_while_out(library):
@@ -380,8 +469,9 @@ async def test_loans_of_one_copy_never_overlap_in_time_under_concurrent_desks(li
     recorded times agree (a loan never starts before the return it waited for)."""
     import asyncio
 
-    people = [library["ann"], library["bob"]] + [await member_with_membership(f"M{n}", tier_id=library["tier"].id)
-                                                 for n in range(4)]
+    people = [library["ann"], library["bob"]] + [
+        await member_with_membership(f"M{n}", tier_id=library["tier"].id) for n in range(4)
+    ]
     done = 0
 
     async def desk(member) -> None:

@@ -19,11 +19,17 @@ async def test_create_account_for_each_role(people):
         account = people[role]
         assert account.role == role
         assert len(account.card_code) == 8
-        assert account.home == {"member": "/account", "volunteer": "/desk", "link_worker": "/referrals",
-                                "coordinator": "/manage"}[role]
+        assert (
+            account.home
+            == {"member": "/account", "volunteer": "/desk", "link_worker": "/referrals", "coordinator": "/manage"}[role]
+        )
     assert people["link_worker"].organisation_name == "Riverside Surgery"
-    row = await Account.select(Account.admin, Account.superuser, Account.password).where(
-        Account.id == people["coordinator"].id).first().run()
+    row = (
+        await Account.select(Account.admin, Account.superuser, Account.password)
+        .where(Account.id == people["coordinator"].id)
+        .first()
+        .run()
+    )
     assert row["admin"] and row["superuser"]
     assert row["password"].startswith("pbkdf2_sha256$") and PASSWORD not in row["password"]
     volunteer = await Account.select(Account.admin).where(Account.id == people["volunteer"].id).first().run()
@@ -56,16 +62,16 @@ async def test_bad_account_details_are_refused_and_nothing_is_written(database, 
 
 async def test_duplicate_email_is_a_conflict_whatever_its_case(people):
     with pytest.raises(errors.Conflict) as raised:
-        await members.create_account(name="Other", email=" Volunteer@Example.ORG ", role="volunteer",
-                                     password=PASSWORD)
+        await members.create_account(name="Other", email=" Volunteer@Example.ORG ", role="volunteer", password=PASSWORD)
     assert raised.value.code == "email_taken"
     assert await Account.count().where(Account.email == "volunteer@example.org").run() == 1
 
 
 async def test_concurrent_creation_with_one_email_makes_one_account(database):
     async def attempt(n: int):
-        return await members.create_account(name=f"Racer {n}", email="race@example.org", role="volunteer",
-                                            password=PASSWORD)
+        return await members.create_account(
+            name=f"Racer {n}", email="race@example.org", role="volunteer", password=PASSWORD
+        )
 
     results = await asyncio.gather(*(attempt(n) for n in range(8)), return_exceptions=True)
     created = [r for r in results if not isinstance(r, BaseException)]
@@ -126,8 +132,9 @@ async def test_expired_session_is_refused(people):
     _, token = await members.sign_in(email="member@example.org", password=PASSWORD, address="1.2.3.4")
     from datetime import datetime
 
-    await Session.update({Session.expiry_date: datetime.now() - timedelta(minutes=1)}).where(
-        Session.token == token).run()
+    await (
+        Session.update({Session.expiry_date: datetime.now() - timedelta(minutes=1)}).where(Session.token == token).run()
+    )
     assert await members.account_for_session(token=token) is None
 
 
@@ -203,8 +210,9 @@ async def test_admin_rules_match_the_app(people):
     with pytest.raises(errors.InvalidInput):
         await members.admin_account_fields(role="link_worker", email=None, organisation_id=None, name="A")
     with pytest.raises(errors.InvalidInput):
-        await members.admin_account_fields(role="volunteer", email=None, organisation_id=people["organisation"].id,
-                                           name="A")
+        await members.admin_account_fields(
+            role="volunteer", email=None, organisation_id=people["organisation"].id, name="A"
+        )
 
 
 async def test_a_session_used_near_its_expiry_is_extended_but_not_past_its_limit(people):
@@ -216,6 +224,9 @@ async def test_a_session_used_near_its_expiry_is_extended_but_not_past_its_limit
     assert await members.account_for_session(token=token) is not None
     extended = (await Session.select(Session.expiry_date).where(Session.token == token).first().run())["expiry_date"]
     assert extended - soon == members.SESSION_EXTEND
-    await Session.update({Session.max_expiry_date: datetime.now() - timedelta(seconds=1)}).where(
-        Session.token == token).run()
+    await (
+        Session.update({Session.max_expiry_date: datetime.now() - timedelta(seconds=1)})
+        .where(Session.token == token)
+        .run()
+    )
     assert await members.account_for_session(token=token) is None

@@ -24,21 +24,42 @@ BASE = "http://testserver.local"
 
 
 async def make_tiers() -> dict:
-    sliding = await memberships.save_tier(values=TierInput(
-        name="Pay what you can", description="Choose what you can afford; nobody asks why.",
-        suggested=[0, 500, 1500], min_pence=100, max_pence=5000, allow_free=True, interval="one_off",
-        gift_aid=True))
-    monthly = await memberships.save_tier(values=TierInput(
-        name="Monthly", suggested=[300, 500], min_pence=100, max_pence=2000, interval="month", position=1))
-    concession = await memberships.save_tier(values=TierInput(
-        name="Concession", min_pence=0, max_pence=0, allow_free=True, public=False, position=2))
+    sliding = await memberships.save_tier(
+        values=TierInput(
+            name="Pay what you can",
+            description="Choose what you can afford; nobody asks why.",
+            suggested=[0, 500, 1500],
+            min_pence=100,
+            max_pence=5000,
+            allow_free=True,
+            interval="one_off",
+            gift_aid=True,
+        )
+    )
+    monthly = await memberships.save_tier(
+        values=TierInput(
+            name="Monthly", suggested=[300, 500], min_pence=100, max_pence=2000, interval="month", position=1
+        )
+    )
+    concession = await memberships.save_tier(
+        values=TierInput(name="Concession", min_pence=0, max_pence=0, allow_free=True, public=False, position=2)
+    )
     return {"sliding": sliding, "monthly": monthly, "concession": concession}
 
 
 def join_details(**changes) -> dict:
-    details = dict(name="Nia Jones", email="nia@example.org", password=PASSWORD, language="cy",
-                   tier="Pay what you can", amount="0", agreement_version=None, gateway=OFFLINE, base_url=BASE,
-                   pounds=True)
+    details = dict(
+        name="Nia Jones",
+        email="nia@example.org",
+        password=PASSWORD,
+        language="cy",
+        tier="Pay what you can",
+        amount="0",
+        agreement_version=None,
+        gateway=OFFLINE,
+        base_url=BASE,
+        pounds=True,
+    )
     details.update(changes)
     return details
 
@@ -58,14 +79,21 @@ async def test_tiers_are_listed_in_order_and_counter_only_ones_are_not_public(da
 
 async def test_joining_for_nothing_activates_at_once_and_records_the_agreement(database):
     await make_tiers()
-    agreement = await memberships.publish_agreement(body="Bring things back clean.", body_cy="Dewch â phethau'n ôl yn lân.")
+    agreement = await memberships.publish_agreement(
+        body="Bring things back clean.", body_cy="Dewch â phethau'n ôl yn lân."
+    )
     outcome = await memberships.join(**join_details(agreement_version=agreement.version))
     assert outcome.checkout_url is None and not outcome.pay_at_counter
     assert outcome.membership.status == "active" and outcome.membership.method == "free"
     assert outcome.membership.ends_at > clock.now() + timedelta(days=360)
     assert outcome.account.language == "cy" and outcome.session_token
-    acceptance = await AgreementAcceptance.select(AgreementAcceptance.agreement.version.as_alias("v"),
-                                                  AgreementAcceptance.accepted_at).first().run()
+    acceptance = (
+        await AgreementAcceptance.select(
+            AgreementAcceptance.agreement.version.as_alias("v"), AgreementAcceptance.accepted_at
+        )
+        .first()
+        .run()
+    )
     assert acceptance["v"] == 1 and acceptance["accepted_at"] is not None
     assert await Payment.count().run() == 0
 
@@ -74,16 +102,24 @@ async def test_joining_reports_every_problem_and_writes_nothing(database):
     await make_tiers()
     await memberships.publish_agreement(body="Rules")
     with pytest.raises(errors.InvalidInput) as raised:
-        await memberships.join(**join_details(name="", email="nope", password="short", amount="99999",
-                                              agreement_version=None))
+        await memberships.join(
+            **join_details(name="", email="nope", password="short", amount="99999", agreement_version=None)
+        )
     assert {"name", "email", "password", "agreement", "amount"} <= set(raised.value.errors)
     assert await Account.count().run() == 0
     assert await Membership.count().run() == 0
 
 
-@pytest.mark.parametrize("amount, code", [("0.50", "amount_below_minimum"), ("50.01", "amount_above_maximum"),
-                                          ("-3", "amount_negative"), ("3.333", "amount_fractional_pence"),
-                                          ("lots", "amount_not_a_number")])
+@pytest.mark.parametrize(
+    "amount, code",
+    [
+        ("0.50", "amount_below_minimum"),
+        ("50.01", "amount_above_maximum"),
+        ("-3", "amount_negative"),
+        ("3.333", "amount_fractional_pence"),
+        ("lots", "amount_not_a_number"),
+    ],
+)
 async def test_amounts_outside_the_scale_are_refused(database, amount, code):
     await make_tiers()
     with pytest.raises(errors.InvalidInput) as raised:
@@ -122,56 +158,84 @@ async def test_a_counter_payment_activates_then_renews_from_the_end(people):
     tiers = await make_tiers()
     member, volunteer = people["member"], people["volunteer"]
     membership, payment = await memberships.record_counter_payment(
-        member_id=member.id, tier=tiers["sliding"].id, amount="10", forward="2", pounds=True, method="cash",
-        actor_id=volunteer.id, gift_aid=GiftAid(full_name="Test Member", house="4", postcode="cf5 1qj"))
+        member_id=member.id,
+        tier=tiers["sliding"].id,
+        amount="10",
+        forward="2",
+        pounds=True,
+        method="cash",
+        actor_id=volunteer.id,
+        gift_aid=GiftAid(full_name="Test Member", house="4", postcode="cf5 1qj"),
+    )
     assert membership.status == "active" and membership.method == "cash"
     assert payment.amount_pence == 1200 and payment.forward_pence == 200 and payment.gift_aid
     assert payment.recorded_by_name == "Test volunteer" and len(payment.receipt_code) == 10
     first_end = membership.ends_at
     renewed, second = await memberships.record_counter_payment(
-        member_id=member.id, tier=tiers["sliding"].id, amount=300, method="card_reader", actor_id=volunteer.id)
+        member_id=member.id, tier=tiers["sliding"].id, amount=300, method="card_reader", actor_id=volunteer.id
+    )
     assert renewed.id == membership.id
     assert renewed.ends_at.year == first_end.year + 1
     assert await Membership.count().run() == 1
     assert (await GiftAidDeclaration.select().first().run())["postcode"] == "CF5 1QJ"
     assert [p.receipt_code for p in await memberships.member_payments(member_id=member.id)] == [
-        second.receipt_code, payment.receipt_code]
+        second.receipt_code,
+        payment.receipt_code,
+    ]
 
 
 async def test_counter_only_tiers_are_chosen_at_the_counter_but_not_online(people):
     tiers = await make_tiers()
     membership, payment = await memberships.record_counter_payment(
-        member_id=people["member"].id, tier=tiers["concession"].id, amount=0, method="cash",
-        actor_id=people["volunteer"].id)
+        member_id=people["member"].id,
+        tier=tiers["concession"].id,
+        amount=0,
+        method="cash",
+        actor_id=people["volunteer"].id,
+    )
     assert membership.status == "active" and payment is None
     with pytest.raises(errors.InvalidInput) as raised:
-        await memberships.start_membership(member_id=people["member"].id, tier=tiers["concession"].id, amount=0,
-                                           gateway=OFFLINE, base_url=BASE)
+        await memberships.start_membership(
+            member_id=people["member"].id, tier=tiers["concession"].id, amount=0, gateway=OFFLINE, base_url=BASE
+        )
     assert raised.value.code == "tier_not_found"
 
 
 async def test_a_free_membership_renews_only_in_its_last_weeks(people):
     tiers = await make_tiers()
-    await memberships.start_membership(member_id=people["member"].id, tier=tiers["sliding"].id, amount=0,
-                                       gateway=OFFLINE, base_url=BASE)
+    await memberships.start_membership(
+        member_id=people["member"].id, tier=tiers["sliding"].id, amount=0, gateway=OFFLINE, base_url=BASE
+    )
     with pytest.raises(errors.Conflict) as raised:
-        await memberships.start_membership(member_id=people["member"].id, tier=tiers["sliding"].id, amount=0,
-                                           gateway=OFFLINE, base_url=BASE)
+        await memberships.start_membership(
+            member_id=people["member"].id, tier=tiers["sliding"].id, amount=0, gateway=OFFLINE, base_url=BASE
+        )
     assert raised.value.code == "renewal_not_open"
     later = clock.now() + timedelta(days=350)
-    renewed = await memberships.start_membership(member_id=people["member"].id, tier=tiers["sliding"].id, amount=0,
-                                                 gateway=OFFLINE, base_url=BASE, now=later)
+    renewed = await memberships.start_membership(
+        member_id=people["member"].id, tier=tiers["sliding"].id, amount=0, gateway=OFFLINE, base_url=BASE, now=later
+    )
     assert renewed.membership.ends_at > later + timedelta(days=370)
 
 
-@pytest.mark.parametrize("changes, code", [({"method": "cheque"}, "invalid_method"),
-                                           ({"amount": 99}, "amount_below_minimum"),
-                                           ({"amount": 5.5}, "amount_fractional_pence"),
-                                           ({"tier": 9999}, "tier_not_found")])
+@pytest.mark.parametrize(
+    "changes, code",
+    [
+        ({"method": "cheque"}, "invalid_method"),
+        ({"amount": 99}, "amount_below_minimum"),
+        ({"amount": 5.5}, "amount_fractional_pence"),
+        ({"tier": 9999}, "tier_not_found"),
+    ],
+)
 async def test_bad_counter_payments_are_refused_and_nothing_is_written(people, changes, code):
     tiers = await make_tiers()
-    details = dict(member_id=people["member"].id, tier=tiers["sliding"].id, amount=500, method="cash",
-                   actor_id=people["volunteer"].id)
+    details = dict(
+        member_id=people["member"].id,
+        tier=tiers["sliding"].id,
+        amount=500,
+        method="cash",
+        actor_id=people["volunteer"].id,
+    )
     details.update(changes)
     with pytest.raises(errors.DomainError) as raised:
         await memberships.record_counter_payment(**details)
@@ -182,16 +246,20 @@ async def test_bad_counter_payments_are_refused_and_nothing_is_written(people, c
 async def test_a_cash_refund_is_bounded_and_can_end_the_membership(people):
     tiers = await make_tiers()
     membership, payment = await memberships.record_counter_payment(
-        member_id=people["member"].id, tier=tiers["sliding"].id, amount=1000, method="cash",
-        actor_id=people["volunteer"].id)
-    part = await memberships.refund_payment(payment_id=payment.id, amount=400, gateway=OFFLINE,
-                                            actor_id=people["coordinator"].id, reason="Moved away")
+        member_id=people["member"].id,
+        tier=tiers["sliding"].id,
+        amount=1000,
+        method="cash",
+        actor_id=people["volunteer"].id,
+    )
+    part = await memberships.refund_payment(
+        payment_id=payment.id, amount=400, gateway=OFFLINE, actor_id=people["coordinator"].id, reason="Moved away"
+    )
     assert part.refunded_pence == 400
     with pytest.raises(errors.InvalidInput) as raised:
         await memberships.refund_payment(payment_id=payment.id, amount=601, gateway=OFFLINE, actor_id=None)
     assert raised.value.code == "refund_too_large"
-    rest = await memberships.refund_payment(payment_id=payment.id, gateway=OFFLINE, actor_id=None,
-                                            end_membership=True)
+    rest = await memberships.refund_payment(payment_id=payment.id, gateway=OFFLINE, actor_id=None, end_membership=True)
     assert rest.refunded_pence == 1000
     assert (await memberships.get_membership(membership_id=membership.id)).status == "cancelled"
 
@@ -200,8 +268,12 @@ async def test_income_by_month_and_method_and_the_csv(people):
     tiers = await make_tiers()
     for amount, method in ((500, "cash"), (700, "cash"), (300, "card_reader")):
         _, payment = await memberships.record_counter_payment(
-            member_id=people["member"].id, tier=tiers["sliding"].id, amount=amount, method=method,
-            actor_id=people["volunteer"].id)
+            member_id=people["member"].id,
+            tier=tiers["sliding"].id,
+            amount=amount,
+            method=method,
+            actor_id=people["volunteer"].id,
+        )
     await memberships.refund_payment(payment_id=payment.id, amount=100, gateway=OFFLINE, actor_id=None)
     rows = {row.method: row for row in await memberships.income_by_month()}
     assert rows["cash"].payments == 2 and rows["cash"].received_pence == 1200
@@ -220,7 +292,8 @@ async def test_csv_cells_cannot_become_formulas(database):
 async def test_the_sweep_expires_lapsed_memberships(people):
     tiers = await make_tiers()
     membership, _ = await memberships.record_counter_payment(
-        member_id=people["member"].id, tier=tiers["sliding"].id, amount=500, method="cash", actor_id=None)
+        member_id=people["member"].id, tier=tiers["sliding"].id, amount=500, method="cash", actor_id=None
+    )
     assert await memberships.expire_lapsed() == 0
     later = membership.ends_at + timedelta(seconds=1)
     assert (await memberships.current_membership(member_id=people["member"].id, now=later)).status == "expired"
@@ -229,8 +302,8 @@ async def test_the_sweep_expires_lapsed_memberships(people):
     assert row["status"] == "expired"
     # A new payment opens a fresh membership from that day.
     renewed, _ = await memberships.record_counter_payment(
-        member_id=people["member"].id, tier=tiers["sliding"].id, amount=500, method="cash", actor_id=None,
-        now=later)
+        member_id=people["member"].id, tier=tiers["sliding"].id, amount=500, method="cash", actor_id=None, now=later
+    )
     assert renewed.id != membership.id and renewed.status == "active"
 
 
@@ -239,12 +312,24 @@ async def test_the_agreement_can_be_accepted_at_the_counter(people):
     await memberships.publish_agreement(body="One")
     await memberships.publish_agreement(body="Two")
     with pytest.raises(errors.InvalidInput) as raised:
-        await memberships.record_counter_payment(member_id=people["member"].id, tier=tiers["sliding"].id,
-                                                 amount=500, method="cash", agreement_version=1, actor_id=None)
+        await memberships.record_counter_payment(
+            member_id=people["member"].id,
+            tier=tiers["sliding"].id,
+            amount=500,
+            method="cash",
+            agreement_version=1,
+            actor_id=None,
+        )
     assert raised.value.code == "agreement_not_accepted"
     assert await Membership.count().run() == 0 and await AgreementAcceptance.count().run() == 0
-    await memberships.record_counter_payment(member_id=people["member"].id, tier=tiers["sliding"].id, amount=500,
-                                             method="cash", agreement_version=2, actor_id=people["volunteer"].id)
+    await memberships.record_counter_payment(
+        member_id=people["member"].id,
+        tier=tiers["sliding"].id,
+        amount=500,
+        method="cash",
+        agreement_version=2,
+        actor_id=people["volunteer"].id,
+    )
     assert await memberships.accepted_version(account_id=people["member"].id) == 2
 
 
@@ -252,14 +337,23 @@ async def test_renewing_online_accepts_a_newer_agreement(people):
     tiers = await make_tiers()
     await memberships.publish_agreement(body="One")
     member = people["member"].id
-    await memberships.start_membership(member_id=member, tier=tiers["sliding"].id, amount=0, agreement_version=1,
-                                       gateway=OFFLINE, base_url=BASE)
+    await memberships.start_membership(
+        member_id=member, tier=tiers["sliding"].id, amount=0, agreement_version=1, gateway=OFFLINE, base_url=BASE
+    )
     await memberships.publish_agreement(body="Two")
     later = clock.now() + timedelta(days=350)
     with pytest.raises(errors.InvalidInput) as raised:
-        await memberships.start_membership(member_id=member, tier=tiers["sliding"].id, amount=0, gateway=OFFLINE,
-                                           base_url=BASE, now=later)
+        await memberships.start_membership(
+            member_id=member, tier=tiers["sliding"].id, amount=0, gateway=OFFLINE, base_url=BASE, now=later
+        )
     assert raised.value.code == "agreement_not_accepted"
-    await memberships.start_membership(member_id=member, tier=tiers["sliding"].id, amount=0, agreement_version=2,
-                                       gateway=OFFLINE, base_url=BASE, now=later)
+    await memberships.start_membership(
+        member_id=member,
+        tier=tiers["sliding"].id,
+        amount=0,
+        agreement_version=2,
+        gateway=OFFLINE,
+        base_url=BASE,
+        now=later,
+    )
     assert await memberships.accepted_version(account_id=member) == 2

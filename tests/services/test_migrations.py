@@ -7,12 +7,7 @@ import pytest
 
 from lending import db, schema
 from lending.piccolo_app import APP_CONFIG
-from tests.conftest import (
-    POSTGRES_URL,
-    create_postgres_database,
-    drop_postgres_database,
-    skip_or_fail,
-)
+from tests.conftest import POSTGRES_URL, create_postgres_database, drop_postgres_database, skip_or_fail
 
 
 async def test_migrations_hold_every_change_to_the_tables():
@@ -78,7 +73,9 @@ async def check_schema_matches_tables() -> None:
     assert await actual_columns() == expected_columns()
     wanted_unique = {
         (table._meta.tablename, c._meta.db_column_name)
-        for table in APP_CONFIG.table_classes for c in table._meta.columns if c._meta.unique
+        for table in APP_CONFIG.table_classes
+        for c in table._meta.columns
+        if c._meta.unique
     }
     assert wanted_unique <= await unique_columns()
 

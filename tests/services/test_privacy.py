@@ -13,20 +13,21 @@ from lending.catalog import services as catalog
 from lending.catalog.services import ItemDetails
 from lending.loans import services as loans
 from lending.loans.tables import Loan
-from lending.workflows import person_data
 from lending.members import services as members
 from lending.members.tables import Account
 from lending.memberships import services as memberships
 from lending.memberships.services import TierInput
 from lending.venues import services as venues
+from lending.workflows import person_data
 
 
 @pytest.fixture
 async def borrower(database):
     venues.forget_cache()
     tier = await memberships.save_tier(values=TierInput(name="Free", min_pence=0, max_pence=100, allow_free=True))
-    person = await members.create_account(name="Nia Jones", email="nia@example.org", role="member",
-                                          phone="029 2000 0000")
+    person = await members.create_account(
+        name="Nia Jones", email="nia@example.org", role="member", phone="029 2000 0000"
+    )
     await memberships.record_counter_payment(member_id=person.id, tier=tier.id, amount=0, method="cash", actor_id=None)
     item = await catalog.add_item(details=ItemDetails(name="Tent"))
     [loan] = await loans.check_out(member_id=person.id, item_codes=[item.code], actor_id=None)

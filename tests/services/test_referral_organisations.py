@@ -2,7 +2,6 @@ import pytest
 
 from lending import errors
 from lending.members import organisations
-from lending.referrals import services as referrals
 from lending.members.tables import Organisation
 
 

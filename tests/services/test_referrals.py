@@ -10,10 +10,10 @@ import pytest
 
 from lending import clock, codes, errors
 from lending.audit.tables import AuditEvent
+from lending.members import organisations
 from lending.members import services as members
 from lending.memberships import services as memberships
 from lending.memberships.services import TierInput
-from lending.members import organisations
 from lending.referrals import rules
 from lending.referrals import services as referrals
 from lending.referrals.tables import Referral
@@ -25,30 +25,43 @@ PASSWORD = "correct horse battery"
 @pytest.fixture
 async def world(database):
     venues.forget_cache()
-    tier = await memberships.save_tier(values=TierInput(name="Referral", min_pence=0, max_pence=0, allow_free=True,
-                                                        public=False, loan_limit=2))
-    await referrals.save_settings(tier_id=tier.id, months_options="3, 6, 12", redeem_days="60",
-                                  erase_after_days="365")
+    tier = await memberships.save_tier(
+        values=TierInput(name="Referral", min_pence=0, max_pence=0, allow_free=True, public=False, loan_limit=2)
+    )
+    await referrals.save_settings(tier_id=tier.id, months_options="3, 6, 12", redeem_days="60", erase_after_days="365")
     a = await organisations.create_organisation(name="Riverside Surgery", kind="gp_practice")
     b = await organisations.create_organisation(name="Hillside PCN", kind="primary_care_network")
     people = {
-        "lw_a": await members.create_account(name="Lowri", email="lowri@example.org", role="link_worker",
-                                             password=PASSWORD, organisation=a.id),
-        "lw_b": await members.create_account(name="Bryn", email="bryn@example.org", role="link_worker",
-                                             password=PASSWORD, organisation=b.id),
-        "volunteer": await members.create_account(name="Val", email="val@example.org", role="volunteer",
-                                                  password=PASSWORD),
-        "coordinator": await members.create_account(name="Cari", email="cari@example.org", role="coordinator",
-                                                    password=PASSWORD),
+        "lw_a": await members.create_account(
+            name="Lowri", email="lowri@example.org", role="link_worker", password=PASSWORD, organisation=a.id
+        ),
+        "lw_b": await members.create_account(
+            name="Bryn", email="bryn@example.org", role="link_worker", password=PASSWORD, organisation=b.id
+        ),
+        "volunteer": await members.create_account(
+            name="Val", email="val@example.org", role="volunteer", password=PASSWORD
+        ),
+        "coordinator": await members.create_account(
+            name="Cari", email="cari@example.org", role="coordinator", password=PASSWORD
+        ),
         "member": await members.create_account(name="Mo", email="mo@example.org", role="member"),
     }
     return {"tier": tier, "a": a, "b": b, **people}
 
 
 def details(**changes) -> rules.Details:
-    values = dict(name="Sam", contact_route="email", contact="sam@example.org", language="cy",
-                  access_needs="Large print, please", need_category="connection", months=6,
-                  redeem_by=clock.now().date() + timedelta(days=30), consent_referral=True, consent_share=True)
+    values = dict(
+        name="Sam",
+        contact_route="email",
+        contact="sam@example.org",
+        language="cy",
+        access_needs="Large print, please",
+        need_category="connection",
+        months=6,
+        redeem_by=clock.now().date() + timedelta(days=30),
+        consent_referral=True,
+        consent_share=True,
+    )
     values.update(changes)
     return rules.Details(**values)
 
@@ -64,12 +77,28 @@ async def test_a_link_worker_issues_a_referral_with_an_unguessable_code(world):
 
 async def test_bad_referral_details_are_each_named_and_nothing_is_written(world):
     with pytest.raises(errors.InvalidInput) as caught:
-        await referrals.issue_referral(issuer=world["lw_a"], details=details(
-            name="", contact_route="email", contact="nope", months=5, need_category="diabetes",
-            redeem_by=clock.now().date() - timedelta(days=1), consent_referral=False,
-            access_needs="x" * 400))
-    assert set(caught.value.errors) == {"name", "contact", "months", "need_category", "redeem_by",
-                                        "consent_referral", "access_needs"}
+        await referrals.issue_referral(
+            issuer=world["lw_a"],
+            details=details(
+                name="",
+                contact_route="email",
+                contact="nope",
+                months=5,
+                need_category="diabetes",
+                redeem_by=clock.now().date() - timedelta(days=1),
+                consent_referral=False,
+                access_needs="x" * 400,
+            ),
+        )
+    assert set(caught.value.errors) == {
+        "name",
+        "contact",
+        "months",
+        "need_category",
+        "redeem_by",
+        "consent_referral",
+        "access_needs",
+    }
     assert await Referral.count().run() == 0
     with pytest.raises(errors.NotAllowed):
         await referrals.issue_referral(issuer=world["volunteer"], details=details())
@@ -89,8 +118,11 @@ async def test_redeeming_gives_a_free_membership_once(world):
 
 async def test_expired_withdrawn_and_unknown_codes_are_refused_clearly(world):
     old = await referrals.issue_referral(issuer=world["lw_a"], details=details())
-    await Referral.update({Referral.redeem_by: clock.now().date() - timedelta(days=1)}).where(
-        Referral.code == old.code).run()
+    await (
+        Referral.update({Referral.redeem_by: clock.now().date() - timedelta(days=1)})
+        .where(Referral.code == old.code)
+        .run()
+    )
     with pytest.raises(errors.RuleViolation) as expired:
         await referrals.redeem(code=old.code, member_id=world["member"].id, address="5.6.7.8")
     assert expired.value.code == "referral_expired"
@@ -108,8 +140,9 @@ async def test_expired_withdrawn_and_unknown_codes_are_refused_clearly(world):
 async def test_guessing_codes_is_paused_after_ten_wrong_tries(world):
     for n in range(rules.REDEEM_ATTEMPTS):
         with pytest.raises(errors.NotFound):
-            await referrals.redeem(code=f"ZZZZZZZZZ{codes.ALPHABET[n]}", member_id=world["member"].id,
-                                   address="9.9.9.9")
+            await referrals.redeem(
+                code=f"ZZZZZZZZZ{codes.ALPHABET[n]}", member_id=world["member"].id, address="9.9.9.9"
+            )
     good = await referrals.issue_referral(issuer=world["lw_a"], details=details())
     with pytest.raises(errors.TooManyAttempts):
         await referrals.redeem(code=good.code, member_id=world["member"].id, address="9.9.9.9")
@@ -140,16 +173,20 @@ async def test_the_sweep_expires_completes_and_erases_but_keeps_the_counts(world
     unused = await referrals.issue_referral(issuer=world["lw_a"], details=details())
     used = await referrals.issue_referral(issuer=world["lw_a"], details=details())
     await referrals.redeem(code=used.code, member_id=world["member"].id, address="1.1.1.1")
-    await Referral.update({Referral.redeem_by: clock.now().date() - timedelta(days=2)}).where(
-        Referral.code == unused.code).run()
+    await (
+        Referral.update({Referral.redeem_by: clock.now().date() - timedelta(days=2)})
+        .where(Referral.code == unused.code)
+        .run()
+    )
     await Referral.update({Referral.ends_at: clock.now() - timedelta(hours=1)}).where(Referral.code == used.code).run()
     assert await referrals.sweep() == (1, 1, 0)
     states = {r.code: r.status for r in await referrals.list_referrals(viewer=world["lw_a"])}
     assert states == {unused.code: "expired", used.code: "completed"}
     later = clock.now() + timedelta(days=400)
     assert (await referrals.sweep(now=later))[2] == 2
-    rows = await Referral.select(Referral.name, Referral.contact, Referral.access_needs, Referral.status,
-                                 Referral.need_category).run()
+    rows = await Referral.select(
+        Referral.name, Referral.contact, Referral.access_needs, Referral.status, Referral.need_category
+    ).run()
     assert all(row["name"] == row["contact"] == row["access_needs"] == "" for row in rows)
     assert sorted(row["status"] for row in rows) == ["completed", "expired"]  # the counts stay
 
@@ -168,12 +205,12 @@ async def test_a_link_worker_extends_a_code_or_the_free_months(world):
 
 
 async def test_a_link_worker_whose_organisation_was_removed_cannot_issue(world):
-    from lending.members.tables import Account
-    from lending.members.tables import Organisation
+    from lending.members.tables import Account, Organisation
 
     orphan = await organisations.create_organisation(name="Closed charity", kind="charity")
-    worker = await members.create_account(name="Ola", email="ola@example.org", role="link_worker", password=PASSWORD,
-                                          organisation=orphan.id)
+    worker = await members.create_account(
+        name="Ola", email="ola@example.org", role="link_worker", password=PASSWORD, organisation=orphan.id
+    )
     await Account.update({Account.organisation: None}).where(Account.id == worker.id).run()
     await Organisation.delete().where(Organisation.id == orphan.id).run()
     stale = worker  # the view still names the organisation, as a signed-in session would

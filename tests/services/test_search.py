@@ -14,13 +14,43 @@ from lending.catalog import services as catalog
 from lending.catalog.services import ItemDetails
 from lending.catalog.tables import Category, ItemGroup
 
-HOSTILE = ["' OR 1=1 --", 'drill" OR "', "NEAR(a b)", "*", "^", "a:b", "\x00", "x" * 5000, "%", "_",
-           "'; DROP TABLE item; --", "drill AND NOT saw", '"unbalanced', "(((", "{}", "$1", "col:drill", "-drill",
-           "dri*", "\\", "\u202e\u0000\ud800", "drill\x00saw", "drill\x00", "name:drill", "body", "{name}: drill",
-           "drill:*", "!drill", "drill & saw", "drill | saw", "<-> drill"]
+HOSTILE = [
+    "' OR 1=1 --",
+    'drill" OR "',
+    "NEAR(a b)",
+    "*",
+    "^",
+    "a:b",
+    "\x00",
+    "x" * 5000,
+    "%",
+    "_",
+    "'; DROP TABLE item; --",
+    "drill AND NOT saw",
+    '"unbalanced',
+    "(((",
+    "{}",
+    "$1",
+    "col:drill",
+    "-drill",
+    "dri*",
+    "\\",
+    "\u202e\u0000\ud800",
+    "drill\x00saw",
+    "drill\x00",
+    "name:drill",
+    "body",
+    "{name}: drill",
+    "drill:*",
+    "!drill",
+    "drill & saw",
+    "drill | saw",
+    "<-> drill",
+]
 
 
 # --- words, without a database -----------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("typed", "terms"),
@@ -39,8 +69,10 @@ HOSTILE = ["' OR 1=1 --", 'drill" OR "', "NEAR(a b)", "*", "^", "a:b", "\x00", "
         ("Peiriant GWNÏO", ["peiriant", "gwnïo"]),
         ("ŵyn tŷ â ê î ô û ŷ", ["ŵyn", "tŷ", "â", "ê", "î", "ô", "û", "ŷ"]),
         ("drill drill DRILL", ["drill"]),
-        ("one two three four five six seven eight nine ten", ["one", "two", "three", "four", "five", "six",
-                                                              "seven", "eight"]),
+        (
+            "one two three four five six seven eight nine ten",
+            ["one", "two", "three", "four", "five", "six", "seven", "eight"],
+        ),
         ("not a drill or saw", ["not", "a", "drill", "or", "saw"]),  # only upper-case operators go
     ],
 )
@@ -63,9 +95,18 @@ def test_words_fold_case_and_diacritics_the_same_way_for_text_and_queries():
 
 @pytest.mark.parametrize(
     ("a", "b", "expected"),
-    [("drill", "drill", 0), ("drlil", "drill", 1), ("dril", "drill", 1), ("drills", "drill", 1),
-     ("trimer", "trimmer", 1), ("hegde", "hedge", 1), ("drill", "grill", 1), ("drill", "frills", 2),
-     ("abc", "xyz", 3), ("ca", "abc", 3)],
+    [
+        ("drill", "drill", 0),
+        ("drlil", "drill", 1),
+        ("dril", "drill", 1),
+        ("drills", "drill", 1),
+        ("trimer", "trimmer", 1),
+        ("hegde", "hedge", 1),
+        ("drill", "grill", 1),
+        ("drill", "frills", 2),
+        ("abc", "xyz", 3),
+        ("ca", "abc", 3),
+    ],
 )
 def test_damerau_levenshtein_distance(a, b, expected):
     assert search.distance(a, b, 5) == expected
@@ -73,6 +114,7 @@ def test_damerau_levenshtein_distance(a, b, expected):
 
 
 # --- the catalogue ------------------------------------------------------------------------------
+
 
 async def names(**kwargs) -> list[str]:
     items, _ = await catalog.list_items(**kwargs)
@@ -93,8 +135,9 @@ async def shelf(database):
         ("Lawn mower", "Electric, with a grass box", garden, ""),
         ("Peiriant gwnïo", "Sewing machine (Singer)", crafts, "Pedal"),
     ]:
-        items[name] = await catalog.add_item(details=ItemDetails(
-            name=name, description=description, category_id=category.id, parts=parts))
+        items[name] = await catalog.add_item(
+            details=ItemDetails(name=name, description=description, category_id=category.id, parts=parts)
+        )
     return {"items": items, "tools": tools, "drills": drills, "garden": garden, "crafts": crafts}
 
 
@@ -189,11 +232,11 @@ async def test_hostile_input_explains_itself(shelf):
 async def test_search_respects_filters_and_pages(shelf):
     garden = shelf["garden"].id
     for n in range(6):
-        await catalog.add_item(details=ItemDetails(name=f"Drill {n}", category_id=shelf["drills"].id if n % 2
-                                                   else garden))
+        await catalog.add_item(
+            details=ItemDetails(name=f"Drill {n}", category_id=shelf["drills"].id if n % 2 else garden)
+        )
     every = await names(query="drill", limit=50)
-    assert every == ["Cordless drill", "Drill 0", "Drill 1", "Drill 2", "Drill 3", "Drill 4", "Drill 5",
-                     "Hammer drill"]
+    assert every == ["Cordless drill", "Drill 0", "Drill 1", "Drill 2", "Drill 3", "Drill 4", "Drill 5", "Hammer drill"]
     paged, cursor, pages = [], "", 0
     while True:
         items, cursor = await catalog.list_items(query="drill", limit=3, cursor=cursor or "")
@@ -204,18 +247,29 @@ async def test_search_respects_filters_and_pages(shelf):
     assert paged == every and pages == 3
     assert await names(query="drill", category_id=garden) == ["Drill 0", "Drill 2", "Drill 4"]
     assert await names(query="drill", category_id=shelf["tools"].id) == [
-        "Cordless drill", "Drill 1", "Drill 3", "Drill 5", "Hammer drill"]
+        "Cordless drill",
+        "Drill 1",
+        "Drill 3",
+        "Drill 5",
+        "Hammer drill",
+    ]
     busy = shelf["items"]["Hammer drill"]
     await catalog.set_status(code=busy.code, status="maintenance")
     assert await names(query="drill", available=True, category_id=shelf["tools"].id) == [
-        "Cordless drill", "Drill 1", "Drill 3", "Drill 5"]
+        "Cordless drill",
+        "Drill 1",
+        "Drill 3",
+        "Drill 5",
+    ]
     assert "Hammer drill" in await names(query="drill")
 
 
 async def test_editing_an_item_re_indexes_it(shelf):
     drill = shelf["items"]["Cordless drill"]
-    await catalog.update_item(code=drill.code, details=ItemDetails(
-        name="Cordless screwdriver", description="12V", category_id=shelf["garden"].id))
+    await catalog.update_item(
+        code=drill.code,
+        details=ItemDetails(name="Cordless screwdriver", description="12V", category_id=shelf["garden"].id),
+    )
     assert await names(query="drill") == ["Hammer drill"]
     assert await names(query="screwdriver") == ["Cordless screwdriver"]
     assert await names(query="cordless") == ["Cordless screwdriver"]
@@ -264,8 +318,16 @@ async def test_the_migration_indexes_existing_groups(database):
     manager = await migration.forwards()
     await manager.run(backwards=True)
     category = await catalog.create_category(name="Cegin")
-    await ItemGroup.insert(ItemGroup(name="Bread maker", description="Makes a loaf", category=category.id,
-                                     parts='["Paddle"]', created_at=db_now(), updated_at=db_now())).run()
+    await ItemGroup.insert(
+        ItemGroup(
+            name="Bread maker",
+            description="Makes a loaf",
+            category=category.id,
+            parts='["Paddle"]',
+            created_at=db_now(),
+            updated_at=db_now(),
+        )
+    ).run()
     group = await ItemGroup.select(ItemGroup.id).first().run()
     from lending.catalog.tables import Item
 

@@ -40,26 +40,57 @@ def png(colour: str = "#aa3311", size: tuple[int, int] = (300, 120)) -> bytes:
 async def build_venue() -> None:
     """A venue with something in every part of the setup."""
     venues.forget_cache()
-    await venues.save_details(details=rules.VenueDetails(
-        name="Aberystwyth Library of Things", timezone="Europe/London", currency="gbp", email="hello@aber.example",
-        phone="01970 000000", address="1 Great Darkgate Street\nAberystwyth", website="https://aber.example",
-        colour="#5a2d82", languages=("cy", "en"), label_template="L7651"))
+    await venues.save_details(
+        details=rules.VenueDetails(
+            name="Aberystwyth Library of Things",
+            timezone="Europe/London",
+            currency="gbp",
+            email="hello@aber.example",
+            phone="01970 000000",
+            address="1 Great Darkgate Street\nAberystwyth",
+            website="https://aber.example",
+            colour="#5a2d82",
+            languages=("cy", "en"),
+            label_template="L7651",
+        )
+    )
     await venues.set_logo(data=png())
     await venues.set_hours(timezone_name="Europe/London", hours={1: "10:00-13:00, 14:00-17:00", 5: "10:00-16:00"})
     hall = await catalog.create_site(name="Market Hall", address="Market Street")
     await catalog.create_site(name="Penparcau Hub")
     await venues.set_hours(site_id=hall.id, hours={2: "16:00-19:00"})
     await venues.add_closure(starts_on=date(2099, 12, 24), ends_on=date(2100, 1, 1), reason="Christmas")
-    await venues.add_closure(starts_on=date(2099, 8, 1), ends_on=date(2099, 8, 7), reason="Eisteddfod",
-                             site_id=hall.id)
+    await venues.add_closure(starts_on=date(2099, 8, 1), ends_on=date(2099, 8, 7), reason="Eisteddfod", site_id=hall.id)
     await venues.add_closure(starts_on=date(2001, 1, 1), ends_on=date(2001, 1, 2), reason="Long ago")
-    await loans.save_policy(values={"renewal_limit": 1, "buffer_hours": 24, "hold_days": 4, "due_soon_days": 1,
-                                    "reserve_ahead_days": 60, "max_reservation_days": 7, "fee_per_day_pence": 0,
-                                    "fee_cap_pence": 0, "block_over_pence": 0})
-    free = await memberships.save_tier(values=TierInput(name="Referral", allow_free=True, min_pence=0, max_pence=0,
-                                                        public=False, loan_limit=2, loan_days=14))
-    await memberships.save_tier(values=TierInput(name="Pay what you can", description="Choose.", suggested=[0, 500],
-                                                 min_pence=0, max_pence=5000, allow_free=True, gift_aid=True))
+    await loans.save_policy(
+        values={
+            "renewal_limit": 1,
+            "buffer_hours": 24,
+            "hold_days": 4,
+            "due_soon_days": 1,
+            "reserve_ahead_days": 60,
+            "max_reservation_days": 7,
+            "fee_per_day_pence": 0,
+            "fee_cap_pence": 0,
+            "block_over_pence": 0,
+        }
+    )
+    free = await memberships.save_tier(
+        values=TierInput(
+            name="Referral", allow_free=True, min_pence=0, max_pence=0, public=False, loan_limit=2, loan_days=14
+        )
+    )
+    await memberships.save_tier(
+        values=TierInput(
+            name="Pay what you can",
+            description="Choose.",
+            suggested=[0, 500],
+            min_pence=0,
+            max_pence=5000,
+            allow_free=True,
+            gift_aid=True,
+        )
+    )
     await referrals.save_settings(tier_id=free.id, months_options="3, 6", redeem_days=30, erase_after_days=400)
     tools = await catalog.create_category(name="Tools")
     drills = await catalog.create_category(name="Drills", parent_id=tools.id)
@@ -67,10 +98,15 @@ async def build_venue() -> None:
     await catalog.set_category_loan_days(periods={drills.id: 3})
     await memberships.publish_agreement(body="Bring things back clean.", body_cy="Dewch â phethau'n ôl yn lân.")
     await memberships.publish_agreement(body="Bring things back clean and on time.")
-    await mail.save_template(kind="due_soon", language="cy", subject="Yn ôl yn fuan: {item}",
-                             body="Helo {name},\n\nMae {item} yn ddyledus erbyn {due}.\n\n{library}")
-    drill = await catalog.add_item(details=ItemDetails(name="Cordless drill", category_id=drills.id,
-                                                       parts=["Battery", "Charger"]))
+    await mail.save_template(
+        kind="due_soon",
+        language="cy",
+        subject="Yn ôl yn fuan: {item}",
+        body="Helo {name},\n\nMae {item} yn ddyledus erbyn {due}.\n\n{library}",
+    )
+    drill = await catalog.add_item(
+        details=ItemDetails(name="Cordless drill", category_id=drills.id, parts=["Battery", "Charger"])
+    )
     await catalog.add_item(details=ItemDetails(name="Cordless drill"), copy_of=drill.code)
     await catalog.add_item(details=ItemDetails(name="Lawn mower"))
 
@@ -100,29 +136,39 @@ async def test_a_setup_exported_imported_and_exported_again_is_the_same_file(dat
     assert [s.weekday for s in cal.sessions] == [2]
     assert (await venues.settings()).default_language == "cy"
     assert await ItemGroup.select(ItemGroup.wanted).where(ItemGroup.name == "Cordless drill").first().run() == {
-        "wanted": 2}
+        "wanted": 2
+    }
 
 
 async def test_a_setup_holds_no_personal_data(database):
     await build_venue()
-    member = await members.create_account(name="Gwenllian Secret", email="gwen.secret@example.org", role="member",
-                                          password="a long enough password")
+    member = await members.create_account(
+        name="Gwenllian Secret", email="gwen.secret@example.org", role="member", password="a long enough password"
+    )
     organisation = await organisations.create_organisation(name="Secret Surgery", kind="gp_practice")
-    await members.create_account(name="Link Person", email="link.secret@example.org", role="link_worker",
-                                 password="a long enough password", organisation=organisation.id)
+    await members.create_account(
+        name="Link Person",
+        email="link.secret@example.org",
+        role="link_worker",
+        password="a long enough password",
+        organisation=organisation.id,
+    )
     text = await setup_file.export_text(include_catalogue=True)
     for secret in ("Gwenllian", "gwen.secret", "link.secret", "Secret Surgery", member.card_code):
         assert secret not in text
 
 
 async def counts() -> dict[str, int]:
-    return {table._meta.tablename: await table.count().run()
-            for table in (Venue, Site, OpeningSession, Closure, Tier, Category, ItemGroup, Agreement, EmailTemplate)}
+    return {
+        table._meta.tablename: await table.count().run()
+        for table in (Venue, Site, OpeningSession, Closure, Tier, Category, ItemGroup, Agreement, EmailTemplate)
+    }
 
 
 def good_file() -> dict:
     return {
-        "format": "lending-setup", "version": 1,
+        "format": "lending-setup",
+        "version": 1,
         "venue": {"name": "Llandeilo Library of Things", "timezone": "Europe/London"},
         "hours": {"tuesday": "10:00-13:00"},
         "sites": [{"name": "Civic Hall", "hours": {"saturday": "10-12"}}],
@@ -143,8 +189,14 @@ async def rejected(text: str | bytes) -> dict[str, str]:
 
 async def test_a_small_hand_written_file_is_enough(database):
     result = await setup_file.import_text(json.dumps(good_file()))
-    assert result.counts == {"sites": 1, "membership_tiers": 1, "categories": 2, "agreements": 1,
-                             "email_templates": 0, "catalogue": 0}
+    assert result.counts == {
+        "sites": 1,
+        "membership_tiers": 1,
+        "categories": 2,
+        "agreements": 1,
+        "email_templates": 0,
+        "catalogue": 0,
+    }
     assert (await venues.settings(fresh=True)).name == "Llandeilo Library of Things"
 
 
@@ -157,7 +209,9 @@ async def test_bad_files_are_reported_with_where_each_problem_is_and_nothing_is_
     found = await rejected(whole[: len(whole) // 2])
     assert list(found) == ["file"] and "cut short" in found["file"]
 
-    assert "not valid JSON" in (await rejected(whole.replace('"name": "Civic Hall"', "'name': 'Civic Hall'", 1)))["file"]
+    assert (
+        "not valid JSON" in (await rejected(whole.replace('"name": "Civic Hall"', "'name': 'Civic Hall'", 1)))["file"]
+    )
     assert "format" in await rejected(json.dumps({"name": "a spreadsheet"}))
     assert "file" in await rejected(b"\xff\xfe\x00garbage")
 
@@ -211,35 +265,64 @@ async def test_own_words_for_a_message_are_filled_in_and_used(database):
     with pytest.raises(errors.InvalidInput) as caught:
         await mail.save_template(kind="hold_ready", language="en", subject="Ready: {thing}", body="")
     assert set(caught.value.errors) == {"subject", "body"}
-    await mail.save_template(kind="hold_ready", language="en", subject="Ready: {item}",
-                             body="Dear {name}, collect {item} by {until}. {library}. {not_a_placeholder")
-    assert await mail.queue(library="Aber Things", key="t:1", to_address="x@example.org", subject="built-in",
-                            body="built-in", kind="hold_ready", language="en",
-                            values={"name": "Ann", "item": "a drill", "until": "Friday"})
+    await mail.save_template(
+        kind="hold_ready",
+        language="en",
+        subject="Ready: {item}",
+        body="Dear {name}, collect {item} by {until}. {library}. {not_a_placeholder",
+    )
+    assert await mail.queue(
+        library="Aber Things",
+        key="t:1",
+        to_address="x@example.org",
+        subject="built-in",
+        body="built-in",
+        kind="hold_ready",
+        language="en",
+        values={"name": "Ann", "item": "a drill", "until": "Friday"},
+    )
     from lending.mail.tables import Email
 
     row = await Email.select(Email.subject, Email.body).where(Email.key == "t:1").first().run()
-    assert row == {"subject": "Ready: a drill",
-                   "body": "Dear Ann, collect a drill by Friday. Aber Things. {not_a_placeholder"}
+    assert row == {
+        "subject": "Ready: a drill",
+        "body": "Dear Ann, collect a drill by Friday. Aber Things. {not_a_placeholder",
+    }
     # Welsh readers still get the built-in Welsh words: only English was changed.
-    await mail.queue(library="Aber Things", key="t:2", to_address="x@example.org", subject="Yn barod", body="...",
-                     kind="hold_ready", language="cy", values={})
+    await mail.queue(
+        library="Aber Things",
+        key="t:2",
+        to_address="x@example.org",
+        subject="Yn barod",
+        body="...",
+        kind="hold_ready",
+        language="cy",
+        values={},
+    )
     assert (await Email.select(Email.subject).where(Email.key == "t:2").first().run())["subject"] == "Yn barod"
 
 
 async def test_venue_details_are_checked_and_the_currency_stays_once_money_is_taken(database):
     with pytest.raises(errors.InvalidInput) as caught:
-        await venues.save_details(details=rules.VenueDetails(name="", timezone="Mars/Olympus", currency="btc",
-                                                             colour="yellow", email="nobody", website="aber.example",
-                                                             label_template="A4-99"))
-    assert set(caught.value.errors) == {"name", "timezone", "currency", "colour", "email", "website",
-                                        "label_template"}
+        await venues.save_details(
+            details=rules.VenueDetails(
+                name="",
+                timezone="Mars/Olympus",
+                currency="btc",
+                colour="yellow",
+                email="nobody",
+                website="aber.example",
+                label_template="A4-99",
+            )
+        )
+    assert set(caught.value.errors) == {"name", "timezone", "currency", "colour", "email", "website", "label_template"}
     saved = await venue_details.save_venue_details(details=rules.VenueDetails(name="  Aber  ", currency="eur"))
     assert saved.name == "Aber" and saved.currency == "eur"
     tier = await memberships.save_tier(values=TierInput(name="Any", min_pence=0, max_pence=5000))
     member = await members.create_account(name="Ann", email="ann@example.org", role="member")
-    await memberships.record_counter_payment(member_id=member.id, tier=tier.id, amount=300, method="cash",
-                                             actor_id=None)
+    await memberships.record_counter_payment(
+        member_id=member.id, tier=tier.id, amount=300, method="cash", actor_id=None
+    )
     with pytest.raises(errors.InvalidInput) as caught:
         await venue_details.save_venue_details(details=rules.VenueDetails(name="Aber", currency="gbp"))
     assert set(caught.value.errors) == {"currency"} and (await venues.settings(fresh=True)).currency == "eur"

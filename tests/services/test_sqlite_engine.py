@@ -22,8 +22,9 @@ async def engine(tmp_path):
     made = PooledSQLiteEngine(path=str(tmp_path / "engine.db"), readers=3, timeout=5)
     await made.run_ddl("PRAGMA journal_mode=WAL")
     await made.run_ddl("CREATE TABLE counter (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)")
-    await made.run_ddl("CREATE TABLE note (id INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE, "
-                       "counter INTEGER REFERENCES counter (id))")
+    await made.run_ddl(
+        "CREATE TABLE note (id INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE, counter INTEGER REFERENCES counter (id))"
+    )
     await made.run_ddl("INSERT INTO counter (id, n) VALUES (1, 0)")
     yield made
     await made.close()
@@ -49,9 +50,15 @@ async def test_queries_reuse_a_few_connections(engine):
 
 
 async def test_every_connection_is_wal_normal_with_foreign_keys(engine):
-    readers = await asyncio.gather(*(engine.run_ddl(
-        "SELECT s.synchronous, f.foreign_keys, j.journal_mode FROM pragma_synchronous AS s, "
-        "pragma_foreign_keys AS f, pragma_journal_mode AS j") for _ in range(10)))
+    readers = await asyncio.gather(
+        *(
+            engine.run_ddl(
+                "SELECT s.synchronous, f.foreign_keys, j.journal_mode FROM pragma_synchronous AS s, "
+                "pragma_foreign_keys AS f, pragma_journal_mode AS j"
+            )
+            for _ in range(10)
+        )
+    )
     assert {tuple(row[0].values()) for row in readers} == {(1, 1, "wal")}  # 1 is NORMAL
     assert (await engine.run_ddl("PRAGMA synchronous"))[0]["synchronous"] == 1  # the writer
     with pytest.raises(sqlite3.IntegrityError):
@@ -114,8 +121,9 @@ async def test_a_cancelled_transaction_ends_before_its_connection_is_lent_again(
 
 
 async def test_cancelled_single_statements_finish_and_leave_the_pool_whole(engine):
-    tasks = [asyncio.ensure_future(engine.run_ddl(f"INSERT INTO note (text) VALUES ('n{number}')"))
-             for number in range(40)]
+    tasks = [
+        asyncio.ensure_future(engine.run_ddl(f"INSERT INTO note (text) VALUES ('n{number}')")) for number in range(40)
+    ]
     await asyncio.sleep(0.001)
     for task in tasks[::2]:
         task.cancel()
@@ -206,21 +214,31 @@ def test_the_engine_is_chosen_by_the_setting(tmp_path, monkeypatch):
     assert db.make_engine(url).readers == 2
 
 
-@pytest.mark.parametrize(("name", "value", "message"), [
-    ("LENDING_SQLITE_ENGINE", "fast", "must be one of pooled, per-query"),
-    ("LENDING_SQLITE_READERS", "0", "whole number from 1 to 64"),
-    ("LENDING_SQLITE_READERS", "four", "whole number from 1 to 64"),
-])
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("LENDING_SQLITE_ENGINE", "fast", "must be one of pooled, per-query"),
+        ("LENDING_SQLITE_READERS", "0", "whole number from 1 to 64"),
+        ("LENDING_SQLITE_READERS", "four", "whole number from 1 to 64"),
+    ],
+)
 def test_a_wrong_engine_setting_is_refused_at_start(name, value, message):
     with pytest.raises(SettingsError, match=message):
         Settings.from_env({name: value, "LENDING_DEMO": "1"})
 
 
-@pytest.mark.parametrize(("sql", "reads"), [
-    ("SELECT 1", True), ("  select * from note", True), ("\nSELECT count(*) FROM note", True),
-    ("INSERT INTO note VALUES (1)", False), ("WITH x AS (SELECT 1) DELETE FROM note", False),
-    ("PRAGMA journal_mode=WAL", False), ("UPDATE note SET text = 'SELECT'", False),
-])
+@pytest.mark.parametrize(
+    ("sql", "reads"),
+    [
+        ("SELECT 1", True),
+        ("  select * from note", True),
+        ("\nSELECT count(*) FROM note", True),
+        ("INSERT INTO note VALUES (1)", False),
+        ("WITH x AS (SELECT 1) DELETE FROM note", False),
+        ("PRAGMA journal_mode=WAL", False),
+        ("UPDATE note SET text = 'SELECT'", False),
+    ],
+)
 def test_only_selects_go_to_readers(sql, reads):
     assert sqlite_engine.is_read(sql) is reads
 

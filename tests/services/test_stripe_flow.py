@@ -37,11 +37,19 @@ class Events:
 
 async def tiers() -> dict:
     return {
-        "yearly": await memberships.save_tier(values=TierInput(
-            name="Pay what you can", min_pence=100, max_pence=5000, allow_free=True, interval="one_off",
-            suggested=[0, 500])),
-        "monthly": await memberships.save_tier(values=TierInput(
-            name="Monthly", min_pence=100, max_pence=2000, interval="month", position=1)),
+        "yearly": await memberships.save_tier(
+            values=TierInput(
+                name="Pay what you can",
+                min_pence=100,
+                max_pence=5000,
+                allow_free=True,
+                interval="one_off",
+                suggested=[0, 500],
+            )
+        ),
+        "monthly": await memberships.save_tier(
+            values=TierInput(name="Monthly", min_pence=100, max_pence=2000, interval="month", position=1)
+        ),
     }
 
 
@@ -50,8 +58,9 @@ def session_id(url: str) -> str:
 
 
 async def start(people, gateway, tier, amount=500, forward=0):
-    return await memberships.start_membership(member_id=people["member"].id, tier=tier.id, amount=amount,
-                                              forward=forward, gateway=gateway, base_url=BASE)
+    return await memberships.start_membership(
+        member_id=people["member"].id, tier=tier.id, amount=amount, forward=forward, gateway=gateway, base_url=BASE
+    )
 
 
 async def test_a_one_off_payment_activates_from_the_webhook_alone(people, gateway, fake_stripe):
@@ -81,8 +90,9 @@ async def test_the_same_event_five_times_at_once_has_one_effect(people, gateway,
     outcome = await start(people, gateway, t["yearly"])
     fake_stripe.pay(session_id(outcome.checkout_url))
     [event] = events.new()
-    results = await asyncio.gather(*(memberships.handle_stripe_event(event=json.loads(json.dumps(event)))
-                                     for _ in range(5)))
+    results = await asyncio.gather(
+        *(memberships.handle_stripe_event(event=json.loads(json.dumps(event))) for _ in range(5))
+    )
     assert sorted(results) == ["applied"] + ["duplicate"] * 4
     assert await Payment.count().run() == 1
     assert await StripeEvent.count().run() == 1
@@ -101,8 +111,9 @@ async def test_the_database_alone_keeps_one_effect_per_event(people, gateway, fa
     fake_stripe.pay(session_id(outcome.checkout_url))
     [event] = events.new()
     handler = memberships._HANDLERS[event["type"]]
-    results = await asyncio.gather(*(memberships._apply_event(event, event["id"], event["type"], event["created"],
-                                                              handler) for _ in range(5)))
+    results = await asyncio.gather(
+        *(memberships._apply_event(event, event["id"], event["type"], event["created"], handler) for _ in range(5))
+    )
     assert sorted(results) == ["applied"] + ["duplicate"] * 4
     assert await Payment.count().run() == 1 and await StripeEvent.count().run() == 1
 
@@ -199,8 +210,9 @@ async def test_a_refund_through_stripe_is_recorded_once(people, gateway, fake_st
     fake_stripe.pay(session_id(outcome.checkout_url))
     await events.apply()
     payment = (await memberships.member_payments(member_id=people["member"].id))[0]
-    refunded = await memberships.refund_payment(payment_id=payment.id, amount=500, gateway=gateway,
-                                                actor_id=people["coordinator"].id)
+    refunded = await memberships.refund_payment(
+        payment_id=payment.id, amount=500, gateway=gateway, actor_id=people["coordinator"].id
+    )
     assert refunded.refunded_pence == 500
     applied = events.new()
     assert "refund.created" in [e["type"] for e in applied]
@@ -220,8 +232,9 @@ async def test_a_recurring_payment_is_refunded_through_its_invoice(people, gatew
     fake_stripe.pay(session_id(outcome.checkout_url))
     await events.apply()
     payment = (await memberships.member_payments(member_id=people["member"].id))[0]
-    refunded = await memberships.refund_payment(payment_id=payment.id, gateway=gateway, actor_id=None,
-                                                end_membership=True)
+    refunded = await memberships.refund_payment(
+        payment_id=payment.id, gateway=gateway, actor_id=None, end_membership=True
+    )
     assert refunded.refunded_pence == 400 and refunded.stripe_payment_intent
     await events.apply()
     assert await Refund.count().run() == 1
@@ -233,9 +246,18 @@ async def test_a_recurring_payment_is_refunded_through_its_invoice(people, gatew
 
 async def test_an_event_about_nobody_is_kept_and_changes_nothing(people, gateway, fake_stripe):
     await tiers()
-    sent = fake_stripe.send("checkout.session.completed", {
-        "id": "cs_test_nobody", "object": "checkout.session", "mode": "payment", "payment_status": "paid",
-        "amount_total": 900, "customer": "cus_unknown", "metadata": {}})
+    sent = fake_stripe.send(
+        "checkout.session.completed",
+        {
+            "id": "cs_test_nobody",
+            "object": "checkout.session",
+            "mode": "payment",
+            "payment_status": "paid",
+            "amount_total": 900,
+            "customer": "cus_unknown",
+            "metadata": {},
+        },
+    )
     event = {k: v for k, v in sent["event"].items() if k != "deliveries"}
     assert await memberships.handle_stripe_event(event=event) == "unmatched"
     row = await StripeEvent.select().first().run()
@@ -267,8 +289,12 @@ async def test_a_new_payment_page_closes_the_old_one_and_reuses_the_customer(peo
     await events.apply()
     membership = await memberships.current_membership(member_id=people["member"].id)
     assert membership.status == "active" and membership.amount_pence == 900
-    assert (await Checkout.select(Checkout.status).where(
-        Checkout.session_id == session_id(first.checkout_url)).first().run())["status"] == "expired"
+    assert (
+        await Checkout.select(Checkout.status)
+        .where(Checkout.session_id == session_id(first.checkout_url))
+        .first()
+        .run()
+    )["status"] == "expired"
     customer = (await Membership.select(Membership.stripe_customer).first().run())["stripe_customer"]
     renewal = await start(people, gateway, t["yearly"], amount=500)
     sent = fake_stripe.requests()[-1]

@@ -20,13 +20,18 @@ from lending.suggestions.tables import Suggestion, Support
 @pytest.fixture
 async def others(people):
     """Two more members, so support can be counted."""
-    return [await members.create_account(name=f"Member {n}", email=f"m{n}@example.org", role="member")
-            for n in range(2)]
+    return [
+        await members.create_account(name=f"Member {n}", email=f"m{n}@example.org", role="member") for n in range(2)
+    ]
 
 
 async def audit_actions() -> list[str]:
-    rows = await AuditEvent.select(AuditEvent.action).where(AuditEvent.action.like("suggestion.%")).order_by(
-        AuditEvent.id).run()
+    rows = (
+        await AuditEvent.select(AuditEvent.action)
+        .where(AuditEvent.action.like("suggestion.%"))
+        .order_by(AuditEvent.id)
+        .run()
+    )
     return [row["action"] for row in rows]
 
 
@@ -51,8 +56,9 @@ def test_rules_check_titles_and_decisions():
 
 async def test_suggesting_a_thing_supports_it(people):
     member = people["member"]
-    made = await suggestions.suggest(title="  Pressure   washer ", details="For patios.\r\nAnd cars.",
-                                     member_id=member.id)
+    made = await suggestions.suggest(
+        title="  Pressure   washer ", details="For patios.\r\nAnd cars.", member_id=member.id
+    )
     assert made.title == "Pressure washer" and made.details == "For patios.\nAnd cars."
     assert made.status == "open" and made.supporters == 1 and made.supported_by_viewer
     assert made.suggested_by_id == member.id
@@ -91,7 +97,8 @@ async def test_supporting_twice_counts_once(people, others):
 async def test_the_same_member_supporting_at_once_counts_once(people, others):
     made = await suggestions.suggest(title="Tent", member_id=people["member"].id)
     results = await asyncio.gather(
-        *(suggestions.support(suggestion_id=made.id, member_id=others[0].id) for _ in range(10)))
+        *(suggestions.support(suggestion_id=made.id, member_id=others[0].id) for _ in range(10))
+    )
     assert sorted(results) == [False] * 9 + [True]
     assert await Support.count().where(Support.suggestion == made.id, Support.account == others[0].id).run() == 1
     assert await audit_actions() == ["suggestion.create", "suggestion.support"]
@@ -116,8 +123,13 @@ async def test_withdrawing_support(people, others):
     assert await suggestions.withdraw_support(suggestion_id=made.id, member_id=people["member"].id) is True
     assert (await suggestions.get_suggestion(suggestion_id=made.id)).supporters == 0
     assert await suggestions.support(suggestion_id=made.id, member_id=others[0].id) is True
-    assert await audit_actions() == ["suggestion.create", "suggestion.support", "suggestion.withdraw_support",
-                                     "suggestion.withdraw_support", "suggestion.support"]
+    assert await audit_actions() == [
+        "suggestion.create",
+        "suggestion.support",
+        "suggestion.withdraw_support",
+        "suggestion.withdraw_support",
+        "suggestion.support",
+    ]
     with pytest.raises(errors.NotFound):
         await suggestions.support(suggestion_id=9999, member_id=others[0].id)
     with pytest.raises(errors.NotFound):
@@ -128,9 +140,12 @@ async def test_acquiring_links_the_item(people, others):
     member, coordinator = people["member"], people["coordinator"]
     made = await suggestions.suggest(title="Pressure washer", member_id=member.id)
     item = await catalog.add_item(details=ItemDetails(name="Pressure washer 2000"))
-    decided = await suggestions.decide(suggestion_id=made.id, outcome="acquired", reason="",
-                                       item_code=item.code.lower(), actor_id=coordinator.id)
-    assert decided.status == "acquired" and decided.item_code == item.code and decided.item_name == "Pressure washer 2000"
+    decided = await suggestions.decide(
+        suggestion_id=made.id, outcome="acquired", reason="", item_code=item.code.lower(), actor_id=coordinator.id
+    )
+    assert (
+        decided.status == "acquired" and decided.item_code == item.code and decided.item_name == "Pressure washer 2000"
+    )
     assert decided.decided_at is not None
     row = await Suggestion.select().where(Suggestion.id == made.id).first().run()
     assert row["item_group"] == item.group_id and row["decided_by"] == coordinator.id
@@ -154,13 +169,19 @@ async def test_declining_needs_a_reason_the_member_sees(people):
     before = await AuditEvent.count().run()
     for blank in ("", "   \n "):
         with pytest.raises(errors.InvalidInput) as raised:
-            await suggestions.decide(suggestion_id=made.id, outcome="declined", reason=blank, item_code=None,
-                                     actor_id=coordinator.id)
+            await suggestions.decide(
+                suggestion_id=made.id, outcome="declined", reason=blank, item_code=None, actor_id=coordinator.id
+            )
         assert set(raised.value.errors) == {"reason"}
     assert await AuditEvent.count().run() == before
     assert (await suggestions.get_suggestion(suggestion_id=made.id)).status == "open"
-    await suggestions.decide(suggestion_id=made.id, outcome="declined", reason="We have nowhere to keep it.",
-                             item_code=None, actor_id=coordinator.id)
+    await suggestions.decide(
+        suggestion_id=made.id,
+        outcome="declined",
+        reason="We have nowhere to keep it.",
+        item_code=None,
+        actor_id=coordinator.id,
+    )
     [mine] = await suggestions.my_suggestions(member_id=member.id)
     assert mine.status == "declined" and mine.decision_reason == "We have nowhere to keep it."
     assert mine.item_code is None
@@ -170,27 +191,39 @@ async def test_declining_needs_a_reason_the_member_sees(people):
 async def test_deciding_twice_is_refused(people):
     made = await suggestions.suggest(title="Tent", member_id=people["member"].id)
     coordinator = people["coordinator"]
-    await suggestions.decide(suggestion_id=made.id, outcome="declined", reason="We have two.", item_code=None,
-                             actor_id=coordinator.id)
+    await suggestions.decide(
+        suggestion_id=made.id, outcome="declined", reason="We have two.", item_code=None, actor_id=coordinator.id
+    )
     item = await catalog.add_item(details=ItemDetails(name="Tent"))
     for outcome, reason, code in (("declined", "Again", None), ("acquired", "", item.code)):
         with pytest.raises(errors.Conflict) as raised:
-            await suggestions.decide(suggestion_id=made.id, outcome=outcome, reason=reason, item_code=code,
-                                     actor_id=coordinator.id)
+            await suggestions.decide(
+                suggestion_id=made.id, outcome=outcome, reason=reason, item_code=code, actor_id=coordinator.id
+            )
         assert raised.value.code == "suggestion_decided"
     row = await Suggestion.select().where(Suggestion.id == made.id).first().run()
     assert row["status"] == "declined" and row["decision_reason"] == "We have two." and row["item_group"] is None
     with pytest.raises(errors.NotFound):
-        await suggestions.decide(suggestion_id=9999, outcome="declined", reason="x", item_code=None,
-                                 actor_id=coordinator.id)
+        await suggestions.decide(
+            suggestion_id=9999, outcome="declined", reason="x", item_code=None, actor_id=coordinator.id
+        )
 
 
 async def test_two_coordinators_deciding_at_once_decide_once(people):
     made = await suggestions.suggest(title="Tent", member_id=people["member"].id)
     results = await asyncio.gather(
-        *(suggestions.decide(suggestion_id=made.id, outcome="declined", reason=f"Reason {n}", item_code=None,
-                             actor_id=people["coordinator"].id) for n in range(5)),
-        return_exceptions=True)
+        *(
+            suggestions.decide(
+                suggestion_id=made.id,
+                outcome="declined",
+                reason=f"Reason {n}",
+                item_code=None,
+                actor_id=people["coordinator"].id,
+            )
+            for n in range(5)
+        ),
+        return_exceptions=True,
+    )
     decided = [r for r in results if not isinstance(r, BaseException)]
     assert len(decided) == 1, results
     assert all(isinstance(r, errors.Conflict) for r in results if isinstance(r, BaseException)), results
@@ -199,8 +232,12 @@ async def test_two_coordinators_deciding_at_once_decide_once(people):
 
 @pytest.mark.parametrize(
     ("title", "details", "fields"),
-    [("", "", {"title"}), ("   ", "anything", {"title"}), ("x" * 5000, "", {"title"}),
-     ("Tent", "y" * 5000, {"details"})],
+    [
+        ("", "", {"title"}),
+        ("   ", "anything", {"title"}),
+        ("x" * 5000, "", {"title"}),
+        ("Tent", "y" * 5000, {"details"}),
+    ],
 )
 async def test_bad_suggestions_write_nothing(people, title, details, fields):
     before = await AuditEvent.count().run()
@@ -217,12 +254,14 @@ async def test_an_unknown_item_code_writes_nothing(people):
     before = await AuditEvent.count().run()
     for code, expected in (("ZZZZZZZZ", "unknown_item"), ("!!", "unknown_item"), ("", "invalid_decision")):
         with pytest.raises(errors.InvalidInput) as raised:
-            await suggestions.decide(suggestion_id=made.id, outcome="acquired", reason="", item_code=code,
-                                     actor_id=people["coordinator"].id)
+            await suggestions.decide(
+                suggestion_id=made.id, outcome="acquired", reason="", item_code=code, actor_id=people["coordinator"].id
+            )
         assert raised.value.code == expected and set(raised.value.errors) == {"item_code"}
     with pytest.raises(errors.InvalidInput) as raised:
-        await suggestions.decide(suggestion_id=made.id, outcome="maybe", reason="", item_code=None,
-                                 actor_id=people["coordinator"].id)
+        await suggestions.decide(
+            suggestion_id=made.id, outcome="maybe", reason="", item_code=None, actor_id=people["coordinator"].id
+        )
     assert set(raised.value.errors) == {"outcome"}
     row = await Suggestion.select().where(Suggestion.id == made.id).first().run()
     assert row["status"] == "open" and row["item_group"] is None and row["decided_at"] is None

@@ -26,8 +26,12 @@ def csv_text(header: list[str], *rows: list[str], delimiter: str = ",", newline:
 
 
 async def counts() -> tuple[int, int, int, int]:
-    return (await Item.count().run(), await ItemGroup.count().run(), await Category.count().run(),
-            await AuditEvent.count().run())
+    return (
+        await Item.count().run(),
+        await ItemGroup.count().run(),
+        await Category.count().run(),
+        await AuditEvent.count().run(),
+    )
 
 
 @pytest.fixture
@@ -40,18 +44,54 @@ async def venue(database):
     return {"tools": tools, "drills": drills, "garden": garden, "hall": hall, "shed": shed}
 
 
-HEADER = ["code", "name", "description", "category", "safety_notes", "parts", "condition", "replacement_value",
-          "loan_days", "donor", "site", "copies"]
+HEADER = [
+    "code",
+    "name",
+    "description",
+    "category",
+    "safety_notes",
+    "parts",
+    "condition",
+    "replacement_value",
+    "loan_days",
+    "donor",
+    "site",
+    "copies",
+]
 
 
 async def test_a_good_file_imports_every_row_and_copy(venue):
     [sticker] = await catalog.create_stickers(count=1)
     text = csv_text(
         HEADER,
-        ["", "Cordless drill", "18V, two batteries", "Tools > Drills", "Wear goggles", "Drill | Charger|Battery x2",
-         "good", "£89.99", "7", "Ann", "Main Hall", "3"],
-        [f"{sticker[:4].lower()}-{sticker[4:]}", "Hedge trimmer", "", "garden", "", "", "Fair", "45", "", "",
-         "the shed", ""],
+        [
+            "",
+            "Cordless drill",
+            "18V, two batteries",
+            "Tools > Drills",
+            "Wear goggles",
+            "Drill | Charger|Battery x2",
+            "good",
+            "£89.99",
+            "7",
+            "Ann",
+            "Main Hall",
+            "3",
+        ],
+        [
+            f"{sticker[:4].lower()}-{sticker[4:]}",
+            "Hedge trimmer",
+            "",
+            "garden",
+            "",
+            "",
+            "Fair",
+            "45",
+            "",
+            "",
+            "the shed",
+            "",
+        ],
         ["", "Ladder", "Three-section\nextending", "", "", "", "", "", "14", "", "", "1"],
     )
     report = await transfer.import_items(text, dry_run=False)
@@ -61,14 +101,35 @@ async def test_a_good_file_imports_every_row_and_copy(venue):
     drills = [await catalog.get_item(code=code) for code in report.codes[:3]]
     assert len({d.code for d in drills}) == 3 and len({d.group_id for d in drills}) == 1
     drill = drills[0]
-    assert (drill.name, drill.category, drill.parts, drill.replacement_value_pence, drill.loan_days, drill.donor,
-            drill.site, drill.condition, drill.status) == (
-        "Cordless drill", "Tools › Drills", ["Drill", "Charger", "Battery x2"], 8999, 7, "Ann", "Main Hall", "good",
-        "available")
+    assert (
+        drill.name,
+        drill.category,
+        drill.parts,
+        drill.replacement_value_pence,
+        drill.loan_days,
+        drill.donor,
+        drill.site,
+        drill.condition,
+        drill.status,
+    ) == (
+        "Cordless drill",
+        "Tools › Drills",
+        ["Drill", "Charger", "Battery x2"],
+        8999,
+        7,
+        "Ann",
+        "Main Hall",
+        "good",
+        "available",
+    )
     assert drill.labelled_at is None  # a new code: its label is still to print
     trimmer = await catalog.get_item(code=sticker)
     assert (trimmer.name, trimmer.category, trimmer.site, trimmer.condition) == (
-        "Hedge trimmer", "Garden", "The Shed", "fair")
+        "Hedge trimmer",
+        "Garden",
+        "The Shed",
+        "fair",
+    )
     assert trimmer.labelled_at is not None  # the sticker is already on it
     assert (await Sticker.select(Sticker.item).where(Sticker.code == sticker).first().run())["item"] is not None
     ladder = await catalog.get_item(code=report.codes[4])
@@ -76,8 +137,12 @@ async def test_a_good_file_imports_every_row_and_copy(venue):
     found, _ = await catalog.list_items(query="hedge trim")  # imported items are in the search index
     assert [item.name for item in found] == ["Hedge trimmer"]
     assert len((await catalog.list_items(query="charger"))[0]) == 3  # parts are searched too
-    actions = [row["action"] for row in await AuditEvent.select(AuditEvent.action).where(
-        AuditEvent.action.is_in(["item.create", "item.import"])).run()]
+    actions = [
+        row["action"]
+        for row in await AuditEvent.select(AuditEvent.action)
+        .where(AuditEvent.action.is_in(["item.create", "item.import"]))
+        .run()
+    ]
     assert actions.count("item.create") == 5 and actions.count("item.import") == 1
 
 
@@ -97,8 +162,20 @@ async def bad_file(venue) -> tuple[str, dict[int, set[str]]]:
     existing = await catalog.add_item(details=ItemDetails(name="Existing tent"), sticker=claimed)
     other = await catalog.add_item(details=ItemDetails(name="Existing stove"))
     await catalog.create_category(name="Drills", parent_id=venue["garden"].id)  # 'Drills' is now ambiguous
-    header = ["name", "category", "replacement_value", "loan_days", "condition", "code", "site", "copies",
-              "description", "status", "group", "parts"]
+    header = [
+        "name",
+        "category",
+        "replacement_value",
+        "loan_days",
+        "condition",
+        "code",
+        "site",
+        "copies",
+        "description",
+        "status",
+        "group",
+        "parts",
+    ]
     ok = ["Fine thing", "Tools > Drills", "12.50", "7", "good", "", "", "", "", "", "", ""]
 
     def row(**changes: str) -> list[str]:
@@ -228,8 +305,17 @@ async def test_a_sticker_claimed_at_the_desk_during_the_import_rolls_everything_
             calls["items"] += 1
             if any(row["code"] == stickers[1] for row in rows):
                 # Between the check and the write, a volunteer sticks it on something else.
-                await Sticker.update({Sticker.item: (await Item.select(Item.id).where(
-                    Item.code == desk_item.code).first().run())["id"]}).where(Sticker.code == stickers[1]).run()
+                await (
+                    Sticker.update(
+                        {
+                            Sticker.item: (await Item.select(Item.id).where(Item.code == desk_item.code).first().run())[
+                                "id"
+                            ]
+                        }
+                    )
+                    .where(Sticker.code == stickers[1])
+                    .run()
+                )
         return await real_insert(table, rows, **kwargs)
 
     monkeypatch.setattr(transfer, "_insert", insert_while_the_desk_claims)
@@ -260,14 +346,29 @@ async def test_a_code_taken_during_the_import_is_a_conflict_not_a_crash(venue, m
 
 
 async def make_catalogue(venue) -> None:
-    drill = await catalog.add_item(details=ItemDetails(
-        name="Cordless drill", description="18V with two batteries.\nCharger included.",
-        category_id=venue["drills"].id, safety_notes="Wear goggles", parts="Drill\nCharger\nBattery x2",
-        replacement_value="89.99", loan_days=7, donor="Siân Jones", site_id=venue["hall"].id, notes="Bought 2024"))
-    await catalog.add_item(details=ItemDetails(name="x", condition="worn", replacement_value="80",
-                                               site_id=venue["shed"].id), copy_of=drill.code)
-    await catalog.add_item(details=ItemDetails(name="=HYPERLINK(\"http://evil\")", description="-5 degrees; @home",
-                                               category_id=venue["garden"].id))
+    drill = await catalog.add_item(
+        details=ItemDetails(
+            name="Cordless drill",
+            description="18V with two batteries.\nCharger included.",
+            category_id=venue["drills"].id,
+            safety_notes="Wear goggles",
+            parts="Drill\nCharger\nBattery x2",
+            replacement_value="89.99",
+            loan_days=7,
+            donor="Siân Jones",
+            site_id=venue["hall"].id,
+            notes="Bought 2024",
+        )
+    )
+    await catalog.add_item(
+        details=ItemDetails(name="x", condition="worn", replacement_value="80", site_id=venue["shed"].id),
+        copy_of=drill.code,
+    )
+    await catalog.add_item(
+        details=ItemDetails(
+            name='=HYPERLINK("http://evil")', description="-5 degrees; @home", category_id=venue["garden"].id
+        )
+    )
     ladder = await catalog.add_item(details=ItemDetails(name="Ladder", condition="damaged", replacement_value="0.5"))
     await catalog.set_status(code=ladder.code, status="retired", reason="Rung cracked")
     tent = await catalog.add_item(details=ItemDetails(name="Tent, 4-person", description='A "big" tent'))
@@ -286,7 +387,7 @@ async def test_export_then_import_into_an_empty_catalogue_gives_the_same_file(ve
     assert rows[1][transfer.COLUMNS.index("category")] == "Tools > Drills"
     assert rows[1][transfer.COLUMNS.index("parts")] == "Drill | Charger | Battery x2"
     assert rows[1][-1] == rows[2][-1] == "1"  # copies share a group
-    assert rows[3][1] == "'=HYPERLINK(\"http://evil\")" and rows[3][2] == "'-5 degrees; @home"  # no formulas
+    assert rows[3][1] == '\'=HYPERLINK("http://evil")' and rows[3][2] == "'-5 degrees; @home"  # no formulas
 
     # Into an empty catalogue, keeping the codes (labels already stuck on things keep working).
     await empty_tables()
@@ -313,8 +414,11 @@ async def test_on_loan_items_come_in_available_with_a_warning(venue):
     text = csv_text(["name", "status"], ["Drill", "on_loan"], ["Saw", "Missing"], ["Rake", ""])
     report = await transfer.import_items(text, dry_run=False)
     assert [(w.line, w.column) for w in report.warnings] == [(2, "status")]
-    assert [(await catalog.get_item(code=code)).status for code in report.codes] == ["available", "missing",
-                                                                                      "available"]
+    assert [(await catalog.get_item(code=code)).status for code in report.codes] == [
+        "available",
+        "missing",
+        "available",
+    ]
 
 
 async def test_keep_codes_registers_unused_codes_and_claims_stickers(venue):
@@ -332,14 +436,19 @@ async def test_keep_codes_registers_unused_codes_and_claims_stickers(venue):
 @pytest.mark.parametrize(
     "text",
     [
-        ("\ufeffName;Category;Replacement value;Parts\r\nDrill;Tools > Drills;12.50;Drill|Charger\r\n"
-         "\"Saw; hand\";drills;3;\r\n"),
-        ("name\tcategory\treplacement_value\tparts\nDrill\tTools > Drills\t12.50\tDrill|Charger\n"
-         "Saw; hand\tdrills\t3\t\n"),
-        ("NAME,CATEGORY,REPLACEMENT-VALUE,PARTS\rDrill,Tools › Drills,£12.50,Drill|Charger\r"
-         "Saw; hand,DRILLS,3,\r"),
-        ("name,category,replacement_value,parts\n\nDrill,tools>drills,12.5,\"Drill\nCharger\"\n,,,\n"
-         "Saw; hand,Drills,3.00,\n"),
+        (
+            "\ufeffName;Category;Replacement value;Parts\r\nDrill;Tools > Drills;12.50;Drill|Charger\r\n"
+            '"Saw; hand";drills;3;\r\n'
+        ),
+        (
+            "name\tcategory\treplacement_value\tparts\nDrill\tTools > Drills\t12.50\tDrill|Charger\n"
+            "Saw; hand\tdrills\t3\t\n"
+        ),
+        ("NAME,CATEGORY,REPLACEMENT-VALUE,PARTS\rDrill,Tools › Drills,£12.50,Drill|Charger\rSaw; hand,DRILLS,3,\r"),
+        (
+            'name,category,replacement_value,parts\n\nDrill,tools>drills,12.5,"Drill\nCharger"\n,,,\n'
+            "Saw; hand,Drills,3.00,\n"
+        ),
     ],
     ids=["excel-bom-crlf-semicolon", "tab", "upper-case-cr", "lf-blank-rows"],
 )
@@ -348,7 +457,11 @@ async def test_excel_and_other_spreadsheets(venue, text):
     assert report.rows == 2, [str(p) for p in report.problems]
     drill, saw = [await catalog.get_item(code=code) for code in report.codes]
     assert (drill.name, drill.category, drill.replacement_value_pence, drill.parts) == (
-        "Drill", "Tools › Drills", 1250, ["Drill", "Charger"])
+        "Drill",
+        "Tools › Drills",
+        1250,
+        ["Drill", "Charger"],
+    )
     assert (saw.name, saw.category, saw.replacement_value_pence) == ("Saw; hand", "Tools › Drills", 300)
 
 
@@ -361,25 +474,41 @@ def test_decode_takes_utf8_with_or_without_a_bom_and_refuses_others():
 
 
 async def test_categories_and_sites_by_name_path_or_new(venue):
-    text = csv_text(["name", "category", "site"],
-                    ["A", "drills", "MAIN  hall"], ["B", "tools › drills", ""], ["C", "Garden > Hoses", ""],
-                    ["D", "Hoses", ""], ["E", "Kitchen", ""], ["F", "Tools > Drills > Cordless", "The Shed"])
+    text = csv_text(
+        ["name", "category", "site"],
+        ["A", "drills", "MAIN  hall"],
+        ["B", "tools › drills", ""],
+        ["C", "Garden > Hoses", ""],
+        ["D", "Hoses", ""],
+        ["E", "Kitchen", ""],
+        ["F", "Tools > Drills > Cordless", "The Shed"],
+    )
     refused = await transfer.check_import(text)
-    assert [(p.line, p.column) for p in refused.problems] == [(4, "category"), (5, "category"), (6, "category"),
-                                                              (7, "category")]
+    assert [(p.line, p.column) for p in refused.problems] == [
+        (4, "category"),
+        (5, "category"),
+        (6, "category"),
+        (7, "category"),
+    ]
     report = await transfer.import_items(text, dry_run=False, create_categories=True)
     assert report.new_categories == ("Garden > Hoses", "Kitchen", "Tools > Drills > Cordless")
     found = [await catalog.get_item(code=code) for code in report.codes]
     assert [(i.category, i.site) for i in found] == [
-        ("Tools › Drills", "Main Hall"), ("Tools › Drills", None), ("Garden › Hoses", None),
-        ("Garden › Hoses", None), ("Kitchen", None), ("Tools › Drills › Cordless", "The Shed")]
+        ("Tools › Drills", "Main Hall"),
+        ("Tools › Drills", None),
+        ("Garden › Hoses", None),
+        ("Garden › Hoses", None),
+        ("Kitchen", None),
+        ("Tools › Drills › Cordless", "The Shed"),
+    ]
     assert await Category.count().run() == 6
 
 
 async def test_ten_thousand_rows(venue):
-    text = csv_text(["name", "category", "parts", "replacement_value", "site"],
-                    *([f"Thing {n}", "Tools > Drills", "Drill|Case", f"{n % 300}.25", "Main Hall"]
-                      for n in range(10_000)))
+    text = csv_text(
+        ["name", "category", "parts", "replacement_value", "site"],
+        *([f"Thing {n}", "Tools > Drills", "Drill|Case", f"{n % 300}.25", "Main Hall"] for n in range(10_000)),
+    )
     seen: list[tuple[int, int]] = []
     report = await transfer.import_items(text, dry_run=False, progress=lambda done, total: seen.append((done, total)))
     assert report.rows == report.items == 10_000 and len(set(report.codes)) == 10_000
@@ -405,9 +534,10 @@ async def test_the_documented_example_imports_and_its_mistakes_read_as_documente
     await catalog.create_category(name="Drills", parent_id=tools.id)
     await catalog.create_category(name="Garden")
     with pytest.raises(transfer.ImportRejected) as raised:
-        await transfer.import_items(example.replace(",60,", ",sixty,").replace("\nExtends to 4 m.\",Tools,",
-                                                                               "\nExtends to 4 m.\",Tols,"),
-                                    dry_run=False)
+        await transfer.import_items(
+            example.replace(",60,", ",sixty,").replace('\nExtends to 4 m.",Tools,', '\nExtends to 4 m.",Tols,'),
+            dry_run=False,
+        )
     shown = documented("text").splitlines()
     assert shown[1] == f"lending: error: {raised.value.detail}"
     assert shown[2:] == [str(problem) for problem in raised.value.report.problems]

@@ -23,8 +23,9 @@ def lint_imports(cwd: Path, pythonpath: Path | None = None) -> subprocess.Comple
     environment = {"PATH": "/usr/bin:/bin"}
     if pythonpath is not None:
         environment["PYTHONPATH"] = str(pythonpath)
-    return subprocess.run([LINT_IMPORTS, "--no-cache"], cwd=cwd, env=environment, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [LINT_IMPORTS, "--no-cache"], cwd=cwd, env=environment, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_the_domains_keep_their_order():
@@ -33,10 +34,13 @@ def test_the_domains_keep_their_order():
     assert "2 kept, 0 broken" in result.stdout
 
 
-@pytest.mark.parametrize(("added", "reported"), [
-    ("from lending.loans import tables as _loans", "lending.catalog.rules -> lending.loans.tables"),
-    ("import litestar as _litestar", "lending.catalog is not allowed to import litestar"),
-])
+@pytest.mark.parametrize(
+    ("added", "reported"),
+    [
+        ("from lending.loans import tables as _loans", "lending.catalog.rules -> lending.loans.tables"),
+        ("import litestar as _litestar", "lending.catalog is not allowed to import litestar"),
+    ],
+)
 def test_the_contracts_see_a_broken_rule(tmp_path, added, reported):
     """A copy of the package where the catalogue reaches up into lending, or into the web
     framework, fails its contract and names the import, so the test above cannot pass by
@@ -56,10 +60,16 @@ def function_imports(path: Path) -> list[str]:
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             for inner in ast.walk(node):
-                names = ([alias.name for alias in inner.names] if isinstance(inner, ast.Import)
-                         else [inner.module or ""] if isinstance(inner, ast.ImportFrom) else [])
-                found += [f"{path.name}:{inner.lineno} {name}" for name in names
-                          if name.split(".")[0] in {"lending", "admin"}]
+                names = (
+                    [alias.name for alias in inner.names]
+                    if isinstance(inner, ast.Import)
+                    else [inner.module or ""]
+                    if isinstance(inner, ast.ImportFrom)
+                    else []
+                )
+                found += [
+                    f"{path.name}:{inner.lineno} {name}" for name in names if name.split(".")[0] in {"lending", "admin"}
+                ]
     return found
 
 
@@ -89,15 +99,20 @@ def imported_modules(path: Path) -> set[str]:
 def test_rules_do_no_io_and_read_no_clock():
     for path in PACKAGE.rglob("rules.py"):
         names = imported_modules(path)
-        forbidden = {n for n in names if n.split(".")[0] in {"piccolo", "asyncpg", "aiosqlite", "stripe", "litestar"}
-                     or n in {"lending.clock", "lending.db"}}
+        forbidden = {
+            n
+            for n in names
+            if n.split(".")[0] in {"piccolo", "asyncpg", "aiosqlite", "stripe", "litestar"}
+            or n in {"lending.clock", "lending.db"}
+        }
         assert forbidden == set(), path
         assert "datetime.now" not in path.read_text()
 
 
 def test_only_the_clock_reads_the_time():
     readers = [
-        str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py")
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
         if path.name != "clock.py" and any(call in path.read_text() for call in ("datetime.now(", "datetime.utcnow("))
     ]
     assert readers == []

@@ -20,15 +20,22 @@ def bandit_report() -> dict:
     if importlib.util.find_spec("bandit") is None:
         pytest.fail("bandit is not installed: pip install -e '.[test]'.")
     # Exit status 1 only says that something (of any severity) was found; the report says what.
-    result = subprocess.run([sys.executable, "-m", "bandit", "--recursive", "--format", "json", "--quiet",
-                             *SCANNED], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "bandit", "--recursive", "--format", "json", "--quiet", *SCANNED],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode in (0, 1), f"bandit failed ({result.returncode}):\n{result.stderr}"
     return json.loads(result.stdout)
 
 
 def describe(finding: dict) -> str:
-    return (f"{finding['filename']}:{finding['line_number']} {finding['test_id']} ({finding['test_name']}, "
-            f"confidence {finding['issue_confidence']}): {finding['issue_text']}\n    {finding['code'].strip()}")
+    return (
+        f"{finding['filename']}:{finding['line_number']} {finding['test_id']} ({finding['test_name']}, "
+        f"confidence {finding['issue_confidence']}): {finding['issue_text']}\n    {finding['code'].strip()}"
+    )
 
 
 def test_bandit_finds_no_high_severity_problem():

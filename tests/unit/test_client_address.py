@@ -38,8 +38,19 @@ def test_garbage_left_of_the_client_is_never_read():
     assert forwarded_client("127.0.0.1", ["<script>, not an address, 203.0.113.7"], LOCAL) == "203.0.113.7"
 
 
-@pytest.mark.parametrize("header", ["garbage", "203.0.113.7, unknown", "203.0.113.7,,", "203.0.113.7, [::1",
-                                    "300.1.2.3", "example.org", "\x00", "203.0.113.7, 10.0.0.1 10.0.0.2"])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "garbage",
+        "203.0.113.7, unknown",
+        "203.0.113.7,,",
+        "203.0.113.7, [::1",
+        "300.1.2.3",
+        "example.org",
+        "\x00",
+        "203.0.113.7, 10.0.0.1 10.0.0.2",
+    ],
+)
 def test_a_header_that_cannot_be_read_falls_back_to_the_peer(header):
     assert forwarded_client("127.0.0.1", [header], BALANCERS) == "127.0.0.1"
 
@@ -75,11 +86,22 @@ def test_a_very_long_chain_is_read_only_so_far():
     assert forwarded_client("127.0.0.1", [header], BALANCERS) == "10.0.0.1"
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("203.0.113.7", "203.0.113.7"), (" 203.0.113.7 ", "203.0.113.7"), ("203.0.113.7:80", "203.0.113.7"),
-    ("[::1]", "::1"), ("[::1]:80", "::1"), ("::1", "::1"), ("unknown", None), ("", None), ("[::1", None),
-    ("1.2.3", None), ("203.0.113.7:80:90", None),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        (" 203.0.113.7 ", "203.0.113.7"),
+        ("203.0.113.7:80", "203.0.113.7"),
+        ("[::1]", "::1"),
+        ("[::1]:80", "::1"),
+        ("::1", "::1"),
+        ("unknown", None),
+        ("", None),
+        ("[::1", None),
+        ("1.2.3", None),
+        ("203.0.113.7:80:90", None),
+    ],
+)
 def test_parse_address(text, expected):
     found = parse_address(text)
     assert (str(found) if found is not None else None) == expected

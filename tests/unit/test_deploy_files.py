@@ -1,6 +1,6 @@
 """The deployment files (Dockerfile, docker-compose.yml, .env.example, .dockerignore) agree with
 the project: the commands they run exist, the image carries what the wheel is built from, the
-start-up order holds, and every setting in CONTRACT.md is explained to whoever deploys.
+start-up order holds, and every setting the app reads is explained to whoever deploys.
 
 No Docker engine runs in the test environment, so these read the files rather than build them."""
 
@@ -26,13 +26,21 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 PYPROJECT = ROOT / "pyproject.toml"
 DOCS_DEPLOY = ROOT / "docs" / "deploy.md"
 
-# CONTRACT.md, "Environment".
-CONTRACT_VARIABLES = ["DATABASE_URL", "SECRET_KEY", "BASE_URL", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET",
-                      "STRIPE_API_BASE", "SMTP_URL"]
+# Every environment variable the app reads (README.md, "Configuration").
+CONTRACT_VARIABLES = [
+    "DATABASE_URL",
+    "SECRET_KEY",
+    "BASE_URL",
+    "STRIPE_SECRET_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+    "STRIPE_API_BASE",
+    "SMTP_URL",
+]
 SLIM_BASE = "python:3.11-slim-bookworm"
 
 
 # --- reading the files --------------------------------------------------------------------------------
+
 
 def compose() -> dict:
     return yaml.safe_load(COMPOSE.read_text())
@@ -99,7 +107,7 @@ def pip_installs() -> list[list[str]]:
             for index, token in enumerate(tokens[:-1]):
                 # pip, /opt/venv/bin/pip, pip3, or the "pip" of python -m pip
                 if token.rsplit("/", 1)[-1] in {"pip", "pip3"} and tokens[index + 1] == "install":
-                    found.append(tokens[index + 2:])
+                    found.append(tokens[index + 2 :])
     return found
 
 
@@ -126,6 +134,7 @@ def env_example_assigns(name: str, *, commented_ok: bool) -> bool:
 
 # --- docker-compose.yml -------------------------------------------------------------------------------
 
+
 def test_compose_file_parses_and_has_the_db_the_migration_and_the_app():
     assert {"app", "db", "migrate"} <= set(services())
 
@@ -136,8 +145,10 @@ def test_db_is_postgres_with_a_pg_isready_healthcheck_and_a_named_volume():
     test = db["healthcheck"]["test"]
     assert "pg_isready" in (test if isinstance(test, str) else " ".join(test))
     named = set(compose().get("volumes") or {})
-    assert any(str(volume).split(":")[0] in named and str(volume).split(":")[1] == "/var/lib/postgresql/data"
-               for volume in db["volumes"])
+    assert any(
+        str(volume).split(":")[0] in named and str(volume).split(":")[1] == "/var/lib/postgresql/data"
+        for volume in db["volumes"]
+    )
 
 
 def test_the_app_starts_after_a_healthy_db_and_a_finished_migration():
@@ -160,8 +171,9 @@ def test_app_and_migrate_read_the_env_file_and_reach_postgres_on_the_db_service(
         service = services()[name]
         env_files = service["env_file"] if isinstance(service["env_file"], list) else [service["env_file"]]
         assert ".env" in [entry if isinstance(entry, str) else entry["path"] for entry in env_files]
-        assert re.fullmatch(r"postgresql://lending:\$\{POSTGRES_PASSWORD[^}]*\}@db:5432/lending",
-                            service["environment"]["DATABASE_URL"]), name
+        assert re.fullmatch(
+            r"postgresql://lending:\$\{POSTGRES_PASSWORD[^}]*\}@db:5432/lending", service["environment"]["DATABASE_URL"]
+        ), name
 
 
 def test_the_app_has_a_healthcheck_on_health_without_curl():
@@ -186,6 +198,7 @@ def test_the_app_keeps_var_on_a_named_volume_and_publishes_port_8000():
 
 # --- the commands -------------------------------------------------------------------------------------
 
+
 def test_the_deployment_runs_the_server_and_the_migrations():
     subcommands = [argv[1] for argv in lending_commands() if len(argv) > 1]
     assert "migrate" in subcommands and "run" in subcommands
@@ -208,6 +221,7 @@ def test_the_server_listens_on_every_interface_on_port_8000():
 
 
 # --- Dockerfile ---------------------------------------------------------------------------------------
+
 
 def test_dockerfile_is_multi_stage_on_slim_python():
     all_stages = stages()
@@ -286,6 +300,7 @@ def test_the_image_has_the_folder_the_backup_docs_write_to():
 
 
 # --- .env.example and .dockerignore -------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", CONTRACT_VARIABLES)
 def test_env_example_explains_every_contract_variable(name):

@@ -25,8 +25,12 @@ def test_an_active_member_under_the_limit_may_borrow():
 def test_every_reason_a_member_may_not_borrow_is_listed_together():
     borrower = Borrower("expired", loan_limit=2, open_loans=2, overdue_loans=1, unpaid_fees_pence=900)
     policy = Policy(fees_enabled=True, block_over_pence=500)
-    assert codes(rules.borrower_reasons(borrower, policy)) == ["membership_expired", "overdue_items", "over_limit",
-                                                                "unpaid_fees"]
+    assert codes(rules.borrower_reasons(borrower, policy)) == [
+        "membership_expired",
+        "overdue_items",
+        "over_limit",
+        "unpaid_fees",
+    ]
     assert codes(rules.borrower_reasons(Borrower(None, 0, 0, 0), Policy(), adding=0)) == ["no_membership"]
     assert codes(rules.borrower_reasons(Borrower("pending", 3, 0, 0), Policy())) == ["membership_pending"]
     assert codes(rules.borrower_reasons(Borrower("past_due", 3, 0, 0), Policy())) == ["membership_past_due"]
@@ -53,27 +57,49 @@ def test_a_copy_that_cannot_go_out_says_why():
     assert codes(rules.copy_reasons(held, member_id=1, now=NOW)) == ["held_for_other"]
     assert rules.copy_reasons(held, member_id=2, now=NOW) == ()  # put aside for this member
     assert codes(rules.copy_reasons(Copy("available", False, waiting_for_others=1), member_id=1, now=NOW)) == [
-        "others_waiting"]
+        "others_waiting"
+    ]
     booked = Copy("available", False, reserved_by_other_from=date(2026, 12, 3))
     assert codes(rules.copy_reasons(booked, member_id=1, now=NOW)) == ["reserved_by_other"]
     cleaning = Copy("available", False, available_from=NOW + timedelta(hours=2))
     assert codes(rules.copy_reasons(cleaning, member_id=1, now=NOW)) == ["in_buffer"]
-    assert rules.copy_reasons(Copy("available", False, available_from=NOW - timedelta(hours=1)), member_id=1,
-                              now=NOW) == ()
+    assert (
+        rules.copy_reasons(Copy("available", False, available_from=NOW - timedelta(hours=1)), member_id=1, now=NOW)
+        == ()
+    )
 
 
 def test_renewals_stop_at_the_limit_when_someone_waits_or_a_booking_follows():
     policy = Policy(renewal_limit=2)
     assert rules.renewal_reasons(renewals=1, policy=policy, someone_waiting=False, returned=False) == ()
     assert codes(rules.renewal_reasons(renewals=2, policy=policy, someone_waiting=True, returned=False)) == [
-        "someone_waiting", "renewal_limit"]
+        "someone_waiting",
+        "renewal_limit",
+    ]
     assert codes(rules.renewal_reasons(renewals=0, policy=policy, someone_waiting=False, returned=True)) == [
-        "loan_closed"]
-    assert codes(rules.renewal_reasons(renewals=0, policy=policy, someone_waiting=False, returned=False,
-                                       reserved_by_other_from=date(2026, 12, 8), new_due_on=date(2026, 12, 8))) == [
-        "reserved_by_other"]
-    assert rules.renewal_reasons(renewals=0, policy=policy, someone_waiting=False, returned=False,
-                                 reserved_by_other_from=date(2026, 12, 9), new_due_on=date(2026, 12, 8)) == ()
+        "loan_closed"
+    ]
+    assert codes(
+        rules.renewal_reasons(
+            renewals=0,
+            policy=policy,
+            someone_waiting=False,
+            returned=False,
+            reserved_by_other_from=date(2026, 12, 8),
+            new_due_on=date(2026, 12, 8),
+        )
+    ) == ["reserved_by_other"]
+    assert (
+        rules.renewal_reasons(
+            renewals=0,
+            policy=policy,
+            someone_waiting=False,
+            returned=False,
+            reserved_by_other_from=date(2026, 12, 9),
+            new_due_on=date(2026, 12, 8),
+        )
+        == ()
+    )
 
 
 def test_backdating_is_up_to_thirty_days_and_never_before_the_loan():
@@ -92,8 +118,16 @@ def test_loan_periods_come_from_the_thing_then_its_categories_then_the_tier():
 
 def book(start: int, end: int, **changes):
     today = date(2026, 12, 1)
-    values = dict(starts_on=today + timedelta(days=start), ends_on=today + timedelta(days=end), today=today,
-                  policy=Policy(), open_days={}, other_bookings=(), loan_due_on=None, buffer_days=0)
+    values = dict(
+        starts_on=today + timedelta(days=start),
+        ends_on=today + timedelta(days=end),
+        today=today,
+        policy=Policy(),
+        open_days={},
+        other_bookings=(),
+        loan_due_on=None,
+        buffer_days=0,
+    )
     values.update(changes)
     return codes(rules.reservation_reasons(**values))
 
@@ -131,9 +165,18 @@ def test_two_bookings_clash_whichever_is_made_first(a_start, a_length, b_start, 
     policy = Policy(max_reservation_days=90)
 
     def clash(new: Booking, existing: Booking) -> bool:
-        return "reservation_conflict" in codes(rules.reservation_reasons(
-            starts_on=new.starts_on, ends_on=new.ends_on, today=today, policy=policy, open_days={},
-            other_bookings=(existing,), loan_due_on=None, buffer_days=gap))
+        return "reservation_conflict" in codes(
+            rules.reservation_reasons(
+                starts_on=new.starts_on,
+                ends_on=new.ends_on,
+                today=today,
+                policy=policy,
+                open_days={},
+                other_bookings=(existing,),
+                loan_due_on=None,
+                buffer_days=gap,
+            )
+        )
 
     assert clash(a, b) == clash(b, a)
     overlap_days = (min(a.ends_on, b.ends_on) - max(a.starts_on, b.starts_on)).days
@@ -155,11 +198,13 @@ def test_policy_numbers_are_checked_against_their_bounds():
     good = {name: low for name, (low, _high) in rules.POLICY_BOUNDS.items()}
     assert rules.policy_problems(good) == {}
     assert set(rules.policy_problems({**good, "renewal_limit": 21, "hold_days": 0, "buffer_hours": True})) == {
-        "renewal_limit", "hold_days", "buffer_hours"}
+        "renewal_limit",
+        "hold_days",
+        "buffer_hours",
+    }
 
 
 def test_holds_and_bookings_ignore_the_item_limit_but_not_the_membership():
     full = Borrower("active", loan_limit=1, open_loans=1, overdue_loans=0)
     assert rules.queue_reasons(full, Policy()) == ()
-    assert codes(rules.queue_reasons(Borrower("expired", 1, 1, 1), Policy())) == ["membership_expired",
-                                                                                   "overdue_items"]
+    assert codes(rules.queue_reasons(Borrower("expired", 1, 1, 1), Policy())) == ["membership_expired", "overdue_items"]

@@ -29,15 +29,19 @@ def utc(*parts: int) -> datetime:
 
 # Tuesday, Thursday and Saturday, each with a lunch break; given out of order on purpose.
 WEEKLY = (
-    s(TUE, "14:00", "17:30"), s(TUE, "10:00", "13:00"),
-    s(THU, "10:00", "12:00"), s(THU, "13:00", "19:00"),
-    s(SAT, "13:30", "16:00"), s(SAT, "09:30", "12:30"),
+    s(TUE, "14:00", "17:30"),
+    s(TUE, "10:00", "13:00"),
+    s(THU, "10:00", "12:00"),
+    s(THU, "13:00", "19:00"),
+    s(SAT, "13:30", "16:00"),
+    s(SAT, "09:30", "12:30"),
 )
 VENUE = Calendar(timezone=LONDON, sessions=WEEKLY)
 CHRISTMAS = Closure(date(2026, 12, 24), date(2027, 1, 2), "Christmas")
 
 
 # --- the week --------------------------------------------------------------------------------
+
 
 def test_sessions_of_a_day_come_sorted_by_opening_time():
     tuesday = date(2026, 1, 6)
@@ -135,8 +139,9 @@ def test_a_loan_lasts_at_least_a_day():
 # --- the clocks change -----------------------------------------------------------------------
 
 # Open Sundays and Mondays only (with a lunch break on Mondays).
-SUN_MON = Calendar(timezone=LONDON, sessions=(s(SUN, "10:00", "16:00"), s(MON, "10:00", "13:00"),
-                                              s(MON, "14:00", "17:00")))
+SUN_MON = Calendar(
+    timezone=LONDON, sessions=(s(SUN, "10:00", "16:00"), s(MON, "10:00", "13:00"), s(MON, "14:00", "17:00"))
+)
 
 
 def test_due_dates_across_the_spring_change_in_london():
@@ -220,14 +225,27 @@ def test_a_naive_instant_is_refused():
         rules.due_at(calendar=VENUE, lent_at=datetime(2026, 1, 1, 12), days=1)
 
 
-@pytest.mark.parametrize("name", [LONDON, NEW_YORK, "Australia/Lord_Howe", "Pacific/Chatham", "UTC", "Asia/Kolkata",
-                                  rules.DEFAULT_TIMEZONE])
+@pytest.mark.parametrize(
+    "name", [LONDON, NEW_YORK, "Australia/Lord_Howe", "Pacific/Chatham", "UTC", "Asia/Kolkata", rules.DEFAULT_TIMEZONE]
+)
 def test_known_time_zones(name):
     assert rules.timezone_problem(name) is None
 
 
-@pytest.mark.parametrize("name", ["Mars/Olympus_Mons", "", "europe/london", "Europe/London ", "Europe", "GMT+1",
-                                  "../etc/passwd", "/etc/localtime", "localtime"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Mars/Olympus_Mons",
+        "",
+        "europe/london",
+        "Europe/London ",
+        "Europe",
+        "GMT+1",
+        "../etc/passwd",
+        "/etc/localtime",
+        "localtime",
+    ],
+)
 def test_unknown_time_zones(name):
     problem = rules.timezone_problem(name)
     assert isinstance(problem, LazyText) and str(problem).endswith(".")
@@ -236,34 +254,60 @@ def test_unknown_time_zones(name):
 
 # --- what coordinators type ------------------------------------------------------------------
 
-@pytest.mark.parametrize("typed, expected", [
-    ("", ()),
-    ("   ", ()),
-    ("closed", ()),
-    (" Closed ", ()),
-    ("CLOSED", ()),
-    ("10:00-13:00", ((10, 0, 13, 0),)),
-    ("10:00-13:00, 14:00-17:30", ((10, 0, 13, 0), (14, 0, 17, 30))),
-    ("14:00-17:30, 10:00-13:00", ((10, 0, 13, 0), (14, 0, 17, 30))),
-    ("10-13", ((10, 0, 13, 0),)),
-    ("9:30\u201317:00", ((9, 30, 17, 0),)),
-    ("10.00-13.00", ((10, 0, 13, 0),)),
-    ("10.00 - 13.00 ,14:15 \u2013 16", ((10, 0, 13, 0), (14, 15, 16, 0))),
-    ("10-13; 14-17", ((10, 0, 13, 0), (14, 0, 17, 0))),
-    ("10-13, 13-17", ((10, 0, 13, 0), (13, 0, 17, 0))),  # back to back is fine
-    ("10-13,", ((10, 0, 13, 0),)),
-    ("0:00-23:59", ((0, 0, 23, 59),)),
-])
+
+@pytest.mark.parametrize(
+    "typed, expected",
+    [
+        ("", ()),
+        ("   ", ()),
+        ("closed", ()),
+        (" Closed ", ()),
+        ("CLOSED", ()),
+        ("10:00-13:00", ((10, 0, 13, 0),)),
+        ("10:00-13:00, 14:00-17:30", ((10, 0, 13, 0), (14, 0, 17, 30))),
+        ("14:00-17:30, 10:00-13:00", ((10, 0, 13, 0), (14, 0, 17, 30))),
+        ("10-13", ((10, 0, 13, 0),)),
+        ("9:30\u201317:00", ((9, 30, 17, 0),)),
+        ("10.00-13.00", ((10, 0, 13, 0),)),
+        ("10.00 - 13.00 ,14:15 \u2013 16", ((10, 0, 13, 0), (14, 15, 16, 0))),
+        ("10-13; 14-17", ((10, 0, 13, 0), (14, 0, 17, 0))),
+        ("10-13, 13-17", ((10, 0, 13, 0), (13, 0, 17, 0))),  # back to back is fine
+        ("10-13,", ((10, 0, 13, 0),)),
+        ("0:00-23:59", ((0, 0, 23, 59),)),
+    ],
+)
 def test_sessions_as_typed(typed, expected):
     assert rules.parse_sessions(typed, WED) == tuple(Session(WED, time(a, b), time(c, d)) for a, b, c, d in expected)
 
 
-@pytest.mark.parametrize("typed", [
-    "10", "10-", "-13", "10:00", "10:00 13:00", "10:00-13:00 14:00-17:00", "10:0-13:00", "10:000-13:00",
-    "10:00-13:00-14:00", "ten to one", "1O-13", "10h-13h", "10am-1pm", "\u0661\u0660-\u0661\u0663",
-    "25:00-26:00", "10:60-11:00", "9-24:30", "18-24", "13-10", "10-10", "10:00-13:00, 12:00-14:00", "closed, 10-13",
-    "open",
-])
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "10",
+        "10-",
+        "-13",
+        "10:00",
+        "10:00 13:00",
+        "10:00-13:00 14:00-17:00",
+        "10:0-13:00",
+        "10:000-13:00",
+        "10:00-13:00-14:00",
+        "ten to one",
+        "1O-13",
+        "10h-13h",
+        "10am-1pm",
+        "\u0661\u0660-\u0661\u0663",
+        "25:00-26:00",
+        "10:60-11:00",
+        "9-24:30",
+        "18-24",
+        "13-10",
+        "10-10",
+        "10:00-13:00, 12:00-14:00",
+        "closed, 10-13",
+        "open",
+    ],
+)
 def test_sessions_that_cannot_be_read(typed):
     with pytest.raises(ValueError) as raised:
         rules.parse_sessions(typed, WED)
@@ -297,14 +341,20 @@ def test_sessions_are_written_back_as_they_are_read():
 def test_sessions_problems():
     assert rules.sessions_problems(WEEKLY) == {}
     assert rules.sessions_problems(()) == {}
-    found = rules.sessions_problems((
-        s(MON, "10:00", "13:00"), s(MON, "12:30", "15:00"),  # overlap
-        s(TUE, "10:00", "13:00"), s(TUE, "13:00", "15:00"),  # back to back: fine
-        s(WED, "12:00", "12:00"),  # closes when it opens
-        s(THU, "12:00", "09:00"),  # closes before it opens
-        s(FRI, "10:00", "13:00"), s(SAT, "10:00", "13:00"),  # the same hours on different days: fine
-        Session(7, time(10), time(12)), Session(-1, time(10), time(12)),
-    ))
+    found = rules.sessions_problems(
+        (
+            s(MON, "10:00", "13:00"),
+            s(MON, "12:30", "15:00"),  # overlap
+            s(TUE, "10:00", "13:00"),
+            s(TUE, "13:00", "15:00"),  # back to back: fine
+            s(WED, "12:00", "12:00"),  # closes when it opens
+            s(THU, "12:00", "09:00"),  # closes before it opens
+            s(FRI, "10:00", "13:00"),
+            s(SAT, "10:00", "13:00"),  # the same hours on different days: fine
+            Session(7, time(10), time(12)),
+            Session(-1, time(10), time(12)),
+        )
+    )
     assert set(found) == {MON, WED, THU, 7, -1}
     assert str(found[MON]) == "On Monday, 10:00-13:00 overlaps 12:30-15:00."
     assert str(found[WED]) == str(found[THU]) == "Closing time must be after opening time."
@@ -319,10 +369,12 @@ def test_closure_problems():
     assert rules.closure_problem(CHRISTMAS) is None
     assert rules.closure_problem(Closure(date(2026, 5, 1), date(2026, 5, 1))) is None  # a single day
     assert str(rules.closure_problem(Closure(date(2026, 5, 2), date(2026, 5, 1)))) == (
-        "A closure cannot end before it starts.")
+        "A closure cannot end before it starts."
+    )
     assert rules.closure_problem(Closure(date(2026, 5, 1), date(2026, 5, 1), "x" * 200)) is None
     assert str(rules.closure_problem(Closure(date(2026, 5, 1), date(2026, 5, 1), "x" * 201))) == (
-        "Keep the reason to 200 characters or fewer.")
+        "Keep the reason to 200 characters or fewer."
+    )
 
 
 def test_an_inverted_closure_shuts_nothing():
@@ -335,8 +387,23 @@ def test_dates_as_sent(typed, expected):
     assert rules.parse_date(typed) == expected
 
 
-@pytest.mark.parametrize("typed", ["", "24/12/2026", "2026-12-24T10:00", "20261224", "2026-W52-4", "2026-12-4",
-                                   "2026-02-30", "2027-02-29", "2026-13-01", "2026-00-10", "christmas", None])
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "",
+        "24/12/2026",
+        "2026-12-24T10:00",
+        "20261224",
+        "2026-W52-4",
+        "2026-12-4",
+        "2026-02-30",
+        "2027-02-29",
+        "2026-13-01",
+        "2026-00-10",
+        "christmas",
+        None,
+    ],
+)
 def test_dates_that_cannot_be_read(typed):
     with pytest.raises(ValueError) as raised:
         rules.parse_date(typed)
@@ -345,7 +412,14 @@ def test_dates_that_cannot_be_read(typed):
 
 def test_weekday_names():
     assert [str(name) for name in rules.WEEKDAY_NAMES] == [
-        "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+    ]
     assert all(isinstance(name, LazyText) for name in rules.WEEKDAY_NAMES)
 
 
@@ -413,15 +487,17 @@ def scenarios(draw) -> tuple[Calendar, datetime, int]:
     spans = draw(st.lists(st.tuples(st.integers(-10, 70), st.integers(0, 40)), max_size=4))
     if draw(st.integers(0, 9)) == 0:  # now and then a closure that outlasts the search for an open day
         spans.append((draw(st.integers(-10, 10)), draw(st.integers(300, 500))))
-    closures = tuple(Closure(around + timedelta(days=start), around + timedelta(days=start + length))
-                     for start, length in spans)
+    closures = tuple(
+        Closure(around + timedelta(days=start), around + timedelta(days=start + length)) for start, length in spans
+    )
     return Calendar(timezone=zone, sessions=sessions, closures=closures), lent_at, days
 
 
 def oracle_open(calendar: Calendar, day: date) -> bool:
     """Open, worked out here without the rules under test."""
-    return (any(session.weekday == day.weekday() for session in calendar.sessions)
-            and not any(closure.starts_on <= day <= closure.ends_on for closure in calendar.closures))
+    return any(session.weekday == day.weekday() for session in calendar.sessions) and not any(
+        closure.starts_on <= day <= closure.ends_on for closure in calendar.closures
+    )
 
 
 def nominal_date(calendar: Calendar, lent_at: datetime, days: int) -> date:
@@ -429,8 +505,10 @@ def nominal_date(calendar: Calendar, lent_at: datetime, days: int) -> date:
 
 
 def first_open_day(calendar: Calendar, nominal: date) -> date | None:
-    return next((day for day in (nominal + timedelta(days=n) for n in range(rules.SEARCH_DAYS))
-                 if oracle_open(calendar, day)), None)
+    return next(
+        (day for day in (nominal + timedelta(days=n) for n in range(rules.SEARCH_DAYS)) if oracle_open(calendar, day)),
+        None,
+    )
 
 
 def assert_shows_wall_time(instant: datetime, day: date, wall: time, zone: str) -> None:
@@ -478,8 +556,10 @@ def test_due_is_when_the_last_session_of_that_day_closes(scenario):  # (b)
     if day is None:
         assert_shows_wall_time(due, nominal, time(23, 59), calendar.timezone)
     else:
-        last = max((session for session in calendar.sessions if session.weekday == day.weekday()),
-                   key=lambda session: session.opens)
+        last = max(
+            (session for session in calendar.sessions if session.weekday == day.weekday()),
+            key=lambda session: session.opens,
+        )
         assert_shows_wall_time(due, day, last.closes, calendar.timezone)
 
 

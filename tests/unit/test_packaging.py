@@ -15,18 +15,34 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_wheel_carries_everything_the_app_needs(tmp_path):
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(tmp_path),
-         str(ROOT)],
-        check=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        timeout=300,
     )
     wheel = next(tmp_path.glob("lending-*.whl"))
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         site = tmp_path / "site"
         archive.extractall(site)
-    for required in ("lending/templates/base/layout.html", "lending/templates/errors/error.html",
-                     "lending/static/css/app.css", "lending/piccolo_conf.py", "admin/__init__.py",
-                     "lending/locale/cy/LC_MESSAGES/messages.po"):
+    for required in (
+        "lending/templates/base/layout.html",
+        "lending/templates/errors/error.html",
+        "lending/static/css/app.css",
+        "lending/piccolo_conf.py",
+        "admin/__init__.py",
+        "lending/locale/cy/LC_MESSAGES/messages.po",
+    ):
         assert required in names, required
     assert any(n.startswith("lending/piccolo_migrations/lending_") for n in names)
     assert any(n.endswith("entry_points.txt") for n in names)
@@ -54,10 +70,15 @@ def test_wheel_carries_everything_the_app_needs(tmp_path):
     """)
     workdir = tmp_path / "elsewhere"
     workdir.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(site), "LENDING_DEMO": "1",
-           "DATABASE_URL": f"sqlite:///{workdir / 'lending.db'}"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(site),
+        "LENDING_DEMO": "1",
+        "DATABASE_URL": f"sqlite:///{workdir / 'lending.db'}",
+    }
     env.pop("SECRET_KEY", None)
-    result = subprocess.run([sys.executable, "-c", script, str(site)], cwd=workdir, env=env, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(site)], cwd=workdir, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "wheel works" in result.stdout

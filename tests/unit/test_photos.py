@@ -25,6 +25,7 @@ SECRET = "SecretPhoneMaker"
 
 # --- making images ------------------------------------------------------------------------------
 
+
 def encoded(image: Image.Image, fmt: str, **options) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, fmt, **options)
@@ -60,8 +61,7 @@ def blank_bilevel_png(width: int, height: int) -> bytes:
     row = bytes(1 + (width + 7) // 8)  # filter byte 0, then all-black pixels
     compressor = zlib.compressobj(9)
     pixels = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
-    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", pixels)
-            + png_chunk(b"IEND", b""))
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", pixels) + png_chunk(b"IEND", b"")
 
 
 def s15fixed16(value: float) -> bytes:
@@ -78,15 +78,32 @@ def swapped_primaries_profile() -> bytes:
         return b"XYZ " + bytes(4) + b"".join(s15fixed16(v) for v in values)
 
     linear = b"curv" + bytes(4) + struct.pack(">IH", 1, 256) + bytes(2)
-    tags = [(b"wtpt", xyz(white)), (b"rXYZ", xyz(green)), (b"gXYZ", xyz(red)), (b"bXYZ", xyz(blue)),
-            (b"rTRC", linear), (b"gTRC", linear), (b"bTRC", linear)]
+    tags = [
+        (b"wtpt", xyz(white)),
+        (b"rXYZ", xyz(green)),
+        (b"gXYZ", xyz(red)),
+        (b"bXYZ", xyz(blue)),
+        (b"rTRC", linear),
+        (b"gTRC", linear),
+        (b"bTRC", linear),
+    ]
     table, body = struct.pack(">I", len(tags)), b""
     offset = 128 + 4 + 12 * len(tags)
     for signature, data in tags:
         table += signature + struct.pack(">II", offset + len(body), len(data))
         body += data + bytes(-len(data) % 4)
-    header = (struct.pack(">I", offset + len(body)) + b"lcms" + bytes([2, 0x10, 0, 0]) + b"mntrRGB XYZ "
-              + bytes(12) + b"acsp" + bytes(24) + bytes(4) + b"".join(s15fixed16(v) for v in white) + bytes(48))
+    header = (
+        struct.pack(">I", offset + len(body))
+        + b"lcms"
+        + bytes([2, 0x10, 0, 0])
+        + b"mntrRGB XYZ "
+        + bytes(12)
+        + b"acsp"
+        + bytes(24)
+        + bytes(4)
+        + b"".join(s15fixed16(v) for v in white)
+        + bytes(48)
+    )
     assert len(header) == 128
     return header + table + body
 
@@ -101,7 +118,7 @@ def jpeg_markers(data: bytes) -> list[int]:
         markers.append(marker)
         if marker == 0xDA:  # start of scan: the compressed pixels follow
             return markers
-        at += 2 + int.from_bytes(data[at + 2:at + 4], "big")
+        at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
 
 
 def opened(data: bytes) -> Image.Image:
@@ -129,6 +146,7 @@ def decoding_calls(monkeypatch):
         def recorded(self, *args, **kwargs):
             calls.append(name)
             return original(self, *args, **kwargs)
+
         return recorded
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", spy(ImageFile.ImageFile.load, "load"))
@@ -138,14 +156,20 @@ def decoding_calls(monkeypatch):
 
 # --- photos that are accepted -------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def phone_photo() -> bytes:
     """Stored sideways as the sensor saw it, 2400 x 1800, the top strip red, with EXIF, GPS,
     XMP and a comment naming the phone."""
     image = Image.new("RGB", (2400, 1800), (30, 60, 200))
     image.paste((220, 20, 20), (0, 0, 2400, 300))
-    return encoded(image, "JPEG", exif=phone_exif(), comment=SECRET.encode(),
-                   xmp=f"<x:xmpmeta><maker>{SECRET}</maker></x:xmpmeta>".encode())
+    return encoded(
+        image,
+        "JPEG",
+        exif=phone_exif(),
+        comment=SECRET.encode(),
+        xmp=f"<x:xmpmeta><maker>{SECRET}</maker></x:xmpmeta>".encode(),
+    )
 
 
 def test_the_phone_photo_really_carries_location_and_orientation(phone_photo):
@@ -222,12 +246,15 @@ def test_a_transparent_png_is_flattened_onto_white():
     assert close_to(full.getpixel((150, 100)), (200, 0, 0))
 
 
-@pytest.mark.parametrize(("size", "full", "thumbnail"), [
-    ((120, 80), (120, 80), (120, 80)),
-    ((1000, 500), (1000, 500), (400, 200)),
-    ((600, 3200), (300, 1600), (75, 400)),
-    ((1, 9000), (1, 1600), (1, 400)),
-])
+@pytest.mark.parametrize(
+    ("size", "full", "thumbnail"),
+    [
+        ((120, 80), (120, 80), (120, 80)),
+        ((1000, 500), (1000, 500), (400, 200)),
+        ((600, 3200), (300, 1600), (75, 400)),
+        ((1, 9000), (1, 1600), (1, 400)),
+    ],
+)
 def test_sizes_shrink_to_fit_and_never_grow(size, full, thumbnail):
     photo = photos.process_photo(encoded(Image.new("RGB", size, (90, 140, 60)), "PNG"))
     assert (photo.width, photo.height) == full
@@ -251,12 +278,9 @@ def test_a_broken_colour_profile_is_ignored():
     assert close_to(full.getpixel((32, 32)), (255, 0, 0))
 
 
-@pytest.mark.parametrize(("fmt", "options"), [
-    ("WEBP", {"quality": 90}),
-    ("GIF", {}),
-    ("JPEG", {}),
-    ("PNG", {"bits": 4}),
-])
+@pytest.mark.parametrize(
+    ("fmt", "options"), [("WEBP", {"quality": 90}), ("GIF", {}), ("JPEG", {}), ("PNG", {"bits": 4})]
+)
 def test_each_accepted_format_is_read(fmt, options):
     data = encoded(Image.new("RGB", (90, 60), (200, 30, 30)), fmt, **options)
     assert opened(data).format == fmt
@@ -310,6 +334,7 @@ async def test_process_photo_async_works_off_the_event_loop(phone_photo, monkeyp
 
 # --- refusals -----------------------------------------------------------------------------------
 
+
 def test_empty_bytes_are_refused():
     problem = refusal(b"")
     assert problem.code == "photo_empty"
@@ -338,12 +363,15 @@ def test_a_text_file_posing_as_a_jpeg_is_not_a_photo():
     assert str(problem.detail) == "That file is not a photo. Choose a JPEG, PNG or WebP image."
 
 
-@pytest.mark.parametrize("data", [
-    pytest.param(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(200), id="heic"),
-    pytest.param(b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf" + bytes(200), id="avif"),
-    pytest.param(encoded(Image.new("RGB", (40, 30), "red"), "TIFF"), id="tiff"),
-    pytest.param(encoded(Image.new("RGB", (40, 30), "red"), "BMP"), id="bmp"),
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(200), id="heic"),
+        pytest.param(b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf" + bytes(200), id="avif"),
+        pytest.param(encoded(Image.new("RGB", (40, 30), "red"), "TIFF"), id="tiff"),
+        pytest.param(encoded(Image.new("RGB", (40, 30), "red"), "BMP"), id="bmp"),
+    ],
+)
 def test_other_image_formats_are_refused_as_unsupported(data):
     assert refusal(data).code == "photo_unsupported_format"
 
@@ -383,13 +411,9 @@ def test_a_pillow_bomb_warning_becomes_a_refusal(monkeypatch):
         assert refusal(data).code == "photo_too_many_pixels"
 
 
-@pytest.mark.parametrize(("fmt", "options"), [
-    ("JPEG", {}),
-    ("JPEG", {"progressive": True}),
-    ("PNG", {}),
-    ("WEBP", {}),
-    ("GIF", {}),
-])
+@pytest.mark.parametrize(
+    ("fmt", "options"), [("JPEG", {}), ("JPEG", {"progressive": True}), ("PNG", {}), ("WEBP", {}), ("GIF", {})]
+)
 def test_a_truncated_photo_is_refused_as_corrupt(fmt, options):
     data = encoded(noise((400, 300)), fmt, **options)
     assert photos.process_photo(data).width == 400
@@ -404,7 +428,7 @@ def test_a_photo_cut_off_inside_its_header_is_corrupt_not_a_non_photo():
 def test_a_png_failing_its_checksums_is_refused_though_its_pixels_decode():
     data = bytearray(encoded(noise((200, 100)), "PNG"))
     chunk = data.index(b"IDAT")
-    data[chunk + 4 + int.from_bytes(data[chunk - 4:chunk], "big")] ^= 0xFF  # the chunk's CRC
+    data[chunk + 4 + int.from_bytes(data[chunk - 4 : chunk], "big")] ^= 0xFF  # the chunk's CRC
     assert opened(bytes(data)).size == (200, 100)  # Pillow decodes it without complaint
     assert refusal(bytes(data)).code == "photo_corrupt"  # verify() does not
 
@@ -416,6 +440,7 @@ def test_a_damaged_png_chunk_is_refused():
 
 
 # --- placeholders ---------------------------------------------------------------------------------
+
 
 def test_a_placeholder_is_a_jpeg_of_the_catalogue_size():
     image = opened(photos.placeholder_photo("Cordless drill", seed=3))
@@ -433,7 +458,9 @@ def test_placeholders_differ_by_seed_and_repeat_for_the_same_seed():
     assert len(corners) == 8
 
 
-@pytest.mark.parametrize("name", ["Peiriant torri gwair", "Ŵy Pasg", "", "!!!", "Llanfairpwllgwyngyllgogerychwyrndrobwllllantysiliogogogoch"])
+@pytest.mark.parametrize(
+    "name", ["Peiriant torri gwair", "Ŵy Pasg", "", "!!!", "Llanfairpwllgwyngyllgogerychwyrndrobwllllantysiliogogogoch"]
+)
 def test_placeholders_cope_with_any_name(name):
     assert opened(photos.placeholder_photo(name, seed=1)).size == (1200, 900)
 
@@ -457,7 +484,8 @@ def relative_luminance(hex_colour: str) -> float:
     def linear(channel: int) -> float:
         c = channel / 255
         return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
-    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+
+    r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
     return 0.2126 * linear(r) + 0.7152 * linear(g) + 0.0722 * linear(b)
 
 

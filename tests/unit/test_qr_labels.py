@@ -42,8 +42,13 @@ PRINT_DPI = 300
 LOW_DPI = {"L7160": 100, "L7651": 150, "thermal-62x29": 100}
 # Enough labels to spill onto a second sheet; the thermal printer takes one label a page.
 COUNTS = {"L7160": 21 + 5, "L7651": 65 + 3, "thermal-62x29": 3}
-NAMES = ["Cordless drill, 18 V, two batteries and charger", "Peiriant gwnïo (ŵ, ŷ)", "Ladder",
-         "Gazebo " * 12, "Pressure washer"]
+NAMES = [
+    "Cordless drill, 18 V, two batteries and charger",
+    "Peiriant gwnïo (ŵ, ŷ)",
+    "Ladder",
+    "Gazebo " * 12,
+    "Pressure washer",
+]
 
 
 def make_labels(count: int, seed: int = 7) -> list[Label]:
@@ -134,8 +139,10 @@ def test_every_label_lies_on_the_page(name):
         assert 0 <= top and top + layout.label_height <= layout.page_height + 1e-9
 
 
-@pytest.mark.parametrize(("name", "count", "size"), [
-    ("L7160", 21, (63.5, 38.1)), ("L7651", 65, (38.1, 21.2)), ("thermal-62x29", 1, (62, 29))])
+@pytest.mark.parametrize(
+    ("name", "count", "size"),
+    [("L7160", 21, (63.5, 38.1)), ("L7651", 65, (38.1, 21.2)), ("thermal-62x29", 1, (62, 29))],
+)
 def test_sheet_geometry_matches_the_packets(name, count, size):
     layout = TEMPLATES[name]
     assert (layout.per_page, (layout.label_width, layout.label_height)) == (count, size)
@@ -160,7 +167,9 @@ def test_every_qr_on_every_sheet_decodes_to_its_url(sheets, name, resolution):
     dpi = PRINT_DPI if resolution == "print" else LOW_DPI[name]
     per_page = TEMPLATES[name].per_page
     decoded_pages = [[result.text for result in decode(image)] for image in pages(pdf, dpi)]
-    expected_pages = [[label.url for label in made[start:start + per_page]] for start in range(0, len(made), per_page)]
+    expected_pages = [
+        [label.url for label in made[start : start + per_page]] for start in range(0, len(made), per_page)
+    ]
     assert [Counter(found) for found in decoded_pages] == [Counter(expected) for expected in expected_pages]
 
 
@@ -182,7 +191,8 @@ def test_start_position_leaves_the_used_labels_blank_and_fills_the_rest_in_order
     on_first = decode(first)
     assert len(on_first) == 21 - 5
     assert {slot_of(result, "L7160", PRINT_DPI): result.text for result in on_first} == {
-        slot: label.url for slot, label in zip(range(5, 21), made[:16], strict=True)}
+        slot: label.url for slot, label in zip(range(5, 21), made[:16], strict=True)
+    }
     assert sorted(result.text for result in decode(second)) == sorted(label.url for label in made[16:])
 
 

@@ -28,8 +28,9 @@ def test_commands_that_sign_nothing_need_no_secret(tmp_path, monkeypatch):
 
 
 def test_postgres_url_selects_postgres():
-    settings = Settings.from_env({"SECRET_KEY": "k" * 40, "DATABASE_URL": "postgresql://u@h/db",
-                                  "BASE_URL": "https://lib.example.org/"})
+    settings = Settings.from_env(
+        {"SECRET_KEY": "k" * 40, "DATABASE_URL": "postgresql://u@h/db", "BASE_URL": "https://lib.example.org/"}
+    )
     assert settings.is_postgres and settings.secure_cookies
     assert settings.base_url == "https://lib.example.org"
 

@@ -50,6 +50,7 @@ _PLACEHOLDER = re.compile(r"%\((\w+)\)[#0 +\-]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[hlL]
 
 # --- helpers ---------------------------------------------------------------------------------
 
+
 @cache
 def extract_command() -> tuple[Path, dict, Path]:
     """The mapping file, keywords and template path of the Makefile's ``pybabel extract``."""
@@ -81,7 +82,7 @@ def source_messages() -> Catalog:
         method_map, options_map = parse_mapping_cfg(handle, str(mapping_file))
     catalog = Catalog(locale=LANGUAGE)
     for filename, lineno, message, comments, context in extract_from_dir(
-        str(ROOT), method_map, options_map, keywords=keywords,
+        str(ROOT), method_map, options_map, keywords=keywords
     ):
         catalog.add(message, None, [(filename, lineno)], auto_comments=comments, context=context)
     return catalog
@@ -149,8 +150,11 @@ def placeholder_problems(catalog: Catalog) -> list[str]:
             continue
         if entry.pluralizable:
             expected = placeholders(entry.id[1])
-            pairs = [(f"form {index}", form, (expected, expected - {"%(num)d"}))
-                     for index, form in enumerate(entry.string) if form]
+            pairs = [
+                (f"form {index}", form, (expected, expected - {"%(num)d"}))
+                for index, form in enumerate(entry.string)
+                if form
+            ]
             source_text = entry.id[1]
         else:
             pairs = [("", entry.string, (placeholders(entry.id),))] if entry.string else []
@@ -166,6 +170,7 @@ def placeholder_problems(catalog: Catalog) -> list[str]:
 
 
 # --- the catalogue ----------------------------------------------------------------------------
+
 
 def test_every_message_has_a_welsh_translation():
     missing = missing_translations(source_messages(), welsh())
@@ -229,6 +234,7 @@ def test_extraction_reads_the_code_and_templates_but_not_the_tests():
 
 # --- Welsh at run time ---------------------------------------------------------------------------
 
+
 def test_lending_i18n_speaks_welsh():
     token = i18n.set_language(LANGUAGE)
     try:
@@ -265,6 +271,7 @@ def test_templates_render_welsh():
 
 # --- the checks can fail ---------------------------------------------------------------------------
 
+
 def test_a_message_missing_from_the_catalogue_is_reported():
     source = Catalog(locale=LANGUAGE)
     source.add("Sign in", locations=[("templates/web/login.html", 5)])
@@ -284,7 +291,8 @@ def test_fuzzy_and_incomplete_translations_are_reported():
     translations.add("Guessed", "Dyfalu", flags=["fuzzy"])
     translations.add(("%(num)d cat", "%(num)d cats"), ("%(num)d cath", "%(num)d gath", "", "", "", ""))
     assert [line.rsplit(": ", 1)[1] for line in missing_translations(source, translations)] == [
-        "marked fuzzy", "not translated",
+        "marked fuzzy",
+        "not translated",
     ]
 
 
@@ -294,8 +302,10 @@ def test_broken_placeholders_are_reported():
     catalog.add("Wait %(minutes)s minutes", "Arhoswch %(minutes)d munud")
     catalog.add("100 per cent", "100 y cant")
     catalog.add("Done", "Wedi 100% gorffen")
-    catalog.add(("%(num)d cat", "%(num)d cats"), ("dim cathod", "un gath", "%(num)d gath", "%(num)d chath",
-                                                  "%(num)d chath", "%(num)d cath %(extra)s"))
+    catalog.add(
+        ("%(num)d cat", "%(num)d cats"),
+        ("dim cathod", "un gath", "%(num)d gath", "%(num)d chath", "%(num)d chath", "%(num)d cath %(extra)s"),
+    )
     problems = placeholder_problems(catalog)
     assert len(problems) == 4, problems
     assert "Hello %(name)s" in problems[0]
@@ -304,10 +314,13 @@ def test_broken_placeholders_are_reported():
     assert "form 5" in problems[3]
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("%(num)d of %(total)s", {"%(num)d", "%(total)s"}),
-    ("100%% sure, %(name)-10s", {"%(name)-10s"}),
-    ("no placeholders", set()),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("%(num)d of %(total)s", {"%(num)d", "%(total)s"}),
+        ("100%% sure, %(name)-10s", {"%(name)-10s"}),
+        ("no placeholders", set()),
+    ],
+)
 def test_placeholders_are_recognised(text, expected):
     assert placeholders(text) == expected

@@ -33,8 +33,17 @@ SOURCE = ROOT / "src" / "lending"
 
 # Text that is the same in both languages.
 SAME_IN_WELSH = {"(PDF)", "PDF", "QR", "CSV", "Stripe", "FHIR"}
-READ_ATTRIBUTES = {"alt", "title", "placeholder", "aria-label", "aria-description", "aria-roledescription",
-                   "aria-valuetext", "label", "data-confirm"}
+READ_ATTRIBUTES = {
+    "alt",
+    "title",
+    "placeholder",
+    "aria-label",
+    "aria-description",
+    "aria-roledescription",
+    "aria-valuetext",
+    "label",
+    "data-confirm",
+}
 WORD = re.compile(r"[^\W\d_]{2,}")
 
 
@@ -103,8 +112,10 @@ def test_templates_type_no_text_outside_gettext():
     for path in sorted(TEMPLATES.rglob("*.html")):
         for line, text in untranslated_in_template(path.read_text(encoding="utf-8")):
             found.append(f"{path.relative_to(ROOT)}:{line}: {text!r}")
-    assert not found, ("Text in templates that gettext never sees, so it stays English for Welsh readers. "
-                       "Wrap it in {{ _(\"...\") }}:\n  " + "\n  ".join(found))
+    assert not found, (
+        "Text in templates that gettext never sees, so it stays English for Welsh readers. "
+        'Wrap it in {{ _("...") }}:\n  ' + "\n  ".join(found)
+    )
 
 
 def test_the_template_check_finds_typed_text():
@@ -130,19 +141,26 @@ SCRIPTS = ROOT / "static" / "js"
 SCRIPT_TEXT = re.compile(
     r"""(?:textContent|innerText|innerHTML|placeholder|title)\s*[+]?=\s*["'`][^"'`]*[^\W\d_]{2,}"""
     r"""|\b(?:alert|confirm|prompt)\s*\(\s*["'`]"""
-    r"""|setAttribute\(\s*["'](?:aria-label|title|alt|placeholder)["']\s*,\s*["'`]""")
+    r"""|setAttribute\(\s*["'](?:aria-label|title|alt|placeholder)["']\s*,\s*["'`]"""
+)
 
 
 def untranslated_in_script(source: str) -> list[tuple[int, str]]:
-    return [(number, line.strip()) for number, line in enumerate(source.splitlines(), 1)
-            if not line.strip().startswith("//") and SCRIPT_TEXT.search(line)]
+    return [
+        (number, line.strip())
+        for number, line in enumerate(source.splitlines(), 1)
+        if not line.strip().startswith("//") and SCRIPT_TEXT.search(line)
+    ]
 
 
 def test_scripts_take_their_words_from_the_page():
     """Scripts have no gettext: what they say comes from the page (data- attributes, live
     regions) that the template rendered in the reader's language."""
-    found = [f"{path.relative_to(ROOT)}:{line}: {text}" for path in sorted(SCRIPTS.glob("*.js"))
-             for line, text in untranslated_in_script(path.read_text(encoding="utf-8"))]
+    found = [
+        f"{path.relative_to(ROOT)}:{line}: {text}"
+        for path in sorted(SCRIPTS.glob("*.js"))
+        for line, text in untranslated_in_script(path.read_text(encoding="utf-8"))
+    ]
     assert not found, "Scripts writing English words into the page:\n  " + "\n  ".join(found)
 
 
@@ -159,8 +177,17 @@ button.setAttribute("aria-pressed", "true");"""
 # --- Python ---------------------------------------------------------------------------------------
 
 GETTEXT = {"_", "_l", "gettext", "lazy_gettext", "ngettext", "lazy_ngettext"}
-DOMAIN_ERRORS = {"DomainError", "InvalidInput", "NotSignedIn", "NotAllowed", "NotFound", "Conflict",
-                 "RuleViolation", "TooManyAttempts", "Unavailable"}
+DOMAIN_ERRORS = {
+    "DomainError",
+    "InvalidInput",
+    "NotSignedIn",
+    "NotAllowed",
+    "NotFound",
+    "Conflict",
+    "RuleViolation",
+    "TooManyAttempts",
+    "Unavailable",
+}
 PROBLEM_DICTS = {"problems", "found", "field_errors"}
 # The command line, the demo and backups speak English only (docs/welsh.md).
 COMMAND_LINE_ONLY = {"cli.py", "demo.py", "backup.py"}
@@ -192,7 +219,9 @@ def untranslated_in_python(source: str) -> list[tuple[int, str]]:
                 for keyword in node.keywords:
                     if keyword.arg == "errors" and isinstance(keyword.value, ast.Dict):
                         texts += keyword.value.values
-            elif name == "add" and isinstance(node.func, ast.Attribute) and getattr(node.func.value, "id", "") == "flash":
+            elif (
+                name == "add" and isinstance(node.func, ast.Attribute) and getattr(node.func.value, "id", "") == "flash"
+            ):
                 texts.append(node.args[1] if len(node.args) > 1 else None)
             elif name == "Reason":
                 texts.append(node.args[1] if len(node.args) > 1 else None)
@@ -209,14 +238,18 @@ def test_python_gives_people_no_untranslated_messages():
     for path in sorted(SOURCE.rglob("*.py")):
         if "piccolo_migrations" in path.parts or path.name in COMMAND_LINE_ONLY:
             continue
-        found += [f"{path.relative_to(ROOT)}:{line}: {what}"
-                  for line, what in untranslated_in_python(path.read_text(encoding="utf-8"))]
-    assert not found, ("Messages for people written as plain strings, so they stay English for Welsh "
-                       "readers; use _() or _l():\n  " + "\n  ".join(found))
+        found += [
+            f"{path.relative_to(ROOT)}:{line}: {what}"
+            for line, what in untranslated_in_python(path.read_text(encoding="utf-8"))
+        ]
+    assert not found, (
+        "Messages for people written as plain strings, so they stay English for Welsh "
+        "readers; use _() or _l():\n  " + "\n  ".join(found)
+    )
 
 
 def test_the_python_check_finds_typed_messages():
-    source = '''
+    source = """
 raise errors.NotFound("No such thing.", code="nothing")
 raise errors.NotFound(_l("Fine."), code="fine")
 raise InvalidInput(_l("Check it."), errors={"name": "Enter a name."})
@@ -225,5 +258,5 @@ flash.add(request.scope, _("Saved."))
 problems["email"] = "Enter an email address."
 reasons.append(Reason("blocked", "Not today."))
 log.info("not for people")
-'''
+"""
     assert sorted(line for line, _ in untranslated_in_python(source)) == [2, 4, 5, 7, 8]

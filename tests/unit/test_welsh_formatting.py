@@ -35,8 +35,15 @@ def test_a_lazy_date_is_written_when_it_is_read():
 def test_booking_reasons_give_dates_in_the_readers_language():
     policy = loan_rules.Policy()
     reasons = loan_rules.reservation_reasons(
-        starts_on=date(2027, 3, 10), ends_on=date(2027, 3, 12), today=date(2027, 3, 1), policy=policy,
-        open_days={date(2027, 3, 10): False}, other_bookings=(), loan_due_on=None, buffer_days=0)
+        starts_on=date(2027, 3, 10),
+        ends_on=date(2027, 3, 12),
+        today=date(2027, 3, 1),
+        policy=policy,
+        open_days={date(2027, 3, 10): False},
+        other_bookings=(),
+        loan_due_on=None,
+        buffer_days=0,
+    )
     [closed] = [reason for reason in reasons if reason.code == "closed_day"]
     assert "10 March 2027" in str(closed.message)
     assert "10 Mawrth 2027" in in_welsh(closed.message)

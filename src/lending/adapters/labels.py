@@ -85,17 +85,65 @@ TEMPLATES: dict[str, Template] = {
     template.name: template
     for template in (
         # Avery L7160 (and compatibles such as LP21/63): A4, 21 labels, 3 x 7.
-        Template(name="L7160", page_width=210, page_height=297, label_width=63.5, label_height=38.1,
-                 columns=3, rows=7, left_margin=7.21, top_margin=15.15, column_pitch=66.04, row_pitch=38.1,
-                 padding=1.5, code_pt=16, name_pt=8, name_lines=3, url_pt=6.5, smallest_pt=5),
+        Template(
+            name="L7160",
+            page_width=210,
+            page_height=297,
+            label_width=63.5,
+            label_height=38.1,
+            columns=3,
+            rows=7,
+            left_margin=7.21,
+            top_margin=15.15,
+            column_pitch=66.04,
+            row_pitch=38.1,
+            padding=1.5,
+            code_pt=16,
+            name_pt=8,
+            name_lines=3,
+            url_pt=6.5,
+            smallest_pt=5,
+        ),
         # Avery L7651 (LP65/38): A4, 65 labels, 5 x 13. Small, so the URL may take two lines.
-        Template(name="L7651", page_width=210, page_height=297, label_width=38.1, label_height=21.2,
-                 columns=5, rows=13, left_margin=4.75, top_margin=10.7, column_pitch=40.6, row_pitch=21.2,
-                 padding=1.0, code_pt=11, name_pt=6, name_lines=2, url_pt=5, smallest_pt=4.5),
+        Template(
+            name="L7651",
+            page_width=210,
+            page_height=297,
+            label_width=38.1,
+            label_height=21.2,
+            columns=5,
+            rows=13,
+            left_margin=4.75,
+            top_margin=10.7,
+            column_pitch=40.6,
+            row_pitch=21.2,
+            padding=1.0,
+            code_pt=11,
+            name_pt=6,
+            name_lines=2,
+            url_pt=5,
+            smallest_pt=4.5,
+        ),
         # Die-cut 62 x 29 mm thermal labels (Brother DK-11209 and the like): one label a page.
-        Template(name="thermal-62x29", page_width=62, page_height=29, label_width=62, label_height=29,
-                 columns=1, rows=1, left_margin=0, top_margin=0, column_pitch=62, row_pitch=29,
-                 padding=1.5, code_pt=18, name_pt=8, name_lines=2, url_pt=6.5, smallest_pt=5),
+        Template(
+            name="thermal-62x29",
+            page_width=62,
+            page_height=29,
+            label_width=62,
+            label_height=29,
+            columns=1,
+            rows=1,
+            left_margin=0,
+            top_margin=0,
+            column_pitch=62,
+            row_pitch=29,
+            padding=1.5,
+            code_pt=18,
+            name_pt=8,
+            name_lines=2,
+            url_pt=6.5,
+            smallest_pt=5,
+        ),
     )
 }
 
@@ -111,8 +159,11 @@ def render_labels(labels: list[Label], template: str, *, start_position: int = 0
     if not labels:
         raise InvalidInput(_l("Choose at least one item to print a label for."), code="no_labels")
     if not 0 <= start_position < layout.per_page:
-        raise InvalidInput(_l("Start at a label between 1 and %(count)s.", count=layout.per_page),
-                           code="invalid_start_position", field="start_position")
+        raise InvalidInput(
+            _l("Start at a label between 1 and %(count)s.", count=layout.per_page),
+            code="invalid_start_position",
+            field="start_position",
+        )
     pdf = _new_document(layout)
     for slot, label in enumerate(labels, start=start_position):
         if slot == start_position or slot % layout.per_page == 0:
@@ -133,8 +184,9 @@ def find_template(name: str) -> Template:
     try:
         return TEMPLATES[name]
     except KeyError:
-        raise InvalidInput(_l("There is no label layout called %(name)s.", name=name),
-                           code="unknown_label_template", field="template") from None
+        raise InvalidInput(
+            _l("There is no label layout called %(name)s.", name=name), code="unknown_label_template", field="template"
+        ) from None
 
 
 class _LabelDocument(FPDF):
@@ -152,8 +204,10 @@ class _LabelDocument(FPDF):
         """
         # PDF measures in points from the bottom left; fpdf2 keeps the scale in ``k``.
         k, page_height = self.k, self.h
-        operators = [f"{x * k:.2f} {(page_height - y) * k:.2f} {width * k:.2f} {-height * k:.2f} re"
-                     for x, y, width, height in rectangles]
+        operators = [
+            f"{x * k:.2f} {(page_height - y) * k:.2f} {width * k:.2f} {-height * k:.2f} re"
+            for x, y, width, height in rectangles
+        ]
         operators.append("f")
         self._out("\n".join(operators))
 
@@ -193,8 +247,12 @@ def _draw_label(pdf: _LabelDocument, layout: Template, label: Label, left: float
 
 
 def _draw_qr(pdf: _LabelDocument, matrix: list[list[bool]], left: float, top: float, module: float) -> None:
-    pdf.fill_rectangles([(left + column * module, top + row * module, length * module, module)
-                         for row, column, length in dark_runs(matrix)])
+    pdf.fill_rectangles(
+        [
+            (left + column * module, top + row * module, length * module, module)
+            for row, column, length in dark_runs(matrix)
+        ]
+    )
 
 
 def _draw_code(pdf: FPDF, layout: Template, code: str, left: float, width: float, top: float) -> float:
@@ -227,8 +285,7 @@ def _draw_url(pdf: FPDF, layout: Template, url: str, left: float, width: float, 
     return first_baseline - CAP_HEIGHT * size * MM_PER_PT
 
 
-def _draw_name(pdf: FPDF, layout: Template, name: str, left: float, width: float,
-               top: float, bottom: float) -> None:
+def _draw_name(pdf: FPDF, layout: Template, name: str, left: float, width: float, top: float, bottom: float) -> None:
     """As many lines of the name as the layout allows and the space between holds, centred in
     that space; the last line ends in an ellipsis if the name was longer."""
     pdf.set_font(FONT_FAMILY, "", layout.name_pt)

@@ -75,8 +75,7 @@ ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
 FORM_FIELD = "photo"
 
 # Errors Pillow's parsers and decoders raise on bad input; anything else is a bug to see.
-_DAMAGED = (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, KeyError,
-            struct.error, zlib.error)
+_DAMAGED = (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, KeyError, struct.error, zlib.error)
 _SIXTEEN_BIT_GREY = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 _FONT_FILE = "DejaVuSans-Bold.ttf"
 # The app's own copy first (static/fonts), then the system's.
@@ -100,6 +99,7 @@ class ProcessedPhoto:
 
 # --- refusals ---------------------------------------------------------------------------------
 
+
 def _refusal(message: str, code: str) -> errors.InvalidInput:
     return errors.InvalidInput(message, code=code, field=FORM_FIELD)
 
@@ -109,8 +109,9 @@ def _not_a_photo() -> errors.InvalidInput:
 
 
 def _unsupported() -> errors.InvalidInput:
-    return _refusal(_l("Photos of that type can't be used here. Choose a JPEG, PNG or WebP image."),
-                    "photo_unsupported_format")
+    return _refusal(
+        _l("Photos of that type can't be used here. Choose a JPEG, PNG or WebP image."), "photo_unsupported_format"
+    )
 
 
 def _corrupt() -> errors.InvalidInput:
@@ -119,8 +120,10 @@ def _corrupt() -> errors.InvalidInput:
 
 def _too_many_pixels() -> errors.InvalidInput:
     megapixels = max(1, _pixel_limit() // 1_000_000)
-    return _refusal(_l("That photo has too many pixels. Choose one of at most %(megapixels)d megapixels.",
-                       megapixels=megapixels), "photo_too_many_pixels")
+    return _refusal(
+        _l("That photo has too many pixels. Choose one of at most %(megapixels)d megapixels.", megapixels=megapixels),
+        "photo_too_many_pixels",
+    )
 
 
 def _check_upload_size(data: bytes) -> None:
@@ -128,8 +131,13 @@ def _check_upload_size(data: bytes) -> None:
     if not data:
         raise _refusal(_l("That file is empty. Choose a photo to upload."), "photo_empty")
     if len(data) > MAX_UPLOAD_BYTES:
-        raise _refusal(_l("That file is too big. Choose a photo smaller than %(megabytes)d MB.",
-                          megabytes=MAX_UPLOAD_BYTES // (1024 * 1024)), "photo_too_large")
+        raise _refusal(
+            _l(
+                "That file is too big. Choose a photo smaller than %(megabytes)d MB.",
+                megabytes=MAX_UPLOAD_BYTES // (1024 * 1024),
+            ),
+            "photo_too_large",
+        )
 
 
 def _pixel_limit() -> int:
@@ -196,6 +204,7 @@ def _refusing_bad_input(data: bytes):
 
 
 # --- decoding ---------------------------------------------------------------------------------
+
 
 def _opened(data: bytes) -> Image.Image:
     """Read the header only; the pixel count is known here, before any pixel is decoded."""
@@ -294,6 +303,7 @@ def _encoded(image: Image.Image) -> bytes:
 
 # --- the adapter --------------------------------------------------------------------------------
 
+
 def process_photo(data: bytes) -> ProcessedPhoto:
     """Check an uploaded photo and return it upright, in sRGB, stripped of metadata, at most
     FULL_SIZE on its longest side, with a THUMB_SIZE thumbnail.
@@ -310,9 +320,12 @@ def process_photo(data: bytes) -> ProcessedPhoto:
     full = _on_white(_in_srgb(_resized(image, FULL_SIZE), icc_profile))
     thumbnail = _resized(full, THUMB_SIZE)
     return ProcessedPhoto(
-        full=_encoded(full), thumbnail=_encoded(thumbnail),
-        width=full.width, height=full.height,
-        thumb_width=thumbnail.width, thumb_height=thumbnail.height,
+        full=_encoded(full),
+        thumbnail=_encoded(thumbnail),
+        width=full.width,
+        height=full.height,
+        thumb_width=thumbnail.width,
+        thumb_height=thumbnail.height,
     )
 
 
@@ -351,6 +364,7 @@ async def process_photo_async(data: bytes) -> ProcessedPhoto:
 
 # --- placeholders for the demo catalogue ----------------------------------------------------------
 
+
 @cache
 def _font(size: int) -> tuple[ImageFont.FreeTypeFont | ImageFont.ImageFont, bool]:
     """DejaVu Sans Bold (it has Welsh ŵ and ŷ), and whether it was found. Pillow's built-in
@@ -378,8 +392,9 @@ def _placeholder_word(name: str) -> str:
     return "?"
 
 
-def _largest_fitting_font(draw: ImageDraw.ImageDraw, text: str,
-                          max_width: int) -> tuple[ImageFont.FreeTypeFont | ImageFont.ImageFont, str]:
+def _largest_fitting_font(
+    draw: ImageDraw.ImageDraw, text: str, max_width: int
+) -> tuple[ImageFont.FreeTypeFont | ImageFont.ImageFont, str]:
     """The biggest font (down to a readable minimum) in which the word fits across the card."""
     for size in range(300, 71, -12):
         font, has_welsh = _font(size)

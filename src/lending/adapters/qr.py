@@ -100,12 +100,15 @@ def qr_svg(data: str, *, border: int = QUIET_ZONE) -> bytes:
     still scans when placed on a dark page. The page sets its display size with CSS."""
     matrix = qr_matrix(data)
     side = len(matrix) + 2 * border
-    path = "".join(f"M{column + border} {row + border}h{length}v1h-{length}z"
-                   for row, column, length in dark_runs(matrix))
-    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {side} {side}" '
-           f'shape-rendering="crispEdges"><title>{escape(data)}</title>'
-           f'<rect width="{side}" height="{side}" fill="#fff"/>'
-           f'<path d="{path}" fill="#000"/></svg>')
+    path = "".join(
+        f"M{column + border} {row + border}h{length}v1h-{length}z" for row, column, length in dark_runs(matrix)
+    )
+    svg = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {side} {side}" '
+        f'shape-rendering="crispEdges"><title>{escape(data)}</title>'
+        f'<rect width="{side}" height="{side}" fill="#fff"/>'
+        f'<path d="{path}" fill="#000"/></svg>'
+    )
     return svg.encode()
 
 
@@ -136,4 +139,3 @@ def _with_border(matrix: Matrix, border: int) -> Matrix:
     blank = [False] * side
     padding = [False] * border
     return [*([blank] * border), *([*padding, *row, *padding] for row in matrix), *([blank] * border)]
-

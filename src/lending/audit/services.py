@@ -64,8 +64,9 @@ ACTION_LABELS = {
 }
 
 
-async def record(*, action: str, actor_id: int | None, subject: str = "", detail: str = "",
-                 at: datetime | None = None) -> None:
+async def record(
+    *, action: str, actor_id: int | None, subject: str = "", detail: str = "", at: datetime | None = None
+) -> None:
     await AuditEvent.insert(
         AuditEvent(at=at or clock.now(), actor=actor_id, action=action, subject=subject, detail=detail)
     ).run()

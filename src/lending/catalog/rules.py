@@ -32,7 +32,11 @@ SET_BY_HAND = frozenset({Status.available, Status.maintenance, Status.retired, S
 
 CONDITIONS = ("new", "good", "fair", "worn", "damaged")
 CONDITION_LABELS = {
-    "new": _l("New"), "good": _l("Good"), "fair": _l("Fair"), "worn": _l("Worn"), "damaged": _l("Damaged"),
+    "new": _l("New"),
+    "good": _l("Good"),
+    "fair": _l("Fair"),
+    "worn": _l("Worn"),
+    "damaged": _l("Damaged"),
 }
 
 MAX_PARTS = 50

@@ -1,4 +1,4 @@
-"""JSON shapes of the catalogue API (see CONTRACT.md)."""
+"""JSON shapes of the catalogue API (described at /schema/openapi.json)."""
 
 from __future__ import annotations
 
@@ -53,8 +53,17 @@ class LabelsIn(msgspec.Struct, forbid_unknown_fields=True):
 
 def item_out(item: ItemView, base_url: str) -> ItemOut:
     return ItemOut(
-        code=item.code, name=item.name, category=item.category, status=item.status, description=item.description,
-        condition=item.condition, safety_notes=item.safety_notes, parts=item.parts, site=item.site,
-        loan_days=item.loan_days, due_back=item.due_back, url=f"{base_url}/i/{item.code}",
+        code=item.code,
+        name=item.name,
+        category=item.category,
+        status=item.status,
+        description=item.description,
+        condition=item.condition,
+        safety_notes=item.safety_notes,
+        parts=item.parts,
+        site=item.site,
+        loan_days=item.loan_days,
+        due_back=item.due_back,
+        url=f"{base_url}/i/{item.code}",
         photos=[f"{base_url}/photos/{photo_id}" for photo_id in item.photo_ids],
     )

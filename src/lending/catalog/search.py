@@ -21,7 +21,7 @@ How it works, and why:
 - **Matching**: every word must match (AND); the last one also matches as the start of a word,
   so type-ahead works ("dri" finds "drill"). Results come back in the catalogue's own order
   (name, then id) with keyset pages: no ranking, which is the expensive part of full-text
-  search (see ../shared/context/performance.md §4). The database finds the matching groups
+  search (docs/performance.md). The database finds the matching groups
   through its full-text index and sorts their items by name, so a query costs in proportion
   to its matches; bench/search.py measures it at 100,000 groups.
 - **Spelling**: when nothing matches, each word that occurs nowhere in the index is replaced
@@ -67,6 +67,7 @@ _OPERATORS = frozenset({"AND", "OR", "NOT", "NEAR"})
 
 
 # --- words --------------------------------------------------------------------------------------
+
 
 def fold(word: str) -> str:
     """A word as the index holds it: lower-case, without diacritics."""
@@ -122,7 +123,7 @@ def _deletions(word: str, depth: int) -> set[str]:
     """The word and every string made by deleting up to ``depth`` of its letters."""
     found, layer = {word}, {word}
     for _ in range(depth):
-        layer = {w[:i] + w[i + 1:] for w in layer if len(w) > 1 for i in range(len(w))}
+        layer = {w[:i] + w[i + 1 :] for w in layer if len(w) > 1 for i in range(len(w))}
         found |= layer
     return found
 
@@ -162,6 +163,7 @@ def distance(a: str, b: str, limit: int) -> int:
 
 # --- the index ----------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Document:
     group_id: int
@@ -195,8 +197,7 @@ def document(group: dict, paths: dict[int, str]) -> Document:
     """The words a group is found by: its name, and in the body its description, its
     category with every category above it, and its parts."""
     name = words(group["name"])
-    body = words(" ".join([group["description"] or "", paths.get(group["category"], ""),
-                           _parts_text(group["parts"])]))
+    body = words(" ".join([group["description"] or "", paths.get(group["category"], ""), _parts_text(group["parts"])]))
     return Document(group_id=group["id"], name=name, body=body)
 
 
@@ -213,12 +214,11 @@ async def _insert_rows(head: str, row: str, rows: Sequence[tuple], tail: str = "
         return
     batch = max(1, MAX_PARAMETERS // len(rows[0]))
     for start in range(0, len(rows), batch):
-        chunk = rows[start:start + batch]
+        chunk = rows[start : start + batch]
         await _run(head + ", ".join([row] * len(chunk)) + tail, *[value for values in chunk for value in values])
 
 
-async def _write_documents(documents: Sequence[Document], forget: Sequence[int] = (), *,
-                           replace: bool = True) -> None:
+async def _write_documents(documents: Sequence[Document], forget: Sequence[int] = (), *, replace: bool = True) -> None:
     if db.is_postgres():
         if forget:
             await _run("DELETE FROM item_group_search WHERE item_group = ANY({}::integer[])", list(forget))
@@ -226,14 +226,18 @@ async def _write_documents(documents: Sequence[Document], forget: Sequence[int] 
             "INSERT INTO item_group_search (item_group, document) VALUES ",
             "({}, setweight(array_to_tsvector({}::text[]), 'A') || array_to_tsvector({}::text[]))",
             [(d.group_id, sorted(set(d.name)), sorted(set(d.body) - set(d.name))) for d in documents],
-            " ON CONFLICT (item_group) DO UPDATE SET document = excluded.document")
+            " ON CONFLICT (item_group) DO UPDATE SET document = excluded.document",
+        )
         return
     stale = ([d.group_id for d in documents] if replace else []) + list(forget)
     for start in range(0, len(stale), MAX_PARAMETERS):
-        chunk = stale[start:start + MAX_PARAMETERS]
+        chunk = stale[start : start + MAX_PARAMETERS]
         await _run(f"DELETE FROM item_group_search WHERE rowid IN ({', '.join(['{}'] * len(chunk))})", *chunk)  # nosec B608: placeholders only; values bound
-    await _insert_rows("INSERT INTO item_group_search (rowid, name, body) VALUES ", "({}, {}, {})",
-                       [(d.group_id, " ".join(d.name), " ".join(d.body)) for d in documents])
+    await _insert_rows(
+        "INSERT INTO item_group_search (rowid, name, body) VALUES ",
+        "({}, {}, {})",
+        [(d.group_id, " ".join(d.name), " ".join(d.body)) for d in documents],
+    )
 
 
 async def _add_to_vocabulary(found: set[str], *, empty: bool = False) -> None:
@@ -241,14 +245,18 @@ async def _add_to_vocabulary(found: set[str], *, empty: bool = False) -> None:
     candidates = sorted(found)
     known: set[str] = set()
     for start in range(0, 0 if empty else len(candidates), MAX_PARAMETERS):
-        chunk = candidates[start:start + MAX_PARAMETERS]
+        chunk = candidates[start : start + MAX_PARAMETERS]
         rows = await _run(f"SELECT word FROM search_word WHERE word IN ({', '.join(['{}'] * len(chunk))})", *chunk)  # nosec B608: placeholders only; values bound
         known.update(row["word"] for row in rows)
     new = [w for w in candidates if w not in known]
     insert, tail = ("INSERT INTO ", " ON CONFLICT DO NOTHING") if db.is_postgres() else ("INSERT OR IGNORE INTO ", "")
     await _insert_rows(insert + "search_word (word) VALUES ", "({})", [(w,) for w in new], tail)
-    await _insert_rows(insert + "search_word_variant (variant, word) VALUES ", "({}, {})",
-                       [(v, w) for w in new for v in sorted(_deletions(w, _variant_depth(w)))], tail)
+    await _insert_rows(
+        insert + "search_word_variant (variant, word) VALUES ",
+        "({}, {})",
+        [(v, w) for w in new for v in sorted(_deletions(w, _variant_depth(w)))],
+        tail,
+    )
 
 
 _GROUP_COLUMNS = (ItemGroup.id, ItemGroup.name, ItemGroup.description, ItemGroup.category, ItemGroup.parts)
@@ -263,7 +271,7 @@ async def index_groups(group_ids: Iterable[int]) -> None:
     async with db.transaction(write=True):
         paths = await _category_paths()
         for start in range(0, len(wanted), 500):
-            chunk = wanted[start:start + 500]
+            chunk = wanted[start : start + 500]
             rows = await ItemGroup.select(*_GROUP_COLUMNS).where(ItemGroup.id.is_in(chunk)).run()
             found = {row["id"] for row in rows}
             documents = [document(row, paths) for row in rows]
@@ -295,8 +303,13 @@ async def rebuild_index(*, batch: int = 10_000) -> int:
             await db.engine().run_ddl(f"DELETE FROM {table}")  # nosec B608: our own table names
         paths = await _category_paths()
         count, last_id, vocabulary = 0, 0, set()
-        while rows := await (ItemGroup.select(*_GROUP_COLUMNS).where(ItemGroup.id > last_id)
-                             .order_by(ItemGroup.id).limit(batch).run()):
+        while (
+            rows := await ItemGroup.select(*_GROUP_COLUMNS)
+            .where(ItemGroup.id > last_id)
+            .order_by(ItemGroup.id)
+            .limit(batch)
+            .run()
+        ):
             documents = [document(row, paths) for row in rows]
             await _write_documents(documents, replace=False)
             vocabulary.update(w for d in documents for w in (*d.name, *d.body))
@@ -307,6 +320,7 @@ async def rebuild_index(*, batch: int = 10_000) -> int:
 
 
 # --- queries ------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Search:
@@ -352,8 +366,11 @@ async def _exists(expressions: Sequence[str]) -> list[bool]:
     # PostgreSQL plans a bare EXISTS as a sequential scan that stops at the first match, which
     # reads the whole table when there is none (the misspelt case); a materialised CTE is
     # planned for all its rows, through the GIN index.
-    template = "EXISTS (WITH m AS MATERIALIZED ({{}}) SELECT 1 FROM m) AS e{n}" if db.is_postgres() else \
-        "EXISTS ({{}}) AS e{n}"
+    template = (
+        "EXISTS (WITH m AS MATERIALIZED ({{}}) SELECT 1 FROM m) AS e{n}"
+        if db.is_postgres()
+        else "EXISTS ({{}}) AS e{n}"
+    )
     columns = ", ".join(template.format(n=n) for n in range(len(expressions)))
     row = (await _run(f"SELECT {columns}", *[group_ids_sql(e) for e in expressions]))[0]
     return [bool(row[f"e{n}"]) for n in range(len(expressions))]
@@ -361,16 +378,20 @@ async def _exists(expressions: Sequence[str]) -> list[bool]:
 
 async def _any_listed(keys: Sequence[str]) -> bool:
     """Whether an item that is not retired matches these words."""
-    rows = await _run("SELECT 1 AS found FROM item WHERE item.status != {} AND {} LIMIT 1", Status.retired.value,
-                      item_condition(Search(text="", terms=tuple(keys), keys=tuple(keys))).querystring)
+    rows = await _run(
+        "SELECT 1 AS found FROM item WHERE item.status != {} AND {} LIMIT 1",
+        Status.retired.value,
+        item_condition(Search(text="", terms=tuple(keys), keys=tuple(keys))).querystring,
+    )
     return bool(rows)
 
 
 async def _frequencies(candidates: Sequence[str]) -> dict[str, int]:
     """How many groups each word is in (words left in the vocabulary by old edits count 0)."""
     columns = ", ".join(f"(SELECT count(*) FROM ({{}}) AS m{n}) AS n{n}" for n in range(len(candidates)))  # nosec B608: placeholders only; values bound
-    row = (await _run(f"SELECT {columns}",
-                      *[group_ids_sql(match_expression([word], prefix=False)) for word in candidates]))[0]
+    row = (
+        await _run(f"SELECT {columns}", *[group_ids_sql(match_expression([word], prefix=False)) for word in candidates])
+    )[0]
     return {word: row[f"n{n}"] for n, word in enumerate(candidates)}
 
 
@@ -378,13 +399,19 @@ async def closest_words(keys: Sequence[str]) -> dict[str, str]:
     """For each mistyped word, the indexed word it most likely meant: the fewest edits, then
     the most groups, then the first in alphabetical order. Words with no such neighbour are
     left out."""
-    neighbourhoods = {key: _deletions(key, allowed_distance(key)) for key in keys
-                      if allowed_distance(key) and len(key) <= MAX_VARIANT_WORD_LENGTH + 2}
+    neighbourhoods = {
+        key: _deletions(key, allowed_distance(key))
+        for key in keys
+        if allowed_distance(key) and len(key) <= MAX_VARIANT_WORD_LENGTH + 2
+    }
     variants = sorted(set().union(*neighbourhoods.values())) if neighbourhoods else []
     if not variants:
         return {}
-    rows = await _run(f"SELECT variant, word FROM search_word_variant WHERE variant IN "  # nosec B608: placeholders only; values bound
-                      f"({', '.join(['{}'] * len(variants))})", *variants)
+    rows = await _run(
+        f"SELECT variant, word FROM search_word_variant WHERE variant IN "  # nosec B608: placeholders only; values bound
+        f"({', '.join(['{}'] * len(variants))})",
+        *variants,
+    )
     best: dict[str, list[str]] = {}
     for key, neighbourhood in neighbourhoods.items():
         limit = allowed_distance(key)
@@ -425,8 +452,9 @@ async def resolve(text: str) -> Search:
     if len(keys) == 1:
         missing = list(keys)
     else:
-        known = await _exists([match_expression([key], prefix=_prefix(keys) and n == len(keys) - 1)
-                               for n, key in enumerate(keys)])
+        known = await _exists(
+            [match_expression([key], prefix=_prefix(keys) and n == len(keys) - 1) for n, key in enumerate(keys)]
+        )
         missing = [key for key, found in zip(keys, known, strict=True) if not found]
         if not missing:
             return as_typed  # every word is in the catalogue, just never all together

@@ -12,15 +12,7 @@ from lending.adapters import labels, photos, qr
 from lending.audit import services as audit
 from lending.catalog import rules, search
 from lending.catalog.rules import Status
-from lending.catalog.tables import (
-    Category,
-    Item,
-    ItemGroup,
-    Manual,
-    Photo,
-    ProblemReport,
-    Sticker,
-)
+from lending.catalog.tables import Category, Item, ItemGroup, Manual, Photo, ProblemReport, Sticker
 from lending.i18n import lazy_gettext as _l
 from lending.venues.tables import Site
 
@@ -29,6 +21,7 @@ PAGE_SIZE = 50
 
 
 # --- categories -----------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class CategoryNode:
@@ -42,8 +35,9 @@ class CategoryNode:
 
 async def category_tree() -> list[CategoryNode]:
     """Every category in tree order (parents before children, siblings by position and name)."""
-    rows = await Category.select(Category.id, Category.name, Category.parent, Category.position,
-                                 Category.loan_days).run()
+    rows = await Category.select(
+        Category.id, Category.name, Category.parent, Category.position, Category.loan_days
+    ).run()
     children: dict[int | None, list[dict]] = {}
     for row in rows:
         children.setdefault(row["parent"], []).append(row)
@@ -52,8 +46,11 @@ async def category_tree() -> list[CategoryNode]:
     def walk(parent: int | None, depth: int, prefix: str) -> None:
         for row in sorted(children.get(parent, []), key=lambda r: (r["position"], r["name"].lower())):
             path = f"{prefix} › {row['name']}" if prefix else row["name"]
-            ordered.append(CategoryNode(id=row["id"], name=row["name"], parent_id=parent, depth=depth, path=path,
-                                        loan_days=row["loan_days"]))
+            ordered.append(
+                CategoryNode(
+                    id=row["id"], name=row["name"], parent_id=parent, depth=depth, path=path, loan_days=row["loan_days"]
+                )
+            )
             walk(row["id"], depth + 1, path)
 
     walk(None, 0, "")
@@ -67,8 +64,11 @@ async def create_category(*, name: str, parent_id: int | None = None, actor_id: 
         async with db.transaction(write=True):
             if parent_id is not None and not await Category.exists().where(Category.id == parent_id).run():
                 raise errors.InvalidInput(_l("There is no such category."), field="parent", code="unknown_category")
-            row = await Category.insert(Category(name=name, parent=parent_id, created_at=clock.now())).returning(
-                Category.id).run()
+            row = (
+                await Category.insert(Category(name=name, parent=parent_id, created_at=clock.now()))
+                .returning(Category.id)
+                .run()
+            )
             await audit.record(action="category.create", actor_id=actor_id, subject=f"category:{row[0]['id']}")
     return next(node for node in await category_tree() if node.id == row[0]["id"])
 
@@ -102,21 +102,27 @@ async def set_category_loan_days(*, periods: dict[int, object], actor_id: int | 
     async with db.transaction(write=True):
         for category_id, days in cleaned.items():
             await Category.update({Category.loan_days: days}).where(Category.id == category_id).run()
-        await audit.record(action="category.loan_days", actor_id=actor_id, subject="categories",
-                           detail=", ".join(f"{k}={v}" for k, v in sorted(cleaned.items())))
+        await audit.record(
+            action="category.loan_days",
+            actor_id=actor_id,
+            subject="categories",
+            detail=", ".join(f"{k}={v}" for k, v in sorted(cleaned.items())),
+        )
 
 
 def _category_name(name: str | None) -> str:
     name = " ".join(str(name or "").split())
     if not name or len(name) > 100:
-        raise errors.InvalidInput(_l("Enter a category name (at most 100 characters)."), field="name",
-                                  code="invalid_category")
+        raise errors.InvalidInput(
+            _l("Enter a category name (at most 100 characters)."), field="name", code="invalid_category"
+        )
     return name
 
 
 def _category_exists(name: str) -> errors.Conflict:
-    return errors.Conflict(_l("There is already a category called %(name)s here.", name=name), code="category_exists",
-                           field="name")
+    return errors.Conflict(
+        _l("There is already a category called %(name)s here.", name=name), code="category_exists", field="name"
+    )
 
 
 async def find_category(*, name_or_path: str) -> CategoryNode | None:
@@ -131,6 +137,7 @@ async def find_category(*, name_or_path: str) -> CategoryNode | None:
 
 
 # --- sites ------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class SiteView:
@@ -147,19 +154,25 @@ async def list_sites() -> list[SiteView]:
 async def create_site(*, name: str, address: str = "", actor_id: int | None = None) -> SiteView:
     name = " ".join((name or "").split())
     if not name or len(name) > 120:
-        raise errors.InvalidInput(_l("Enter the site's name (at most 120 characters)."), field="name",
-                                  code="invalid_site")
-    site_exists = errors.Conflict(_l("There is already a site called %(name)s.", name=name), code="site_exists",
-                                  field="name")
+        raise errors.InvalidInput(
+            _l("Enter the site's name (at most 120 characters)."), field="name", code="invalid_site"
+        )
+    site_exists = errors.Conflict(
+        _l("There is already a site called %(name)s.", name=name), code="site_exists", field="name"
+    )
     with db.unique_violation_as(lambda: site_exists):
         async with db.transaction(write=True):
-            row = await Site.insert(Site(name=name, address=address.strip(), created_at=clock.now())).returning(
-                Site.id).run()
+            row = (
+                await Site.insert(Site(name=name, address=address.strip(), created_at=clock.now()))
+                .returning(Site.id)
+                .run()
+            )
             await audit.record(action="site.create", actor_id=actor_id, subject=f"site:{row[0]['id']}")
     return SiteView(id=row[0]["id"], name=name, address=address.strip())
 
 
 # --- items ------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ItemView:
@@ -206,11 +219,24 @@ class ItemDetails:
 
 
 _ITEM_COLUMNS = (
-    Item.id, Item.code, Item.status, Item.status_reason, Item.condition, Item.replacement_value_pence, Item.donor,
-    Item.site, Item.site.name.as_alias("site_name"), Item.notes, Item.labelled_at, Item.item_group,
-    Item.item_group.name.as_alias("name"), Item.item_group.description.as_alias("description"),
-    Item.item_group.category.as_alias("category_id"), Item.item_group.safety_notes.as_alias("safety_notes"),
-    Item.item_group.parts.as_alias("parts"), Item.item_group.loan_days.as_alias("loan_days"),
+    Item.id,
+    Item.code,
+    Item.status,
+    Item.status_reason,
+    Item.condition,
+    Item.replacement_value_pence,
+    Item.donor,
+    Item.site,
+    Item.site.name.as_alias("site_name"),
+    Item.notes,
+    Item.labelled_at,
+    Item.item_group,
+    Item.item_group.name.as_alias("name"),
+    Item.item_group.description.as_alias("description"),
+    Item.item_group.category.as_alias("category_id"),
+    Item.item_group.safety_notes.as_alias("safety_notes"),
+    Item.item_group.parts.as_alias("parts"),
+    Item.item_group.loan_days.as_alias("loan_days"),
 )
 
 
@@ -221,29 +247,56 @@ async def _views(rows: list[dict]) -> list[ItemView]:
     manuals: dict[int, list[tuple[int, str]]] = {}
     copies: dict[int, list[str]] = {}
     if group_ids:
-        for copy in await (Item.select(Item.item_group, Item.status)
-                           .where(Item.item_group.is_in(group_ids), Item.status != Status.retired.value).run()):
+        for copy in await (
+            Item.select(Item.item_group, Item.status)
+            .where(Item.item_group.is_in(group_ids), Item.status != Status.retired.value)
+            .run()
+        ):
             copies.setdefault(copy["item_group"], []).append(copy["status"])
-        for photo in await (Photo.select(Photo.id, Photo.item_group).where(Photo.item_group.is_in(group_ids))
-                            .order_by(Photo.position).order_by(Photo.id).run()):
+        for photo in await (
+            Photo.select(Photo.id, Photo.item_group)
+            .where(Photo.item_group.is_in(group_ids))
+            .order_by(Photo.position)
+            .order_by(Photo.id)
+            .run()
+        ):
             photos.setdefault(photo["item_group"], []).append(photo["id"])
-        for manual in await (Manual.select(Manual.id, Manual.item_group, Manual.title)
-                             .where(Manual.item_group.is_in(group_ids)).order_by(Manual.id).run()):
+        for manual in await (
+            Manual.select(Manual.id, Manual.item_group, Manual.title)
+            .where(Manual.item_group.is_in(group_ids))
+            .order_by(Manual.id)
+            .run()
+        ):
             manuals.setdefault(manual["item_group"], []).append((manual["id"], manual["title"]))
     views = []
     for row in rows:
         parts = row["parts"]
-        views.append(ItemView(
-            code=row["code"], name=row["name"], description=row["description"], category_id=row["category_id"],
-            category=paths.get(row["category_id"]), status=row["status"], status_reason=row["status_reason"],
-            condition=row["condition"], replacement_value_pence=row["replacement_value_pence"], donor=row["donor"],
-            site_id=row["site"], site=row["site_name"], safety_notes=row["safety_notes"],
-            parts=json.loads(parts) if isinstance(parts, str) else list(parts or []), loan_days=row["loan_days"],
-            group_id=row["item_group"], notes=row["notes"], labelled_at=row["labelled_at"],
-            photo_ids=photos.get(row["item_group"], []), manuals=manuals.get(row["item_group"], []),
-            copies=len(copies.get(row["item_group"], [])) or 1,
-            copies_available=copies.get(row["item_group"], []).count(Status.available.value),
-        ))
+        views.append(
+            ItemView(
+                code=row["code"],
+                name=row["name"],
+                description=row["description"],
+                category_id=row["category_id"],
+                category=paths.get(row["category_id"]),
+                status=row["status"],
+                status_reason=row["status_reason"],
+                condition=row["condition"],
+                replacement_value_pence=row["replacement_value_pence"],
+                donor=row["donor"],
+                site_id=row["site"],
+                site=row["site_name"],
+                safety_notes=row["safety_notes"],
+                parts=json.loads(parts) if isinstance(parts, str) else list(parts or []),
+                loan_days=row["loan_days"],
+                group_id=row["item_group"],
+                notes=row["notes"],
+                labelled_at=row["labelled_at"],
+                photo_ids=photos.get(row["item_group"], []),
+                manuals=manuals.get(row["item_group"], []),
+                copies=len(copies.get(row["item_group"], [])) or 1,
+                copies_available=copies.get(row["item_group"], []).count(Status.available.value),
+            )
+        )
     return views
 
 
@@ -251,8 +304,9 @@ async def get_item(*, code: str) -> ItemView:
     canonical = codes.normalise(code)
     rows = await Item.select(*_ITEM_COLUMNS).where(Item.code == canonical).run() if canonical else []
     if not rows:
-        raise errors.NotFound(_l("There is no item with the code %(code)s.", code=code.strip()[:20]),
-                              code="item_not_found")
+        raise errors.NotFound(
+            _l("There is no item with the code %(code)s.", code=code.strip()[:20]), code="item_not_found"
+        )
     return (await _views(rows))[0]
 
 
@@ -278,18 +332,27 @@ def _checked_details(details: ItemDetails) -> tuple[dict, dict, dict[str, str]]:
         problems["replacement_value"] = _l("Enter a value in pounds, like 45 or 12.50.")
     if len(details.donor or "") > 200:
         problems["donor"] = _l("The donor's name can be at most 200 characters.")
-    group = {"name": name, "description": (details.description or "").strip(), "category": details.category_id,
-             "safety_notes": (details.safety_notes or "").strip(), "parts": json.dumps(parts),
-             "loan_days": details.loan_days}
-    item = {"condition": details.condition, "replacement_value_pence": value, "donor": (details.donor or "").strip(),
-            "site": details.site_id, "notes": (details.notes or "").strip()}
+    group = {
+        "name": name,
+        "description": (details.description or "").strip(),
+        "category": details.category_id,
+        "safety_notes": (details.safety_notes or "").strip(),
+        "parts": json.dumps(parts),
+        "loan_days": details.loan_days,
+    }
+    item = {
+        "condition": details.condition,
+        "replacement_value_pence": value,
+        "donor": (details.donor or "").strip(),
+        "site": details.site_id,
+        "notes": (details.notes or "").strip(),
+    }
     return group, item, problems
 
 
 async def _reference_problems(details: ItemDetails) -> dict[str, str]:
     problems = {}
-    if details.category_id is not None and not await Category.exists().where(
-            Category.id == details.category_id).run():
+    if details.category_id is not None and not await Category.exists().where(Category.id == details.category_id).run():
         problems["category"] = _l("There is no such category.")
     if details.site_id is not None and not await Site.exists().where(Site.id == details.site_id).run():
         problems["site"] = _l("There is no such site.")
@@ -300,14 +363,22 @@ async def _free_code() -> str:
     """A code no item or printed sticker uses yet."""
     while True:
         code = codes.new_code(CODE_LENGTH)
-        taken = await Item.exists().where(Item.code == code).run() or await Sticker.exists().where(
-            Sticker.code == code).run()
+        taken = (
+            await Item.exists().where(Item.code == code).run()
+            or await Sticker.exists().where(Sticker.code == code).run()
+        )
         if not taken:
             return code
 
 
-async def add_item(*, details: ItemDetails, sticker: str = "", copy_of: str = "", wanted: int | None = None,
-                   actor_id: int | None = None) -> ItemView:
+async def add_item(
+    *,
+    details: ItemDetails,
+    sticker: str = "",
+    copy_of: str = "",
+    wanted: int | None = None,
+    actor_id: int | None = None,
+) -> ItemView:
     """Add a thing to the catalogue: a new item group, or (``copy_of`` another item's code)
     one more copy of an existing one, or (``wanted``, a thing's id) a copy of a thing the
     venue wants, such as one from another venue's setup file. With ``sticker``, the item takes the code of a
@@ -333,9 +404,11 @@ async def add_item(*, details: ItemDetails, sticker: str = "", copy_of: str = ""
             if sticker_code:
                 found = await Sticker.select(Sticker.id, Sticker.item).where(Sticker.code == sticker_code).first().run()
                 if found is None:
-                    raise errors.InvalidInput(_l("No sticker with the code %(code)s was printed here.",
-                                                 code=codes.display(sticker_code)), code="unknown_sticker",
-                                              field="sticker")
+                    raise errors.InvalidInput(
+                        _l("No sticker with the code %(code)s was printed here.", code=codes.display(sticker_code)),
+                        code="unknown_sticker",
+                        field="sticker",
+                    )
                 if found["item"] is not None:
                     raise _sticker_used(sticker_code)
                 code = sticker_code
@@ -346,11 +419,26 @@ async def add_item(*, details: ItemDetails, sticker: str = "", copy_of: str = ""
             elif wanted is not None:
                 group_id = wanted
             else:
-                rows = await ItemGroup.insert(ItemGroup(**group_fields, created_at=now, updated_at=now)).returning(
-                    ItemGroup.id).run()
+                rows = (
+                    await ItemGroup.insert(ItemGroup(**group_fields, created_at=now, updated_at=now))
+                    .returning(ItemGroup.id)
+                    .run()
+                )
                 group_id = rows[0]["id"]
-            rows = await Item.insert(Item(**item_fields, item_group=group_id, code=code, status=Status.available.value,
-                                          created_at=now, updated_at=now)).returning(Item.id).run()
+            rows = (
+                await Item.insert(
+                    Item(
+                        **item_fields,
+                        item_group=group_id,
+                        code=code,
+                        status=Status.available.value,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+                .returning(Item.id)
+                .run()
+            )
             if sticker_code:
                 await Sticker.update({Sticker.item: rows[0]["id"]}).where(Sticker.code == sticker_code).run()
             await search.index_group(group_id)
@@ -363,8 +451,11 @@ async def add_item(*, details: ItemDetails, sticker: str = "", copy_of: str = ""
 
 
 def _sticker_used(code: str) -> errors.Conflict:
-    return errors.Conflict(_l("The sticker %(code)s is already on another item.", code=codes.display(code)),
-                           code="sticker_used", field="sticker")
+    return errors.Conflict(
+        _l("The sticker %(code)s is already on another item.", code=codes.display(code)),
+        code="sticker_used",
+        field="sticker",
+    )
 
 
 async def update_item(*, code: str, details: ItemDetails, actor_id: int | None = None) -> ItemView:
@@ -390,14 +481,22 @@ async def set_status(*, code: str, status: str, reason: str = "", actor_id: int 
     if problem := rules.status_change_problem(current=current.status, new=status, reason=reason):
         raise errors.RuleViolation(problem, code="status_not_allowed", field="status")
     async with db.transaction(write=True):
-        await Item.update({Item.status: status, Item.status_reason: reason.strip(), Item.updated_at: clock.now()}).where(
-            Item.code == current.code).run()
-        await audit.record(action="item.status", actor_id=actor_id, subject=f"item:{current.code}",
-                           detail=f"{current.status}->{status}")
+        await (
+            Item.update({Item.status: status, Item.status_reason: reason.strip(), Item.updated_at: clock.now()})
+            .where(Item.code == current.code)
+            .run()
+        )
+        await audit.record(
+            action="item.status",
+            actor_id=actor_id,
+            subject=f"item:{current.code}",
+            detail=f"{current.status}->{status}",
+        )
     return await get_item(code=current.code)
 
 
 # --- browsing ---------------------------------------------------------------------------------
+
 
 def encode_cursor(name: str, item_id: int) -> str:
     return base64.urlsafe_b64encode(json.dumps([name, item_id]).encode()).decode().rstrip("=")
@@ -409,14 +508,21 @@ def decode_cursor(cursor: str) -> tuple[str, int]:
         if not isinstance(name, str) or not isinstance(item_id, int):
             raise ValueError(cursor)
     except (ValueError, TypeError) as exc:
-        raise errors.InvalidInput(_l("That page link is not valid; start again from the first page."),
-                                  code="invalid_cursor") from exc
+        raise errors.InvalidInput(
+            _l("That page link is not valid; start again from the first page."), code="invalid_cursor"
+        ) from exc
     return name, item_id
 
 
-async def list_items(*, query: str = "", category_id: int | None = None, available: bool = False,
-                     cursor: str = "", limit: int = PAGE_SIZE,
-                     searched: search.Search | None = None) -> tuple[list[ItemView], str | None]:
+async def list_items(
+    *,
+    query: str = "",
+    category_id: int | None = None,
+    available: bool = False,
+    cursor: str = "",
+    limit: int = PAGE_SIZE,
+    searched: search.Search | None = None,
+) -> tuple[list[ItemView], str | None]:
     """Items by name (then id), a page at a time. Filters: words in the name or description,
     a category with everything under it, only what is available now. Retired items are not
     listed. A caller that has already resolved the query (to show its spelling correction)
@@ -465,11 +571,13 @@ async def _ancestors(category_id: int) -> set[int]:
 
 # --- stickers ---------------------------------------------------------------------------------
 
+
 async def create_stickers(*, count: int, actor_id: int | None = None) -> list[str]:
     """Codes for a sheet printed in advance, to be claimed when items are added."""
     if not 1 <= count <= 1000:
-        raise errors.InvalidInput(_l("Print between 1 and 1,000 stickers at a time."), code="invalid_count",
-                                  field="count")
+        raise errors.InvalidInput(
+            _l("Print between 1 and 1,000 stickers at a time."), code="invalid_count", field="count"
+        )
     now = clock.now()
     created: list[str] = []
     async with db.transaction(write=True):
@@ -487,12 +595,18 @@ async def mark_labelled(*, codes_printed: list[str]) -> None:
 
 
 async def unlabelled_codes(*, limit: int = 1000) -> list[str]:
-    rows = await (Item.select(Item.code).where(Item.labelled_at.is_null(), Item.status != Status.retired.value)
-                  .order_by(Item.id).limit(limit).run())
+    rows = await (
+        Item.select(Item.code)
+        .where(Item.labelled_at.is_null(), Item.status != Status.retired.value)
+        .order_by(Item.id)
+        .limit(limit)
+        .run()
+    )
     return [row["code"] for row in rows]
 
 
 # --- problem reports --------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ProblemView:
@@ -508,36 +622,53 @@ async def report_problem(*, code: str, description: str, reporter_id: int | None
     item = await get_item(code=code)
     text = (description or "").strip()
     if not text or len(text) > 2000:
-        raise errors.InvalidInput(_l("Describe the problem in at most 2,000 characters."), field="description",
-                                  code="invalid_problem")
+        raise errors.InvalidInput(
+            _l("Describe the problem in at most 2,000 characters."), field="description", code="invalid_problem"
+        )
     now = clock.now()
     row_id = (await Item.select(Item.id).where(Item.code == item.code).first().run())["id"]
     async with db.transaction(write=True):
-        rows = await ProblemReport.insert(ProblemReport(item=row_id, description=text, reporter=reporter_id,
-                                                        created_at=now)).returning(ProblemReport.id).run()
+        rows = (
+            await ProblemReport.insert(
+                ProblemReport(item=row_id, description=text, reporter=reporter_id, created_at=now)
+            )
+            .returning(ProblemReport.id)
+            .run()
+        )
         await audit.record(action="item.problem", actor_id=reporter_id, subject=f"item:{item.code}", at=now)
     return ProblemView(id=rows[0]["id"], code=item.code, name=item.name, description=text, created_at=now)
 
 
 async def open_problems(*, limit: int = 100) -> list[ProblemView]:
     rows = await (
-        ProblemReport.select(ProblemReport.id, ProblemReport.item.code.as_alias("code"),
-                             ProblemReport.item.item_group.name.as_alias("name"), ProblemReport.description,
-                             ProblemReport.created_at)
-        .where(ProblemReport.resolved_at.is_null()).order_by(ProblemReport.id, ascending=False).limit(limit).run()
+        ProblemReport.select(
+            ProblemReport.id,
+            ProblemReport.item.code.as_alias("code"),
+            ProblemReport.item.item_group.name.as_alias("name"),
+            ProblemReport.description,
+            ProblemReport.created_at,
+        )
+        .where(ProblemReport.resolved_at.is_null())
+        .order_by(ProblemReport.id, ascending=False)
+        .limit(limit)
+        .run()
     )
     return [ProblemView(**row) for row in rows]
 
 
 async def resolve_problem(*, problem_id: int, actor_id: int) -> None:
-    updated = await (ProblemReport.update({ProblemReport.resolved_at: clock.now(), ProblemReport.resolved_by: actor_id})
-                     .where(ProblemReport.id == problem_id, ProblemReport.resolved_at.is_null())
-                     .returning(ProblemReport.id).run())
+    updated = await (
+        ProblemReport.update({ProblemReport.resolved_at: clock.now(), ProblemReport.resolved_by: actor_id})
+        .where(ProblemReport.id == problem_id, ProblemReport.resolved_at.is_null())
+        .returning(ProblemReport.id)
+        .run()
+    )
     if not updated:
         raise errors.NotFound(_l("That problem is already dealt with."), code="problem_not_found")
 
 
 # --- photos -----------------------------------------------------------------------------------
+
 
 async def add_photo(*, code: str, data: bytes, actor_id: int | None = None) -> int:
     """A photo for an item (shared by its copies): checked, stripped of location data and
@@ -547,9 +678,22 @@ async def add_photo(*, code: str, data: bytes, actor_id: int | None = None) -> i
     processed = await photos.process_photo_async(data)
     async with db.transaction(write=True):
         position = await Photo.count().where(Photo.item_group == item.group_id).run()
-        rows = await Photo.insert(Photo(item_group=item.group_id, position=position, content_type=processed.content_type,
-                                        full=processed.full, thumbnail=processed.thumbnail, width=processed.width,
-                                        height=processed.height, created_at=clock.now())).returning(Photo.id).run()
+        rows = (
+            await Photo.insert(
+                Photo(
+                    item_group=item.group_id,
+                    position=position,
+                    content_type=processed.content_type,
+                    full=processed.full,
+                    thumbnail=processed.thumbnail,
+                    width=processed.width,
+                    height=processed.height,
+                    created_at=clock.now(),
+                )
+            )
+            .returning(Photo.id)
+            .run()
+        )
         await audit.record(action="item.photo", actor_id=actor_id, subject=f"item:{item.code}")
     return rows[0]["id"]
 
@@ -575,13 +719,19 @@ async def add_manual(*, code: str, title: str, data: bytes, actor_id: int | None
     if not data:
         raise errors.InvalidInput(_l("That file is empty. Choose a PDF."), code="manual_empty", field="manual")
     if len(data) > MAX_MANUAL_BYTES:
-        raise errors.InvalidInput(_l("That file is too big. Choose a PDF smaller than 20 MB."),
-                                  code="manual_too_large", field="manual")
+        raise errors.InvalidInput(
+            _l("That file is too big. Choose a PDF smaller than 20 MB."), code="manual_too_large", field="manual"
+        )
     if not data.startswith(b"%PDF-"):
         raise errors.InvalidInput(_l("That file is not a PDF."), code="manual_not_pdf", field="manual")
     async with db.transaction(write=True):
-        rows = await Manual.insert(Manual(item_group=item.group_id, title=title, content=data, size=len(data),
-                                          created_at=clock.now())).returning(Manual.id).run()
+        rows = (
+            await Manual.insert(
+                Manual(item_group=item.group_id, title=title, content=data, size=len(data), created_at=clock.now())
+            )
+            .returning(Manual.id)
+            .run()
+        )
         await audit.record(action="item.manual", actor_id=actor_id, subject=f"item:{item.code}")
     return rows[0]["id"]
 
@@ -595,8 +745,10 @@ async def manual_bytes(*, manual_id: int) -> tuple[bytes, str]:
 
 # --- labels -----------------------------------------------------------------------------------
 
-async def label_sheet(*, item_codes: list[str], template: str, base_url: str, start_position: int = 0,
-                      unprinted: bool = False) -> tuple[bytes, list[str]]:
+
+async def label_sheet(
+    *, item_codes: list[str], template: str, base_url: str, start_position: int = 0, unprinted: bool = False
+) -> tuple[bytes, list[str]]:
     """A PDF of labels for the given items (or every item not yet labelled), rendered off the
     event loop. The items are then marked as labelled. Returns the PDF and the codes on it."""
 
@@ -606,21 +758,24 @@ async def label_sheet(*, item_codes: list[str], template: str, base_url: str, st
     if unprinted:
         wanted = [*wanted, *(code for code in await unlabelled_codes() if code not in wanted)]
     if not wanted:
-        raise errors.InvalidInput(_l("Choose at least one item to print a label for."), code="no_labels",
-                                  field="codes")
-    rows = await (Item.select(Item.code, Item.item_group.name.as_alias("name")).where(Item.code.is_in(wanted)).run())
+        raise errors.InvalidInput(_l("Choose at least one item to print a label for."), code="no_labels", field="codes")
+    rows = await Item.select(Item.code, Item.item_group.name.as_alias("name")).where(Item.code.is_in(wanted)).run()
     names = {row["code"]: row["name"] for row in rows}
     if missing := [code for code in wanted if code not in names]:
-        raise errors.NotFound(_l("There is no item with the code %(code)s.", code=codes.display(missing[0])),
-                              code="item_not_found", field="codes")
+        raise errors.NotFound(
+            _l("There is no item with the code %(code)s.", code=codes.display(missing[0])),
+            code="item_not_found",
+            field="codes",
+        )
     sheet = [labels.Label(code=code, name=names[code], url=qr.item_url(base_url, code)) for code in wanted]
     pdf = await labels.render_labels_async(sheet, template, start_position=start_position)
     await mark_labelled(codes_printed=wanted)
     return pdf, wanted
 
 
-async def sticker_sheet(*, count: int, template: str, base_url: str, start_position: int = 0,
-                        actor_id: int | None = None) -> bytes:
+async def sticker_sheet(
+    *, count: int, template: str, base_url: str, start_position: int = 0, actor_id: int | None = None
+) -> bytes:
     """A sheet of new, unclaimed sticker codes to stick on things before they are added."""
 
     labels.find_template(template)  # an unknown layout is refused before any code is made
@@ -630,6 +785,7 @@ async def sticker_sheet(*, count: int, template: str, base_url: str, start_posit
 
 
 # --- piccolo_admin ------------------------------------------------------------------------------
+
 
 async def admin_update_group(*, group_id: int, values: dict) -> dict:
     """An item group edited in piccolo_admin, under the same rules as the desk's form. The
@@ -641,8 +797,11 @@ async def admin_update_group(*, group_id: int, values: dict) -> dict:
     merged = {**current, **values}
     parts = merged["parts"]
     details = ItemDetails(
-        name=merged["name"], description=merged["description"], category_id=merged["category"],
-        safety_notes=merged["safety_notes"], parts=json.loads(parts) if isinstance(parts, str) else parts,
+        name=merged["name"],
+        description=merged["description"],
+        category_id=merged["category"],
+        safety_notes=merged["safety_notes"],
+        parts=json.loads(parts) if isinstance(parts, str) else parts,
         loan_days=merged["loan_days"],
     )
     group_fields, _item_fields, problems = _checked_details(details)
@@ -665,8 +824,9 @@ async def admin_item_changes(*, item_id: int, values: dict) -> dict:
         raise errors.NotFound(_l("There is no such item."), code="item_not_found")
     problems: dict[str, str] = {}
     if "status" in values and values["status"] != current["status"]:
-        if problem := rules.status_change_problem(current=current["status"], new=values["status"],
-                                                  reason=str(values.get("status_reason", ""))):
+        if problem := rules.status_change_problem(
+            current=current["status"], new=values["status"], reason=str(values.get("status_reason", ""))
+        ):
             problems["status"] = problem
     if "condition" in values and values["condition"] not in rules.CONDITIONS:
         problems["condition"] = _l("Choose the item's condition.")
@@ -716,13 +876,26 @@ class WantedThing:
 async def wanted_things() -> list[WantedThing]:
     """Things the venue wants more copies of than it has (from a setup file it started from)."""
     paths = {node.id: node.path for node in await category_tree()}
-    groups = await ItemGroup.select(ItemGroup.id, ItemGroup.name, ItemGroup.category, ItemGroup.wanted).where(
-        ItemGroup.wanted > 0).order_by(ItemGroup.name).run()
+    groups = (
+        await ItemGroup.select(ItemGroup.id, ItemGroup.name, ItemGroup.category, ItemGroup.wanted)
+        .where(ItemGroup.wanted > 0)
+        .order_by(ItemGroup.name)
+        .run()
+    )
     have: dict[int, int] = {}
     for row in await Item.select(Item.item_group).where(Item.status != Status.retired.value).run():
         have[row["item_group"]] = have.get(row["item_group"], 0) + 1
-    return [WantedThing(id=g["id"], name=g["name"], category=paths.get(g["category"], ""), wanted=g["wanted"],
-                        copies=have.get(g["id"], 0)) for g in groups if have.get(g["id"], 0) < g["wanted"]]
+    return [
+        WantedThing(
+            id=g["id"],
+            name=g["name"],
+            category=paths.get(g["category"], ""),
+            wanted=g["wanted"],
+            copies=have.get(g["id"], 0),
+        )
+        for g in groups
+        if have.get(g["id"], 0) < g["wanted"]
+    ]
 
 
 async def thing_details(*, group_id: int) -> ItemDetails | None:
@@ -732,5 +905,11 @@ async def thing_details(*, group_id: int) -> ItemDetails | None:
         return None
     parts = row["parts"]
     parts = json.loads(parts) if isinstance(parts, str) else (parts or [])
-    return ItemDetails(name=row["name"], description=row["description"], category_id=row["category"],
-                       safety_notes=row["safety_notes"], parts="\n".join(parts), loan_days=row["loan_days"])
+    return ItemDetails(
+        name=row["name"],
+        description=row["description"],
+        category_id=row["category"],
+        safety_notes=row["safety_notes"],
+        parts="\n".join(parts),
+        loan_days=row["loan_days"],
+    )

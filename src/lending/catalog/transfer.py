@@ -31,8 +31,22 @@ from lending.i18n import lazy_gettext as _l
 from lending.i18n import lazy_ngettext
 
 # The columns of an export, in this order. An import takes them in any order, plus ``copies``.
-COLUMNS = ("code", "name", "description", "category", "safety_notes", "parts", "condition", "replacement_value",
-           "loan_days", "donor", "site", "status", "notes", "group")
+COLUMNS = (
+    "code",
+    "name",
+    "description",
+    "category",
+    "safety_notes",
+    "parts",
+    "condition",
+    "replacement_value",
+    "loan_days",
+    "donor",
+    "site",
+    "status",
+    "notes",
+    "group",
+)
 IMPORT_ONLY_COLUMNS = ("copies",)
 KNOWN_COLUMNS = frozenset(COLUMNS + IMPORT_ONLY_COLUMNS)
 REQUIRED_COLUMNS = ("name",)
@@ -60,6 +74,7 @@ _DECIMAL_COMMA = re.compile(r"^£?\s*\d+,\d{1,2}$")
 
 
 # --- the report --------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class RowProblem:
@@ -103,13 +118,19 @@ class ImportRejected(errors.InvalidInput):
 
     def __init__(self, report: ImportReport) -> None:
         count = len(report.problems)
-        super().__init__(lazy_ngettext("The file has %(num)d problem; nothing was imported.",
-                                       "The file has %(num)d problems; nothing was imported.", count),
-                         reasons=[str(problem) for problem in report.problems[:100]])
+        super().__init__(
+            lazy_ngettext(
+                "The file has %(num)d problem; nothing was imported.",
+                "The file has %(num)d problems; nothing was imported.",
+                count,
+            ),
+            reasons=[str(problem) for problem in report.problems[:100]],
+        )
         self.report = report
 
 
 # --- reading a file ------------------------------------------------------------------------------
+
 
 def decode(data: bytes) -> str:
     """A file's bytes as text: UTF-8, with or without the byte order mark Excel writes. Other
@@ -118,10 +139,11 @@ def decode(data: bytes) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
+        line = data[: exc.start].count(b"\n") + 1
         raise errors.InvalidInput(
-            _l("Line %(line)d is not UTF-8 text. Save the file as \"CSV UTF-8\" and try again.", line=line),
-            code="not_utf8") from exc
+            _l('Line %(line)d is not UTF-8 text. Save the file as "CSV UTF-8" and try again.', line=line),
+            code="not_utf8",
+        ) from exc
 
 
 def _column_name(text: str) -> str:
@@ -131,6 +153,7 @@ def _column_name(text: str) -> str:
 def _delimiter(header_line: str) -> str:
     """Comma, semicolon (Excel where the decimal mark is a comma) or tab: whichever splits
     the header into the most known column names."""
+
     def known(delimiter: str) -> int:
         cells = next(csv.reader([header_line], delimiter=delimiter), [])
         return sum(_column_name(cell) in KNOWN_COLUMNS for cell in cells)
@@ -147,7 +170,7 @@ def _cell(text: str) -> str:
 
 def _shown(value: str, limit: int = 40) -> str:
     value = " ".join(value.split())
-    return value if len(value) <= limit else value[:limit - 1] + "…"
+    return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
 def _collapse(text: str) -> str:
@@ -164,6 +187,7 @@ def _category_key(text: str) -> tuple[str, ...]:
 
 
 # --- checking ------------------------------------------------------------------------------------
+
 
 @dataclass
 class _Row:
@@ -204,15 +228,23 @@ class _Problems:
 
 
 _FIELD_MESSAGES = {
-    "name": lambda row: _l("at most 200 characters (this has %(count)d).", count=len(row["name"])) if row.get(
-        "name") else _l("every item needs a name."),
-    "parts": lambda row: _l("list at most 50 parts, separated by \"|\", each under 200 characters."),
-    "loan_days": lambda row: _l("a loan period is between 1 and 365 days, not \"%(value)s\".",
-                                value=_shown(row["loan_days"])),
-    "condition": lambda row: _l("\"%(value)s\" is not a condition; use one of: %(choices)s.",
-                                value=_shown(row["condition"]), choices=", ".join(CONDITIONS)),
-    "replacement_value": lambda row: _l("\"%(value)s\" is not an amount in pounds, like 45 or 12.50.",
-                                        value=_shown(row["replacement_value"])),
+    "name": lambda row: (
+        _l("at most 200 characters (this has %(count)d).", count=len(row["name"]))
+        if row.get("name")
+        else _l("every item needs a name.")
+    ),
+    "parts": lambda row: _l('list at most 50 parts, separated by "|", each under 200 characters.'),
+    "loan_days": lambda row: _l(
+        'a loan period is between 1 and 365 days, not "%(value)s".', value=_shown(row["loan_days"])
+    ),
+    "condition": lambda row: _l(
+        '"%(value)s" is not a condition; use one of: %(choices)s.',
+        value=_shown(row["condition"]),
+        choices=", ".join(CONDITIONS),
+    ),
+    "replacement_value": lambda row: _l(
+        '"%(value)s" is not an amount in pounds, like 45 or 12.50.', value=_shown(row["replacement_value"])
+    ),
     "donor": lambda row: _l("the donor's name can be at most 200 characters."),
 }
 
@@ -222,40 +254,66 @@ def _check_values(line: int, values: dict[str, str], problems: _Problems) -> _Ro
     before = len(problems.found)
     for column, limit in MAX_LENGTHS.items():
         if len(values.get(column, "")) > limit:
-            problems.add(line, _l("at most %(limit)s characters (this has %(count)s).", limit=format(limit, ","),
-                                  count=format(len(values[column]), ",")), column)
+            problems.add(
+                line,
+                _l(
+                    "at most %(limit)s characters (this has %(count)s).",
+                    limit=format(limit, ","),
+                    count=format(len(values[column]), ","),
+                ),
+                column,
+            )
     loan_days: int | None = None
     if text := values.get("loan_days", ""):
         if text.isascii() and text.isdigit():
             loan_days = int(text)
         else:
-            problems.add(line, _l("\"%(value)s\" is not a whole number of days.", value=_shown(text)), "loan_days")
+            problems.add(line, _l('"%(value)s" is not a whole number of days.', value=_shown(text)), "loan_days")
     copies = 1
     if text := values.get("copies", ""):
         if text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_COPIES:
             copies = int(text)
         else:
-            problems.add(line, _l("\"%(value)s\" is not a number of copies from 1 to %(max)d.", value=_shown(text),
-                                  max=MAX_COPIES), "copies")
+            problems.add(
+                line,
+                _l('"%(value)s" is not a number of copies from 1 to %(max)d.', value=_shown(text), max=MAX_COPIES),
+                "copies",
+            )
     value = values.get("replacement_value", "")
     if _DECIMAL_COMMA.match(value):
-        problems.add(line, _l("write pounds and pence with a point, like 12.50, not \"%(value)s\".", value=value),
-                     "replacement_value")
+        problems.add(
+            line,
+            _l('write pounds and pence with a point, like 12.50, not "%(value)s".', value=value),
+            "replacement_value",
+        )
         value = ""
     status = values.get("status", "").lower().replace(" ", "_") or Status.available.value
     if status in LOAN_STATUSES:
-        problems.warn(line, _l("\"%(value)s\" in the file: imported as available (loans are not imported).",
-                               value=status), "status")
+        problems.warn(
+            line, _l('"%(value)s" in the file: imported as available (loans are not imported).', value=status), "status"
+        )
         status = Status.available.value
     elif status not in IMPORTED_STATUSES:
-        problems.add(line, _l("\"%(value)s\" is not a status; use one of: %(choices)s.", value=_shown(values["status"]),
-                              choices=", ".join(IMPORTED_STATUSES)), "status")
+        problems.add(
+            line,
+            _l(
+                '"%(value)s" is not a status; use one of: %(choices)s.',
+                value=_shown(values["status"]),
+                choices=", ".join(IMPORTED_STATUSES),
+            ),
+            "status",
+        )
     parts = [piece for chunk in values.get("parts", "").split(PART_SEPARATOR) for piece in chunk.splitlines()]
     details = catalog.ItemDetails(
-        name=values.get("name", ""), description=values.get("description", ""),
-        safety_notes=values.get("safety_notes", ""), parts=parts, loan_days=loan_days,
-        condition=values.get("condition", "").lower() or "good", replacement_value=value,
-        donor=values.get("donor", ""), notes=values.get("notes", ""),
+        name=values.get("name", ""),
+        description=values.get("description", ""),
+        safety_notes=values.get("safety_notes", ""),
+        parts=parts,
+        loan_days=loan_days,
+        condition=values.get("condition", "").lower() or "good",
+        replacement_value=value,
+        donor=values.get("donor", ""),
+        notes=values.get("notes", ""),
     )
     # The item form's own checks, so a file and the form accept the same things.
     group_fields, item_fields, found = catalog._checked_details(details)
@@ -263,14 +321,24 @@ def _check_values(line: int, values: dict[str, str], problems: _Problems) -> _Ro
         problems.add(line, _FIELD_MESSAGES[column](values), column)
     category = _category_key(values["category"]) if values.get("category") else None
     if category is not None and any(not part for part in category):
-        problems.add(line, _l("\"%(value)s\" has an empty part; write a path like Tools > Drills.",
-                              value=_shown(values["category"])), "category")
+        problems.add(
+            line,
+            _l('"%(value)s" has an empty part; write a path like Tools > Drills.', value=_shown(values["category"])),
+            "category",
+        )
         category = None
     group_key = values.get("group", "")
-    return _Row(line=line, group_key=f"group:{group_key}" if group_key else f"line:{line}",
-                group_fields=group_fields, item_fields=item_fields, category=category,
-                site=_collapse(values.get("site", "")), status=status, copies=copies,
-                sound=len(problems.found) == before)
+    return _Row(
+        line=line,
+        group_key=f"group:{group_key}" if group_key else f"line:{line}",
+        group_fields=group_fields,
+        item_fields=item_fields,
+        category=category,
+        site=_collapse(values.get("site", "")),
+        status=status,
+        copies=copies,
+        sound=len(problems.found) == before,
+    )
 
 
 async def _check(text: str, *, create_categories: bool, keep_codes: bool) -> tuple[ImportReport, _Plan]:
@@ -292,15 +360,21 @@ async def _check(text: str, *, create_categories: bool, keep_codes: bool) -> tup
         if not name:
             blank_columns.append(index)
         elif name in columns:
-            problems.add(1, _l("The column \"%(name)s\" appears twice.", name=name))
+            problems.add(1, _l('The column "%(name)s" appears twice.', name=name))
         elif name not in KNOWN_COLUMNS:
-            problems.add(1, _l("\"%(name)s\" is not a column. The columns are: %(columns)s.", name=name,
-                               columns=", ".join((*COLUMNS, *IMPORT_ONLY_COLUMNS))))
+            problems.add(
+                1,
+                _l(
+                    '"%(name)s" is not a column. The columns are: %(columns)s.',
+                    name=name,
+                    columns=", ".join((*COLUMNS, *IMPORT_ONLY_COLUMNS)),
+                ),
+            )
         else:
             columns[name] = index
     for name in REQUIRED_COLUMNS:
         if name not in columns:
-            problems.add(1, _l("The file has no \"%(name)s\" column; the first line must name the columns.", name=name))
+            problems.add(1, _l('The file has no "%(name)s" column; the first line must name the columns.', name=name))
     if problems.found:
         return _report(problems, plan), plan
 
@@ -317,8 +391,9 @@ async def _check(text: str, *, create_categories: bool, keep_codes: bool) -> tup
             break
         except csv.Error as exc:
             last_line = reader.line_num
-            problems.add(start, _l("This row cannot be read as CSV (%(error)s); check for an unclosed quote.",
-                                   error=str(exc)))
+            problems.add(
+                start, _l("This row cannot be read as CSV (%(error)s); check for an unclosed quote.", error=str(exc))
+            )
             rows_read += 1
             continue
         last_line = reader.line_num
@@ -330,26 +405,49 @@ async def _check(text: str, *, create_categories: bool, keep_codes: bool) -> tup
             break
         if len(record) != len(header):
             if last_line > start:
-                problems.add(start, _l("This row has %(count)d values but the header has %(columns)d columns. A quoted "
-                                       "value spans lines %(first)d to %(last)d: check its quotes.", count=len(record),
-                                       columns=len(header), first=start, last=last_line))
+                problems.add(
+                    start,
+                    _l(
+                        "This row has %(count)d values but the header has %(columns)d columns. A quoted "
+                        "value spans lines %(first)d to %(last)d: check its quotes.",
+                        count=len(record),
+                        columns=len(header),
+                        first=start,
+                        last=last_line,
+                    ),
+                )
             else:
-                problems.add(start, _l("This row has %(count)d values but the header has %(columns)d columns.",
-                                       count=len(record), columns=len(header)))
+                problems.add(
+                    start,
+                    _l(
+                        "This row has %(count)d values but the header has %(columns)d columns.",
+                        count=len(record),
+                        columns=len(header),
+                    ),
+                )
             continue
         if stray := [index for index in blank_columns if record[index].strip()]:
-            problems.add(start, _l("Column %(position)d has a value but no name in the header.",
-                                   position=stray[0] + 1))
+            problems.add(start, _l("Column %(position)d has a value but no name in the header.", position=stray[0] + 1))
         values = {name: _cell(record[index]) for name, index in columns.items()}
         row = _check_values(start, values, problems)
         if raw := values.get("code", ""):
             code = codes.normalise(raw)
             if len(code) != catalog.CODE_LENGTH:
-                problems.add(start, _l("\"%(value)s\" is not an item code (8 letters and digits, like M7K4-2QXD).",
-                                       value=_shown(raw)), "code")
+                problems.add(
+                    start,
+                    _l('"%(value)s" is not an item code (8 letters and digits, like M7K4-2QXD).', value=_shown(raw)),
+                    "code",
+                )
             elif code in codes_at:
-                problems.add(start, _l("%(code)s is also on line %(line)d; each item needs its own code.",
-                                       code=codes.display(code), line=codes_at[code]), "code")
+                problems.add(
+                    start,
+                    _l(
+                        "%(code)s is also on line %(line)d; each item needs its own code.",
+                        code=codes.display(code),
+                        line=codes_at[code],
+                    ),
+                    "code",
+                )
             else:
                 codes_at[code] = start
                 row.code = code
@@ -363,13 +461,28 @@ async def _check(text: str, *, create_categories: bool, keep_codes: bool) -> tup
         if first is not row:
             for column in ("name", "description", "safety_notes", "parts", "loan_days"):
                 if first.group_fields[column] != row.group_fields[column]:
-                    problems.add(start, _l("this %(column)s differs from line %(line)d, which has the same group: "
-                                           "copies share their name, description, category, safety_notes, parts "
-                                           "and loan_days.", column=column, line=first.line), "group")
+                    problems.add(
+                        start,
+                        _l(
+                            "this %(column)s differs from line %(line)d, which has the same group: "
+                            "copies share their name, description, category, safety_notes, parts "
+                            "and loan_days.",
+                            column=column,
+                            line=first.line,
+                        ),
+                        "group",
+                    )
             if _lower(first.category) != _lower(row.category):
-                problems.add(start, _l("this category differs from line %(line)d, which has the same group: "
-                                       "copies share their name, description, category, safety_notes, parts "
-                                       "and loan_days.", line=first.line), "group")
+                problems.add(
+                    start,
+                    _l(
+                        "this category differs from line %(line)d, which has the same group: "
+                        "copies share their name, description, category, safety_notes, parts "
+                        "and loan_days.",
+                        line=first.line,
+                    ),
+                    "group",
+                )
 
     await _check_codes(rows, codes_at, problems, keep_codes=keep_codes)
     await _check_categories(rows, plan, problems, create_categories=create_categories)
@@ -385,23 +498,32 @@ async def _check_codes(rows: list[_Row], codes_at: dict[str, int], problems: _Pr
     items: dict[str, str] = {}
     stickers: dict[str, int | None] = {}
     for start in range(0, len(wanted), _LOOKUP_BATCH):
-        batch = wanted[start:start + _LOOKUP_BATCH]
-        for found in await Item.select(Item.code, Item.item_group.name.as_alias("name")).where(
-                Item.code.is_in(batch)).run():
+        batch = wanted[start : start + _LOOKUP_BATCH]
+        for found in (
+            await Item.select(Item.code, Item.item_group.name.as_alias("name")).where(Item.code.is_in(batch)).run()
+        ):
             items[found["code"]] = found["name"]
         for found in await Sticker.select(Sticker.code, Sticker.item).where(Sticker.code.is_in(batch)).run():
             stickers[found["code"]] = found["item"]
     for code, line in codes_at.items():
         if code in items:
-            problems.add(line, _l("%(code)s is already the code of \"%(name)s\".", code=codes.display(code),
-                                  name=_shown(items[code])), "code")
+            problems.add(
+                line,
+                _l('%(code)s is already the code of "%(name)s".', code=codes.display(code), name=_shown(items[code])),
+                "code",
+            )
         elif stickers.get(code) is not None:
-            problems.add(line, _l("the sticker %(code)s is already on another item.", code=codes.display(code)),
-                         "code")
+            problems.add(line, _l("the sticker %(code)s is already on another item.", code=codes.display(code)), "code")
         elif code not in stickers and not keep_codes:
-            problems.add(line, _l("no sticker with the code %(code)s was printed here. Leave the code empty for a new "
-                                  "one, or import with the keep-codes option to keep codes from another catalogue.",
-                                  code=codes.display(code)), "code")
+            problems.add(
+                line,
+                _l(
+                    "no sticker with the code %(code)s was printed here. Leave the code empty for a new "
+                    "one, or import with the keep-codes option to keep codes from another catalogue.",
+                    code=codes.display(code),
+                ),
+                "code",
+            )
     for row in rows:
         if row.code:
             row.code_kind = "sticker" if row.code in stickers else "keep"
@@ -433,19 +555,38 @@ async def _check_categories(rows: list[_Row], plan: _Plan, problems: _Problems, 
                 continue
             if len(named) > 1:
                 for row in wanted[key]:
-                    problems.add(row.line, _l("more than one category is called \"%(name)s\"; write its full "
-                                              "path, like %(path)s.", name=_shown(key[0]),
-                                              path=plan.shown[named[0]]), "category")
+                    problems.add(
+                        row.line,
+                        _l(
+                            'more than one category is called "%(name)s"; write its full path, like %(path)s.',
+                            name=_shown(key[0]),
+                            path=plan.shown[named[0]],
+                        ),
+                        "category",
+                    )
                 continue
         if not create_categories:
             for row in wanted[key]:
-                problems.add(row.line, _l("there is no category \"%(name)s\". Add it first, or import with the "
-                                          "create-categories option.", name=CATEGORY_SEPARATOR.join(key)), "category")
+                problems.add(
+                    row.line,
+                    _l(
+                        'there is no category "%(name)s". Add it first, or import with the create-categories option.',
+                        name=CATEGORY_SEPARATOR.join(key),
+                    ),
+                    "category",
+                )
             continue
         if too_long := [part for part in key if len(part) > MAX_CATEGORY_NAME]:
             for row in wanted[key]:
-                problems.add(row.line, _l("a category name can be at most %(max)d characters: \"%(name)s\".",
-                                          max=MAX_CATEGORY_NAME, name=_shown(too_long[0])), "category")
+                problems.add(
+                    row.line,
+                    _l(
+                        'a category name can be at most %(max)d characters: "%(name)s".',
+                        max=MAX_CATEGORY_NAME,
+                        name=_shown(too_long[0]),
+                    ),
+                    "category",
+                )
             continue
         for depth in range(1, len(key) + 1):
             prefix = lower[:depth]
@@ -456,25 +597,37 @@ async def _check_categories(rows: list[_Row], plan: _Plan, problems: _Problems, 
                 plan.shown[prefix] = f"{parent}{CATEGORY_SEPARATOR}{key[depth - 1]}" if parent else key[depth - 1]
         plan.category_of[key] = lower
     # In the order the file first names them, parents before children.
-    first_line = {path: min(rows[0].line for key, rows in wanted.items() if _lower(key)[:len(path)] == path)
-                  for path in plan.new_categories}
-    plan.new_categories = dict(sorted(plan.new_categories.items(), key=lambda item: (first_line[item[0]],
-                                                                                     len(item[0]))))
+    first_line = {
+        path: min(rows[0].line for key, rows in wanted.items() if _lower(key)[: len(path)] == path)
+        for path in plan.new_categories
+    }
+    plan.new_categories = dict(
+        sorted(plan.new_categories.items(), key=lambda item: (first_line[item[0]], len(item[0])))
+    )
 
 
 async def _check_sites(rows: list[_Row], plan: _Plan, problems: _Problems) -> None:
     plan.site_ids = {_collapse(site.name).lower(): site.id for site in await catalog.list_sites()}
     for row in rows:
         if row.site and row.site.lower() not in plan.site_ids:
-            problems.add(row.line, _l("there is no site called \"%(name)s\"; add it under Manage, Categories and sites first.",
-                                      name=_shown(row.site)), "site")
+            problems.add(
+                row.line,
+                _l(
+                    'there is no site called "%(name)s"; add it under Manage, Categories and sites first.',
+                    name=_shown(row.site),
+                ),
+                "site",
+            )
 
 
 def _report(problems: _Problems, plan: _Plan, *, rows_read: int = 0) -> ImportReport:
     ordered = sorted(problems.found, key=lambda problem: problem.line)  # stable: a line's problems keep their order
     return ImportReport(
-        rows=rows_read, items=sum(row.copies for row in plan.rows), groups=len({row.group_key for row in plan.rows}),
-        problems=tuple(ordered), warnings=tuple(sorted(problems.warnings, key=lambda problem: problem.line)),
+        rows=rows_read,
+        items=sum(row.copies for row in plan.rows),
+        groups=len({row.group_key for row in plan.rows}),
+        problems=tuple(ordered),
+        warnings=tuple(sorted(problems.warnings, key=lambda problem: problem.line)),
         new_categories=tuple(plan.shown[path] for path in plan.new_categories),
         claimed_stickers=sum(row.code_kind == "sticker" for row in plan.rows),
         kept_codes=sum(row.code_kind == "keep" for row in plan.rows),
@@ -489,8 +642,16 @@ async def check_import(text: str, *, create_categories: bool = False, keep_codes
 
 # --- writing -----------------------------------------------------------------------------------
 
-async def import_items(text: str, *, dry_run: bool, create_categories: bool = False, keep_codes: bool = False,
-                       progress: Callable[[int, int], None] | None = None, actor_id: int | None = None) -> ImportReport:
+
+async def import_items(
+    text: str,
+    *,
+    dry_run: bool,
+    create_categories: bool = False,
+    keep_codes: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    actor_id: int | None = None,
+) -> ImportReport:
     """Add every row of a CSV file to the catalogue, or nothing: a file with any problem
     raises ``ImportRejected`` (with the report of every problem) and writes nothing; a
     ``dry_run`` stops after the check. The check runs again inside the one write
@@ -502,8 +663,13 @@ async def import_items(text: str, *, dry_run: bool, create_categories: bool = Fa
         if report.problems:
             raise ImportRejected(report)
         return report
-    raced = errors.Conflict(_l("Something in the file was added here while it was being imported (a code or a "
-                               "category); nothing was imported. Run the import again."), code="import_conflict")
+    raced = errors.Conflict(
+        _l(
+            "Something in the file was added here while it was being imported (a code or a "
+            "category); nothing was imported. Run the import again."
+        ),
+        code="import_conflict",
+    )
     with db.unique_violation_as(lambda: raced):
         async with db.transaction(write=True):
             report, plan = await _check(text, create_categories=create_categories, keep_codes=keep_codes)
@@ -515,11 +681,12 @@ async def import_items(text: str, *, dry_run: bool, create_categories: bool = Fa
 
 def _chunks(rows: list, size: int) -> Iterable[list]:
     for start in range(0, len(rows), size):
-        yield rows[start:start + size]
+        yield rows[start : start + size]
 
 
-async def _write(plan: _Plan, report: ImportReport, *, progress: Callable[[int, int], None] | None,
-                 actor_id: int | None) -> list[str]:
+async def _write(
+    plan: _Plan, report: ImportReport, *, progress: Callable[[int, int], None] | None, actor_id: int | None
+) -> list[str]:
     now = clock.now()
     for path, name in plan.new_categories.items():
         parent_id = plan.category_ids[path[:-1]] if len(path) > 1 else None
@@ -537,10 +704,14 @@ async def _write(plan: _Plan, report: ImportReport, *, progress: Callable[[int, 
             if row.group_key not in group_ids:
                 new_groups.setdefault(row.group_key, row)
         for batch in _chunks(list(new_groups.items()), MAX_INSERT_ROWS):
-            inserted = await _insert(ItemGroup, [
-                {**row.group_fields, "category": _category_id(plan, row), "created_at": now, "updated_at": now}
-                for _, row in batch
-            ], returning="id")
+            inserted = await _insert(
+                ItemGroup,
+                [
+                    {**row.group_fields, "category": _category_id(plan, row), "created_at": now, "updated_at": now}
+                    for _, row in batch
+                ],
+                returning="id",
+            )
             # Ids come from one sequence, in the order of the VALUES list, whatever order
             # RETURNING gives them back in.
             for (key, _), new_id in zip(batch, sorted(found["id"] for found in inserted), strict=True):
@@ -556,31 +727,53 @@ async def _write(plan: _Plan, report: ImportReport, *, progress: Callable[[int, 
                         claims.append(code)
                 else:
                     code = _new_code(taken)
-                items.append({
-                    **row.item_fields, "site": plan.site_ids.get(row.site.lower()),
-                    "item_group": group_ids[row.group_key],
-                    "code": code, "status": row.status, "status_reason": "",
-                    "labelled_at": now if row.code else None,  # its label is already stuck on the thing
-                    "created_at": now, "updated_at": now,
-                })
+                items.append(
+                    {
+                        **row.item_fields,
+                        "site": plan.site_ids.get(row.site.lower()),
+                        "item_group": group_ids[row.group_key],
+                        "code": code,
+                        "status": row.status,
+                        "status_reason": "",
+                        "labelled_at": now if row.code else None,  # its label is already stuck on the thing
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
                 created.append(code)
         ids: dict[str, int] = {}
         for batch in _chunks(items, MAX_INSERT_ROWS):
             for found in await _insert(Item, batch, returning="id, code"):
                 ids[found["code"]] = found["id"]
         for code in claims:
-            claimed = await Sticker.update({Sticker.item: ids[code]}).where(
-                Sticker.code == code, Sticker.item.is_null()).returning(Sticker.id).run()
+            claimed = (
+                await Sticker.update({Sticker.item: ids[code]})
+                .where(Sticker.code == code, Sticker.item.is_null())
+                .returning(Sticker.id)
+                .run()
+            )
             if not claimed:  # claimed at the desk since the check
                 raise catalog._sticker_used(code)
         for batch in _chunks(items, MAX_INSERT_ROWS):
-            await _insert(AuditEvent, [{"at": now, "actor": actor_id, "action": "item.create",
-                                        "subject": f"item:{item['code']}", "detail": "import"} for item in batch])
+            await _insert(
+                AuditEvent,
+                [
+                    {
+                        "at": now,
+                        "actor": actor_id,
+                        "action": "item.create",
+                        "subject": f"item:{item['code']}",
+                        "detail": "import",
+                    }
+                    for item in batch
+                ],
+            )
         done += len(chunk)
         if progress is not None:
             progress(done, total)
-    await audit.record(action="item.import", actor_id=actor_id, detail=f"rows={report.rows} items={len(created)}",
-                       at=now)
+    await audit.record(
+        action="item.import", actor_id=actor_id, detail=f"rows={report.rows} items={len(created)}", at=now
+    )
     return created
 
 
@@ -610,6 +803,7 @@ def _new_code(taken: set[str]) -> str:
 
 # --- export ------------------------------------------------------------------------------------
 
+
 def _guarded(value: str) -> str:
     return f"'{value}" if value.startswith(_FORMULA_STARTS) else value
 
@@ -622,13 +816,27 @@ async def export_items() -> str:
     for node in await catalog.category_tree():  # parents come before children
         parent = paths.get(node.parent_id) if node.parent_id is not None else None
         paths[node.id] = f"{parent}{CATEGORY_SEPARATOR}{node.name}" if parent else node.name
-    rows = await Item.select(
-        Item.code, Item.status, Item.condition, Item.replacement_value_pence, Item.donor,
-        Item.site.name.as_alias("site"), Item.notes, Item.item_group,
-        Item.item_group.name.as_alias("name"), Item.item_group.description.as_alias("description"),
-        Item.item_group.category.as_alias("category"), Item.item_group.safety_notes.as_alias("safety_notes"),
-        Item.item_group.parts.as_alias("parts"), Item.item_group.loan_days.as_alias("loan_days"),
-    ).order_by(Item.item_group).order_by(Item.id).run()
+    rows = (
+        await Item.select(
+            Item.code,
+            Item.status,
+            Item.condition,
+            Item.replacement_value_pence,
+            Item.donor,
+            Item.site.name.as_alias("site"),
+            Item.notes,
+            Item.item_group,
+            Item.item_group.name.as_alias("name"),
+            Item.item_group.description.as_alias("description"),
+            Item.item_group.category.as_alias("category"),
+            Item.item_group.safety_notes.as_alias("safety_notes"),
+            Item.item_group.parts.as_alias("parts"),
+            Item.item_group.loan_days.as_alias("loan_days"),
+        )
+        .order_by(Item.item_group)
+        .order_by(Item.id)
+        .run()
+    )
     out = io.StringIO(newline="")
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(COLUMNS)
@@ -639,12 +847,27 @@ async def export_items() -> str:
         pence = row["replacement_value_pence"]
         pounds = "" if pence is None else f"{pence // 100}.{pence % 100:02d}"
         number = group_numbers.setdefault(row["item_group"], len(group_numbers) + 1)
-        writer.writerow([_guarded(str(cell)) for cell in (
-            row["code"], row["name"], row["description"], paths.get(row["category"], ""), row["safety_notes"],
-            f" {PART_SEPARATOR} ".join(parts), row["condition"], pounds,
-            "" if row["loan_days"] is None else row["loan_days"], row["donor"], row["site"] or "", row["status"],
-            row["notes"], number,
-        )])
+        writer.writerow(
+            [
+                _guarded(str(cell))
+                for cell in (
+                    row["code"],
+                    row["name"],
+                    row["description"],
+                    paths.get(row["category"], ""),
+                    row["safety_notes"],
+                    f" {PART_SEPARATOR} ".join(parts),
+                    row["condition"],
+                    pounds,
+                    "" if row["loan_days"] is None else row["loan_days"],
+                    row["donor"],
+                    row["site"] or "",
+                    row["status"],
+                    row["notes"],
+                    number,
+                )
+            ]
+        )
     return out.getvalue()
 
 

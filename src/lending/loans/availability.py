@@ -17,9 +17,12 @@ async def with_due_back(views: list[ItemView]) -> list[ItemView]:
     on_loan = [view.code for view in views if view.status == Status.on_loan.value]
     if not on_loan:
         return views
-    due = {row["code"]: row["due_at"] for row in await Loan.select(
-        Loan.item.code.as_alias("code"), Loan.due_at).where(Loan.item.code.is_in(on_loan),
-                                                           Loan.returned_at.is_null()).run()}
+    due = {
+        row["code"]: row["due_at"]
+        for row in await Loan.select(Loan.item.code.as_alias("code"), Loan.due_at)
+        .where(Loan.item.code.is_in(on_loan), Loan.returned_at.is_null())
+        .run()
+    }
     return [dataclasses.replace(view, due_back=due[view.code]) if view.code in due else view for view in views]
 
 

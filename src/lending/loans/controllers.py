@@ -70,8 +70,12 @@ def _outcome(assessment: loans.Assessment, added: str) -> tuple[str, str] | None
     if line.reasons:
         return "unavailable", _("%(name)s cannot go out: %(reason)s", name=line.name, reason=line.reasons[0].message)
     if assessment.borrower_reasons:
-        return "blocked", _("Added %(name)s, but %(member)s cannot borrow now: %(reason)s", name=line.name,
-                            member=assessment.member_name, reason=assessment.borrower_reasons[0].message)
+        return "blocked", _(
+            "Added %(name)s, but %(member)s cannot borrow now: %(reason)s",
+            name=line.name,
+            member=assessment.member_name,
+            reason=assessment.borrower_reasons[0].message,
+        )
     return "success", _("%(name)s, due back by %(when)s.", name=line.name, when=i18n.format_when(line.due_at))
 
 
@@ -91,29 +95,53 @@ def _basket(items: list[str], add: str = "", remove: str = "") -> tuple[list[str
         added = add.strip()[:40]
     if added and added not in basket:
         basket.append(added)
-    return basket[:rules.MAX_BASKET], added
+    return basket[: rules.MAX_BASKET], added
 
 
-async def _member_page(request: Request, member_id: int, basket: list[str], *, added: str = "",
-                       error: errors.DomainError | None = None, values: dict | None = None,
-                       status: int = 200) -> Template:
+async def _member_page(
+    request: Request,
+    member_id: int,
+    basket: list[str],
+    *,
+    added: str = "",
+    error: errors.DomainError | None = None,
+    values: dict | None = None,
+    status: int = 200,
+) -> Template:
     member = await members.get_account(account_id=member_id)
     assessment = await loans.assess(member_id=member_id, item_codes=basket)
     outcome = _outcome(assessment, added)
     if error is not None:
-        outcome = ("unavailable" if isinstance(error, errors.Conflict) else
-                   "unknown" if isinstance(error, errors.NotFound) else "blocked", str(error.detail))
-    return Template(template_name="loans/member.html", status_code=status, context={
-        "member": member, "assessment": assessment, "basket": [line for line in assessment.lines],
-        "codes_in_basket": [line.code for line in assessment.lines], "outcome": outcome,
-        "loans": await loans.member_loans(member_id=member_id), "holds": await loans.member_holds(member_id=member_id),
-        "reservations": await loans.member_reservations(member_id=member_id),
-        "fees": await loans.list_fees(member_id=member_id), "values": values or {},
-        "errors": error.errors if error is not None else {}, "now": clock.now(),
-    })
+        outcome = (
+            "unavailable"
+            if isinstance(error, errors.Conflict)
+            else "unknown"
+            if isinstance(error, errors.NotFound)
+            else "blocked",
+            str(error.detail),
+        )
+    return Template(
+        template_name="loans/member.html",
+        status_code=status,
+        context={
+            "member": member,
+            "assessment": assessment,
+            "basket": [line for line in assessment.lines],
+            "codes_in_basket": [line.code for line in assessment.lines],
+            "outcome": outcome,
+            "loans": await loans.member_loans(member_id=member_id),
+            "holds": await loans.member_holds(member_id=member_id),
+            "reservations": await loans.member_reservations(member_id=member_id),
+            "fees": await loans.list_fees(member_id=member_id),
+            "values": values or {},
+            "errors": error.errors if error is not None else {},
+            "now": clock.now(),
+        },
+    )
 
 
 # --- the desk ---------------------------------------------------------------------------------
+
 
 @get("/", name="loans:desk", include_in_schema=False)
 async def desk(request: Request, q: FromQuery[str] = "") -> Response:
@@ -128,15 +156,26 @@ async def desk(request: Request, q: FromQuery[str] = "") -> Response:
             if member is not None:
                 return Redirect(path=f"/desk/members/{member.id}", status_code=303)
         results = await members.find_members(query=q)
-    return Template(template_name="loans/desk.html", context={
-        "q": q, "results": results, "problems": await catalog.open_problems(),
-        "ready": await loans.ready_holds(limit=50), "overdue": await loans.overdue_loans(limit=50),
-    })
+    return Template(
+        template_name="loans/desk.html",
+        context={
+            "q": q,
+            "results": results,
+            "problems": await catalog.open_problems(),
+            "ready": await loans.ready_holds(limit=50),
+            "overdue": await loans.overdue_loans(limit=50),
+        },
+    )
 
 
 @get("/members/{member_id:int}", name="loans:member", include_in_schema=False)
-async def desk_member(request: Request, member_id: FromPath[int], item: FromQuery[list[str] | None] = None,
-                      add: FromQuery[str] = "", remove: FromQuery[str] = "") -> Template:
+async def desk_member(
+    request: Request,
+    member_id: FromPath[int],
+    item: FromQuery[list[str] | None] = None,
+    add: FromQuery[str] = "",
+    remove: FromQuery[str] = "",
+) -> Template:
     basket, added = _basket(item or [], add, loans.code_from_scan(remove))
     return await _member_page(request, member_id, basket, added=added)
 
@@ -147,13 +186,21 @@ async def desk_check_out(request: Request, member_id: FromPath[int]) -> Response
     basket, _added = _basket(await _all(request, "item"))
     lent_at = str(form.get("lent_at", "")).strip() if form.get("backdate") == "yes" else None
     try:
-        lent = await loans.check_out(member_id=member_id, item_codes=basket, actor_id=current_user(request).id,
-                                     via="desk", lent_at=lent_at)
+        lent = await loans.check_out(
+            member_id=member_id, item_codes=basket, actor_id=current_user(request).id, via="desk", lent_at=lent_at
+        )
     except (errors.Conflict, errors.RuleViolation, errors.NotFound, errors.InvalidInput) as exc:
-        return await _member_page(request, member_id, basket, error=exc, values={"lent_at": lent_at or ""},
-                                  status=exc.status)
-    flash.add(request.scope, i18n.ngettext("Lent %(num)d item. The receipt is on its way by email.",
-                                           "Lent %(num)d items. The receipt is on its way by email.", len(lent)))
+        return await _member_page(
+            request, member_id, basket, error=exc, values={"lent_at": lent_at or ""}, status=exc.status
+        )
+    flash.add(
+        request.scope,
+        i18n.ngettext(
+            "Lent %(num)d item. The receipt is on its way by email.",
+            "Lent %(num)d items. The receipt is on its way by email.",
+            len(lent),
+        ),
+    )
     query = urlencode([("lent", str(loan.id)) for loan in lent])
     return Redirect(path=f"/desk/members/{member_id}?{query}", status_code=303, background=_send_mail(request))
 
@@ -163,8 +210,14 @@ async def desk_renew(request: Request, loan_id: FromPath[int]) -> Response:
     loan = await loans.get_loan(loan_id=loan_id)
     try:
         renewed = await loans.renew(loan_id=loan_id, actor_id=current_user(request).id, via="desk")
-        flash.add(request.scope, _("Renewed %(item)s: now due back by %(when)s.", item=renewed.item_name,
-                                   when=i18n.format_when(renewed.due_at)))
+        flash.add(
+            request.scope,
+            _(
+                "Renewed %(item)s: now due back by %(when)s.",
+                item=renewed.item_name,
+                when=i18n.format_when(renewed.due_at),
+            ),
+        )
     except (errors.Conflict, errors.RuleViolation) as exc:
         flash.add(request.scope, str(exc.detail), "error")
     return Redirect(path=f"/desk/members/{loan.member_id}#loans", status_code=303)
@@ -183,15 +236,19 @@ async def desk_returns(request: Request, item: FromQuery[str] = "", done: FromQu
         except errors.NotFound:
             found = None
         if found is None:
-            context["outcome"] = ("unknown", _("No item has the code %(code)s. Check it and scan again.",
-                                                code=item.strip()[:40]))
+            context["outcome"] = (
+                "unknown",
+                _("No item has the code %(code)s. Check it and scan again.", code=item.strip()[:40]),
+            )
         else:
             context["item"] = found
             context["loan"] = await loans.open_loan_for_item(code=found.code)
             if context["loan"] is None:
                 context["outcome"] = ("already", _("%(name)s is not on loan: nothing to check in.", name=found.name))
-    return Template(template_name="loans/returns.html", context={**context, "conditions": catalog_rules.CONDITION_LABELS,
-                                                                  "now": clock.now()})
+    return Template(
+        template_name="loans/returns.html",
+        context={**context, "conditions": catalog_rules.CONDITION_LABELS, "now": clock.now()},
+    )
 
 
 @post("/returns", name="loans:check_in", include_in_schema=False)
@@ -203,10 +260,16 @@ async def desk_check_in(request: Request) -> Response:
     loan_id = str(form.get("loan_id", "")).strip()
     try:
         result = await loans.check_in(
-            loan_id=int(loan_id) if loan_id.isdigit() else None, item_code=code,
-            condition=str(form.get("condition", "")), notes=str(form.get("notes", "")), parts_missing=list(parts),
-            needs_repair=form.get("needs_repair") == "yes", returned_at=returned_at, actor_id=current_user(request).id,
-            via="desk")
+            loan_id=int(loan_id) if loan_id.isdigit() else None,
+            item_code=code,
+            condition=str(form.get("condition", "")),
+            notes=str(form.get("notes", "")),
+            parts_missing=list(parts),
+            needs_repair=form.get("needs_repair") == "yes",
+            returned_at=returned_at,
+            actor_id=current_user(request).id,
+            via="desk",
+        )
     except (errors.InvalidInput, errors.NotFound, errors.Conflict) as exc:
         found = None
         try:
@@ -214,11 +277,24 @@ async def desk_check_in(request: Request) -> Response:
         except errors.NotFound:
             pass
         kind = "unknown" if isinstance(exc, errors.NotFound) else "already" if exc.code == "not_on_loan" else "blocked"
-        return Template(template_name="loans/returns.html", status_code=exc.status, context={
-            "item_code": code, "item": found, "loan": await loans.open_loan_for_item(code=found.code) if found else None,
-            "outcome": (kind, str(exc.detail)), "errors": exc.errors, "conditions": catalog_rules.CONDITION_LABELS,
-            "values": {"condition": form.get("condition", ""), "notes": form.get("notes", ""),
-                       "returned_at": returned_at or ""}, "now": clock.now()})
+        return Template(
+            template_name="loans/returns.html",
+            status_code=exc.status,
+            context={
+                "item_code": code,
+                "item": found,
+                "loan": await loans.open_loan_for_item(code=found.code) if found else None,
+                "outcome": (kind, str(exc.detail)),
+                "errors": exc.errors,
+                "conditions": catalog_rules.CONDITION_LABELS,
+                "values": {
+                    "condition": form.get("condition", ""),
+                    "notes": form.get("notes", ""),
+                    "returned_at": returned_at or "",
+                },
+                "now": clock.now(),
+            },
+        )
     if not result.changed:
         flash.add(request.scope, _("%(item)s was already checked in; nothing changed.", item=result.loan.item_name))
     else:
@@ -226,8 +302,9 @@ async def desk_check_in(request: Request) -> Response:
         if result.needs_repair:
             message += " " + _("It is now marked for repair.")
         elif result.hold_for:
-            message += " " + _("Put it aside: %(member)s is next in the queue and has been told.",
-                               member=result.hold_for)
+            message += " " + _(
+                "Put it aside: %(member)s is next in the queue and has been told.", member=result.hold_for
+            )
         if result.fee_pence:
             message += " " + _("A late fee of %(amount)s was added.", amount=i18n.format_money(result.fee_pence))
         flash.add(request.scope, message)
@@ -249,11 +326,14 @@ async def desk_card(request: Request, member_id: FromPath[int]) -> Template:
 
 async def _card(request: Request, account) -> Template:
     url = f"{request.app.state.settings.base_url}/c/{account.card_code}"
-    return Template(template_name="loans/card.html", context={
-        "account": account, "qr_svg": qr.qr_svg(url).decode(), "card_url": url})
+    return Template(
+        template_name="loans/card.html",
+        context={"account": account, "qr_svg": qr.qr_svg(url).decode(), "card_url": url},
+    )
 
 
 # --- a card's QR ------------------------------------------------------------------------------
+
 
 @get("/c/{code:str}", name="loans:card_target", include_in_schema=False)
 async def card_target(request: Request, code: FromPath[str]) -> Response:
@@ -270,19 +350,23 @@ async def card_target(request: Request, code: FromPath[str]) -> Response:
 
 # --- the member's own -------------------------------------------------------------------------
 
+
 @get("/loans", name="loans:mine", include_in_schema=False)
 async def my_loans(request: Request) -> Template:
     user = current_user(request)
     token = await loans.calendar_token(member_id=user.id)
-    return Template(template_name="loans/mine.html", context={
-        "loans": await loans.member_loans(member_id=user.id),
-        "history": await loans.member_loans(member_id=user.id, open_only=False, limit=50),
-        "holds": await loans.member_holds(member_id=user.id),
-        "reservations": await loans.member_reservations(member_id=user.id),
-        "fees": await loans.list_fees(member_id=user.id),
-        "calendar_url": f"{request.app.state.settings.base_url}/calendar/{token}.ics",
-        "now": clock.now(),
-    })
+    return Template(
+        template_name="loans/mine.html",
+        context={
+            "loans": await loans.member_loans(member_id=user.id),
+            "history": await loans.member_loans(member_id=user.id, open_only=False, limit=50),
+            "holds": await loans.member_holds(member_id=user.id),
+            "reservations": await loans.member_reservations(member_id=user.id),
+            "fees": await loans.list_fees(member_id=user.id),
+            "calendar_url": f"{request.app.state.settings.base_url}/calendar/{token}.ics",
+            "now": clock.now(),
+        },
+    )
 
 
 @get("/card", name="loans:my_card", include_in_schema=False)
@@ -295,8 +379,14 @@ async def my_renew(request: Request, loan_id: FromPath[int]) -> Response:
     user = current_user(request)
     try:
         renewed = await loans.renew(loan_id=loan_id, actor_id=user.id, borrower_id=user.id, via="account")
-        flash.add(request.scope, _("Renewed %(item)s: now due back by %(when)s.", item=renewed.item_name,
-                                   when=i18n.format_when(renewed.due_at)))
+        flash.add(
+            request.scope,
+            _(
+                "Renewed %(item)s: now due back by %(when)s.",
+                item=renewed.item_name,
+                when=i18n.format_when(renewed.due_at),
+            ),
+        )
     except (errors.Conflict, errors.RuleViolation) as exc:
         flash.add(request.scope, str(exc.detail), "error")
     return Redirect(path="/account/loans", status_code=303)
@@ -311,14 +401,27 @@ async def my_hold(request: Request) -> Response:
         hold = await loans.place_hold(member_id=user.id, item_code=code, via="account")
     except (errors.Conflict, errors.RuleViolation, errors.NotFound) as exc:
         flash.add(request.scope, str(exc.detail), "error")
-        return Redirect(path=f"/i/{codes.normalise(code)}#borrow" if codes.normalise(code) else "/account/loans",
-                        status_code=303)
+        return Redirect(
+            path=f"/i/{codes.normalise(code)}#borrow" if codes.normalise(code) else "/account/loans", status_code=303
+        )
     if hold.status == "ready":
-        flash.add(request.scope, _("%(item)s is put aside for you: collect it by %(when)s.", item=hold.item_name,
-                                   when=i18n.format_when(hold.expires_at)))
+        flash.add(
+            request.scope,
+            _(
+                "%(item)s is put aside for you: collect it by %(when)s.",
+                item=hold.item_name,
+                when=i18n.format_when(hold.expires_at),
+            ),
+        )
     else:
-        flash.add(request.scope, _("You are number %(position)d in the queue for %(item)s. We will email you when "
-                                   "it is ready.", position=hold.position, item=hold.item_name))
+        flash.add(
+            request.scope,
+            _(
+                "You are number %(position)d in the queue for %(item)s. We will email you when it is ready.",
+                position=hold.position,
+                item=hold.item_name,
+            ),
+        )
     return Redirect(path="/account/loans#holds", status_code=303, background=_send_mail(request))
 
 
@@ -336,14 +439,25 @@ async def my_reserve(request: Request) -> Response:
     form = await form_data(request)
     code = codes.normalise(str(form.get("item_code", "")))
     try:
-        booking = await loans.reserve(member_id=user.id, item_code=code, starts_on=str(form.get("starts_on", "")),
-                                      ends_on=str(form.get("ends_on", "")), via="account")
+        booking = await loans.reserve(
+            member_id=user.id,
+            item_code=code,
+            starts_on=str(form.get("starts_on", "")),
+            ends_on=str(form.get("ends_on", "")),
+            via="account",
+        )
     except (errors.Conflict, errors.RuleViolation, errors.NotFound, errors.InvalidInput) as exc:
         flash.add(request.scope, str(exc.detail), "error")
         return Redirect(path=f"/i/{code}#book" if code else "/account/loans", status_code=303)
-    flash.add(request.scope, _("Booked %(item)s from %(start)s to %(end)s.", item=booking.item_name,
-                               start=i18n.format_date(booking.starts_on, weekday=True),
-                               end=i18n.format_date(booking.ends_on, weekday=True)))
+    flash.add(
+        request.scope,
+        _(
+            "Booked %(item)s from %(start)s to %(end)s.",
+            item=booking.item_name,
+            start=i18n.format_date(booking.starts_on, weekday=True),
+            end=i18n.format_date(booking.ends_on, weekday=True),
+        ),
+    )
     return Redirect(path="/account/loans#bookings", status_code=303)
 
 
@@ -370,33 +484,48 @@ async def calendar_feed(request: Request, token: FromPath[str]) -> Response:
     member = await members.get_account(account_id=member_id)
     with i18n.in_language(member.language):
         body = await loans.calendar_feed(member_id=member_id, base_url=request.app.state.settings.base_url)
-    return Response(content=body, media_type="text/calendar; charset=utf-8",
-                    headers={"Cache-Control": "private, max-age=300", "X-Robots-Tag": "noindex"})
+    return Response(
+        content=body,
+        media_type="text/calendar; charset=utf-8",
+        headers={"Cache-Control": "private, max-age=300", "X-Robots-Tag": "noindex"},
+    )
 
 
 # --- the coordinator's rules ------------------------------------------------------------------
+
 
 @get("/", name="loans:manage", include_in_schema=False)
 async def manage_lending(request: Request) -> Template:
     return await _manage_page(request)
 
 
-async def _manage_page(request: Request, *, error: errors.DomainError | None = None, values: dict | None = None,
-                       status: int = 200) -> Template:
+async def _manage_page(
+    request: Request, *, error: errors.DomainError | None = None, values: dict | None = None, status: int = 200
+) -> Template:
     snap = await venues.snapshot(fresh=True)
     sites = await catalog.list_sites()
     site = _site_param(request.query_params.get("site") or (values or {}).get("site_id"), sites)
     own = snap.sessions.get(None, ()) if site is None else snap.sessions.get(site.id, ())
     hours_text = {day: hours.format_sessions(tuple(s for s in own if s.weekday == day)) for day in range(7)}
-    return Template(template_name="loans/manage.html", status_code=status, context={
-        "policy": await loans.policy(), "calendar": snap.calendar(), "hours_text": hours_text,
-        "weekdays": hours.WEEKDAY_NAMES, "sites": sites, "site": site,
-        "site_options": [("", _("The whole venue")), *((str(each.id), each.name) for each in sites)],
-        "closures": await venues.list_closures(from_day=venues.today(snap.calendar())),
-        "fees": await loans.list_fees(), "categories": await catalog.category_tree(),
-        "errors": error.errors if error else {}, "error": error,
-        "values": values or {},
-    })
+    return Template(
+        template_name="loans/manage.html",
+        status_code=status,
+        context={
+            "policy": await loans.policy(),
+            "calendar": snap.calendar(),
+            "hours_text": hours_text,
+            "weekdays": hours.WEEKDAY_NAMES,
+            "sites": sites,
+            "site": site,
+            "site_options": [("", _("The whole venue")), *((str(each.id), each.name) for each in sites)],
+            "closures": await venues.list_closures(from_day=venues.today(snap.calendar())),
+            "fees": await loans.list_fees(),
+            "categories": await catalog.category_tree(),
+            "errors": error.errors if error else {},
+            "error": error,
+            "values": values or {},
+        },
+    )
 
 
 @post("/policy", name="loans:save_policy", include_in_schema=False)
@@ -429,8 +558,11 @@ def _pence(text: object) -> object:
 @post("/categories", name="loans:save_category_periods", include_in_schema=False)
 async def save_category_periods(request: Request) -> Response:
     form = await form_data(request)
-    periods = {int(key.removeprefix("category_")): value for key, value in form.items()
-               if key.startswith("category_") and key.removeprefix("category_").isdigit()}
+    periods = {
+        int(key.removeprefix("category_")): value
+        for key, value in form.items()
+        if key.startswith("category_") and key.removeprefix("category_").isdigit()
+    }
     try:
         await catalog.set_category_loan_days(periods=periods, actor_id=current_user(request).id)
     except errors.InvalidInput as exc:
@@ -444,23 +576,31 @@ async def save_hours(request: Request) -> Response:
     form = await form_data(request)
     site_id = int(form["site_id"]) if form.get("site_id", "").isdigit() else None
     try:
-        await venues.set_hours(timezone_name=None if site_id else str(form.get("timezone", "")), site_id=site_id,
-                               hours={day: str(form.get(f"day_{day}", "")) for day in range(7)},
-                               actor_id=current_user(request).id)
+        await venues.set_hours(
+            timezone_name=None if site_id else str(form.get("timezone", "")),
+            site_id=site_id,
+            hours={day: str(form.get(f"day_{day}", "")) for day in range(7)},
+            actor_id=current_user(request).id,
+        )
     except errors.InvalidInput as exc:
         return await _manage_page(request, error=exc, values=dict(form), status=422)
     flash.add(request.scope, _("The opening hours are saved."))
-    return Redirect(path=f"/manage/lending?site={site_id}#hours" if site_id else "/manage/lending#hours",
-                    status_code=303)
+    return Redirect(
+        path=f"/manage/lending?site={site_id}#hours" if site_id else "/manage/lending#hours", status_code=303
+    )
 
 
 @post("/closures", name="loans:add_closure", include_in_schema=False)
 async def add_closure(request: Request) -> Response:
     form = await form_data(request)
     try:
-        await venues.add_closure(starts_on=str(form.get("starts_on", "")), ends_on=str(form.get("ends_on", "")),
-                                 reason=str(form.get("reason", "")), actor_id=current_user(request).id,
-                                 site_id=int(form["site_id"]) if form.get("site_id", "").isdigit() else None)
+        await venues.add_closure(
+            starts_on=str(form.get("starts_on", "")),
+            ends_on=str(form.get("ends_on", "")),
+            reason=str(form.get("reason", "")),
+            actor_id=current_user(request).id,
+            site_id=int(form["site_id"]) if form.get("site_id", "").isdigit() else None,
+        )
     except errors.InvalidInput as exc:
         return await _manage_page(request, error=exc, values=dict(form), status=422)
     flash.add(request.scope, _("The closure is added; due dates will skip it."))
@@ -477,13 +617,18 @@ async def remove_closure(request: Request, closure_id: FromPath[int]) -> Respons
 @post("/fees/{fee_id:int}", name="loans:settle_fee", include_in_schema=False)
 async def settle_fee(request: Request, fee_id: FromPath[int]) -> Response:
     form = await form_data(request)
-    await loans.settle_fee(fee_id=fee_id, settlement=str(form.get("settlement", "")), note=str(form.get("note", "")),
-                           actor_id=current_user(request).id)
+    await loans.settle_fee(
+        fee_id=fee_id,
+        settlement=str(form.get("settlement", "")),
+        note=str(form.get("note", "")),
+        actor_id=current_user(request).id,
+    )
     flash.add(request.scope, _("The fee is settled."))
     return Redirect(path="/manage/lending#fees", status_code=303)
 
 
 # --- JSON API ---------------------------------------------------------------------------------
+
 
 async def _api_member_id(request: Request, member_id: int | None, card_code: str | None) -> int:
     if member_id is not None:
@@ -493,18 +638,35 @@ async def _api_member_id(request: Request, member_id: int | None, card_code: str
     raise errors.InvalidInput(_l("Send member_id or card_code."), code="member_required", field="member_id")
 
 
-@post("/loans", name="api:loans_create", guards=[requires(Role.volunteer)], tags=["loans"],
-      summary="Lend an item to a member (409 item_unavailable, 422 borrower_blocked with reasons)")
+@post(
+    "/loans",
+    name="api:loans_create",
+    guards=[requires(Role.volunteer)],
+    tags=["loans"],
+    summary="Lend an item to a member (409 item_unavailable, 422 borrower_blocked with reasons)",
+)
 async def api_check_out(request: Request, data: JSONBody[LoanIn]) -> Response[LoanOut]:
     member_id = await _api_member_id(request, data.member_id, data.card_code)
-    lent = await loans.check_out(member_id=member_id, item_codes=[data.item_code], actor_id=current_user(request).id,
-                                 via="api", lent_at=data.lent_at)
+    lent = await loans.check_out(
+        member_id=member_id,
+        item_codes=[data.item_code],
+        actor_id=current_user(request).id,
+        via="api",
+        lent_at=data.lent_at,
+    )
     return Response(content=loan_out(lent[0]), status_code=201, background=_send_mail(request))
 
 
-@get("/loans", name="api:loans_list", guards=[signed_in], tags=["loans"],
-     summary="Open loans (or closed ones with open=false): your own, or a member's for volunteers")
-async def api_loans(request: Request, member_id: FromQuery[int | None] = None, open: FromQuery[bool] = True) -> LoanList:
+@get(
+    "/loans",
+    name="api:loans_list",
+    guards=[signed_in],
+    tags=["loans"],
+    summary="Open loans (or closed ones with open=false): your own, or a member's for volunteers",
+)
+async def api_loans(
+    request: Request, member_id: FromQuery[int | None] = None, open: FromQuery[bool] = True
+) -> LoanList:
     user = current_user(request)
     if member_id is None or not _is_volunteer(request):
         member_id = user.id
@@ -525,41 +687,83 @@ async def api_loan(request: Request, loan_id: FromPath[int]) -> LoanOut:
 
 def _return_out(result: loans.Return) -> ReturnOut:
     base = loan_out(result.loan)
-    return ReturnOut(**{f: getattr(base, f) for f in base.__struct_fields__}, changed=result.changed,
-                     hold_for_member=result.hold_for is not None, needs_repair=result.needs_repair,
-                     fee_pence=result.fee_pence)
+    return ReturnOut(
+        **{f: getattr(base, f) for f in base.__struct_fields__},
+        changed=result.changed,
+        hold_for_member=result.hold_for is not None,
+        needs_repair=result.needs_repair,
+        fee_pence=result.fee_pence,
+    )
 
 
-@post("/loans/{loan_id:int}/return", name="api:loans_return", guards=[requires(Role.volunteer)], tags=["loans"],
-      status_code=200, summary="Check a loan in; returning twice changes nothing")
+@post(
+    "/loans/{loan_id:int}/return",
+    name="api:loans_return",
+    guards=[requires(Role.volunteer)],
+    tags=["loans"],
+    status_code=200,
+    summary="Check a loan in; returning twice changes nothing",
+)
 async def api_return(request: Request, loan_id: FromPath[int], data: JSONBody[ReturnIn]) -> Response[ReturnOut]:
-    result = await loans.check_in(loan_id=loan_id, condition=data.condition, notes=data.notes,
-                                  parts_missing=data.parts_missing, needs_repair=data.needs_repair,
-                                  returned_at=data.returned_at, actor_id=current_user(request).id, via="api")
+    result = await loans.check_in(
+        loan_id=loan_id,
+        condition=data.condition,
+        notes=data.notes,
+        parts_missing=data.parts_missing,
+        needs_repair=data.needs_repair,
+        returned_at=data.returned_at,
+        actor_id=current_user(request).id,
+        via="api",
+    )
     return Response(content=_return_out(result), status_code=200, background=_send_mail(request))
 
 
-@post("/returns", name="api:returns", guards=[requires(Role.volunteer)], tags=["loans"], status_code=200,
-      summary="Check in by item code, as the desk's scanner does")
+@post(
+    "/returns",
+    name="api:returns",
+    guards=[requires(Role.volunteer)],
+    tags=["loans"],
+    status_code=200,
+    summary="Check in by item code, as the desk's scanner does",
+)
 async def api_return_item(request: Request, data: JSONBody[ItemReturnIn]) -> Response[ReturnOut]:
-    result = await loans.check_in(item_code=data.item_code, condition=data.condition, notes=data.notes,
-                                  parts_missing=data.parts_missing, needs_repair=data.needs_repair,
-                                  returned_at=data.returned_at, actor_id=current_user(request).id, via="api")
+    result = await loans.check_in(
+        item_code=data.item_code,
+        condition=data.condition,
+        notes=data.notes,
+        parts_missing=data.parts_missing,
+        needs_repair=data.needs_repair,
+        returned_at=data.returned_at,
+        actor_id=current_user(request).id,
+        via="api",
+    )
     return Response(content=_return_out(result), status_code=200, background=_send_mail(request))
 
 
-@post("/loans/{loan_id:int}/renew", name="api:loans_renew", guards=[signed_in], tags=["loans"], status_code=200,
-      summary="Renew a loan (409 someone_waiting or renewal_limit)")
+@post(
+    "/loans/{loan_id:int}/renew",
+    name="api:loans_renew",
+    guards=[signed_in],
+    tags=["loans"],
+    status_code=200,
+    summary="Renew a loan (409 someone_waiting or renewal_limit)",
+)
 async def api_renew(request: Request, loan_id: FromPath[int]) -> LoanOut:
     user = current_user(request)
     borrower = None if _is_volunteer(request) else user.id
     return loan_out(await loans.renew(loan_id=loan_id, actor_id=user.id, borrower_id=borrower, via="api"))
 
 
-@get("/members/{member_id:int}/eligibility", name="api:eligibility", guards=[requires(Role.volunteer)],
-     tags=["loans"], summary="Can this member borrow these items now? Every reason when not")
-async def api_eligibility(request: Request, member_id: FromPath[int],
-                          item_code: FromQuery[list[str] | None] = None) -> EligibilityOut:
+@get(
+    "/members/{member_id:int}/eligibility",
+    name="api:eligibility",
+    guards=[requires(Role.volunteer)],
+    tags=["loans"],
+    summary="Can this member borrow these items now? Every reason when not",
+)
+async def api_eligibility(
+    request: Request, member_id: FromPath[int], item_code: FromQuery[list[str] | None] = None
+) -> EligibilityOut:
     await members.get_account(account_id=member_id)
     return eligibility_out(await loans.assess(member_id=member_id, item_codes=item_code or []))
 
@@ -574,11 +778,20 @@ def _holder(request: Request, member_id: int | None) -> int:
     return user.id
 
 
-@post("/holds", name="api:holds_create", guards=[signed_in], tags=["holds"],
-      summary="Join the queue for a thing (any copy); ready at once when a copy is on the shelf")
+@post(
+    "/holds",
+    name="api:holds_create",
+    guards=[signed_in],
+    tags=["holds"],
+    summary="Join the queue for a thing (any copy); ready at once when a copy is on the shelf",
+)
 async def api_hold(request: Request, data: JSONBody[HoldIn]) -> Response[HoldOut]:
-    hold = await loans.place_hold(member_id=_holder(request, data.member_id), item_code=data.item_code,
-                                  actor_id=current_user(request).id, via="api")
+    hold = await loans.place_hold(
+        member_id=_holder(request, data.member_id),
+        item_code=data.item_code,
+        actor_id=current_user(request).id,
+        via="api",
+    )
     return Response(content=hold_out(hold), status_code=201, background=_send_mail(request))
 
 
@@ -587,46 +800,121 @@ async def api_holds(request: Request, member_id: FromQuery[int | None] = None) -
     return HoldList(holds=[hold_out(h) for h in await loans.member_holds(member_id=_holder(request, member_id))])
 
 
-@delete("/holds/{hold_id:int}", name="api:holds_cancel", guards=[signed_in], tags=["holds"], status_code=204,
-        summary="Leave the queue")
+@delete(
+    "/holds/{hold_id:int}",
+    name="api:holds_cancel",
+    guards=[signed_in],
+    tags=["holds"],
+    status_code=204,
+    summary="Leave the queue",
+)
 async def api_cancel_hold(request: Request, hold_id: FromPath[int]) -> None:
     user = current_user(request)
-    await loans.cancel_hold(hold_id=hold_id, actor_id=user.id, member_id=None if _is_volunteer(request) else user.id,
-                            via="api")
+    await loans.cancel_hold(
+        hold_id=hold_id, actor_id=user.id, member_id=None if _is_volunteer(request) else user.id, via="api"
+    )
 
 
-@post("/reservations", name="api:reservations_create", guards=[signed_in], tags=["reservations"],
-      summary="Book a copy for future days (409 reservation_conflict; 422 closed_day, invalid_date ...)")
+@post(
+    "/reservations",
+    name="api:reservations_create",
+    guards=[signed_in],
+    tags=["reservations"],
+    summary="Book a copy for future days (409 reservation_conflict; 422 closed_day, invalid_date ...)",
+)
 async def api_reserve(request: Request, data: JSONBody[ReservationIn]) -> Response[ReservationOut]:
-    booking = await loans.reserve(member_id=_holder(request, data.member_id), item_code=data.item_code,
-                                  starts_on=data.starts_on, ends_on=data.ends_on, actor_id=current_user(request).id,
-                                  via="api")
+    booking = await loans.reserve(
+        member_id=_holder(request, data.member_id),
+        item_code=data.item_code,
+        starts_on=data.starts_on,
+        ends_on=data.ends_on,
+        actor_id=current_user(request).id,
+        via="api",
+    )
     return Response(content=reservation_out(booking), status_code=201)
 
 
-@get("/reservations", name="api:reservations_list", guards=[signed_in], tags=["reservations"],
-     summary="Your bookings")
+@get("/reservations", name="api:reservations_list", guards=[signed_in], tags=["reservations"], summary="Your bookings")
 async def api_reservations(request: Request, member_id: FromQuery[int | None] = None) -> ReservationList:
     found = await loans.member_reservations(member_id=_holder(request, member_id))
     return ReservationList(reservations=[reservation_out(b) for b in found])
 
 
-@delete("/reservations/{reservation_id:int}", name="api:reservations_cancel", guards=[signed_in],
-        tags=["reservations"], status_code=204, summary="Cancel a booking")
+@delete(
+    "/reservations/{reservation_id:int}",
+    name="api:reservations_cancel",
+    guards=[signed_in],
+    tags=["reservations"],
+    status_code=204,
+    summary="Cancel a booking",
+)
 async def api_cancel_reservation(request: Request, reservation_id: FromPath[int]) -> None:
     user = current_user(request)
-    await loans.cancel_reservation(reservation_id=reservation_id, actor_id=user.id,
-                                   member_id=None if _is_volunteer(request) else user.id, via="api")
+    await loans.cancel_reservation(
+        reservation_id=reservation_id,
+        actor_id=user.id,
+        member_id=None if _is_volunteer(request) else user.id,
+        via="api",
+    )
 
 
-API_ROUTES = [api_check_out, api_loans, api_loan, api_return, api_return_item, api_renew, api_eligibility, api_hold,
-              api_holds, api_cancel_hold, api_reserve, api_reservations, api_cancel_reservation]
+API_ROUTES = [
+    api_check_out,
+    api_loans,
+    api_loan,
+    api_return,
+    api_return_item,
+    api_renew,
+    api_eligibility,
+    api_hold,
+    api_holds,
+    api_cancel_hold,
+    api_reserve,
+    api_reservations,
+    api_cancel_reservation,
+]
 ROUTES = [
-    card_target, calendar_feed,
-    Router(path="/desk", guards=[requires(Role.volunteer)], route_handlers=[
-        desk, desk_member, desk_check_out, desk_renew, desk_returns, desk_check_in, desk_cancel_hold, desk_card]),
-    Router(path="/account", guards=[signed_in], route_handlers=[
-        my_loans, my_card, my_renew, my_hold, my_cancel_hold, my_reserve, my_cancel_reservation, my_calendar_renew]),
-    Router(path="/manage/lending", guards=[requires(Role.coordinator)], route_handlers=[
-        manage_lending, save_policy, save_category_periods, save_hours, add_closure, remove_closure, settle_fee]),
+    card_target,
+    calendar_feed,
+    Router(
+        path="/desk",
+        guards=[requires(Role.volunteer)],
+        route_handlers=[
+            desk,
+            desk_member,
+            desk_check_out,
+            desk_renew,
+            desk_returns,
+            desk_check_in,
+            desk_cancel_hold,
+            desk_card,
+        ],
+    ),
+    Router(
+        path="/account",
+        guards=[signed_in],
+        route_handlers=[
+            my_loans,
+            my_card,
+            my_renew,
+            my_hold,
+            my_cancel_hold,
+            my_reserve,
+            my_cancel_reservation,
+            my_calendar_renew,
+        ],
+    ),
+    Router(
+        path="/manage/lending",
+        guards=[requires(Role.coordinator)],
+        route_handlers=[
+            manage_lending,
+            save_policy,
+            save_category_periods,
+            save_hours,
+            add_closure,
+            remove_closure,
+            settle_fee,
+        ],
+    ),
 ]

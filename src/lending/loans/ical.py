@@ -17,8 +17,9 @@ class Event:
 
 
 def _escape(text: str) -> str:
-    return (text.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
-            .replace("\r\n", "\\n").replace("\n", "\\n"))
+    return (
+        text.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\r\n", "\\n").replace("\n", "\\n")
+    )
 
 
 def _fold(line: str) -> list[str]:
@@ -43,15 +44,28 @@ def _stamp(moment: datetime | date, name: str) -> str:
 
 
 def calendar(*, name: str, events: list[Event], now: datetime) -> str:
-    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//lending//library of things//EN", "CALSCALE:GREGORIAN",
-             "METHOD:PUBLISH", f"X-WR-CALNAME:{_escape(name)}", "REFRESH-INTERVAL;VALUE=DURATION:PT6H"]
+    lines = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        "PRODID:-//lending//library of things//EN",
+        "CALSCALE:GREGORIAN",
+        "METHOD:PUBLISH",
+        f"X-WR-CALNAME:{_escape(name)}",
+        "REFRESH-INTERVAL;VALUE=DURATION:PT6H",
+    ]
     for event in events:
         ends = event.ends
         if not isinstance(ends, datetime):
             ends = ends + timedelta(days=1)  # DTEND of a whole-day event is the day after
-        lines += ["BEGIN:VEVENT", f"UID:{event.uid}", _stamp(now, "DTSTAMP"), _stamp(event.starts, "DTSTART"),
-                  _stamp(ends, "DTEND"), f"SUMMARY:{_escape(event.summary)}",
-                  f"DESCRIPTION:{_escape(event.description)}"]
+        lines += [
+            "BEGIN:VEVENT",
+            f"UID:{event.uid}",
+            _stamp(now, "DTSTAMP"),
+            _stamp(event.starts, "DTSTART"),
+            _stamp(ends, "DTEND"),
+            f"SUMMARY:{_escape(event.summary)}",
+            f"DESCRIPTION:{_escape(event.description)}",
+        ]
         if event.url:
             lines.append(f"URL:{event.url}")
         lines.append("END:VEVENT")

@@ -108,7 +108,9 @@ def policy_problems(values: dict[str, int]) -> dict[str, str]:
     return problems
 
 
-def loan_days(*, item_days: int | None, category_days: tuple[int | None, ...] = (), tier_days: int | None = None) -> int:
+def loan_days(
+    *, item_days: int | None, category_days: tuple[int | None, ...] = (), tier_days: int | None = None
+) -> int:
     """The thing's own period, else the nearest category's (child before parent), else the
     membership tier's, else a week."""
     for days in (item_days, *category_days, tier_days):
@@ -118,6 +120,7 @@ def loan_days(*, item_days: int | None, category_days: tuple[int | None, ...] = 
 
 
 # --- who may borrow ---------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Borrower:
@@ -143,12 +146,23 @@ def borrower_reasons(borrower: Borrower, policy: Policy, *, adding: int = 1) -> 
     elif status == "past_due":
         reasons.append(Reason("membership_past_due", _l("Their last membership payment failed.")))
     if borrower.overdue_loans:
-        reasons.append(Reason("overdue_items", _l("They have %(count)d overdue item(s) to bring back first.",
-                                                  count=borrower.overdue_loans)))
+        reasons.append(
+            Reason(
+                "overdue_items",
+                _l("They have %(count)d overdue item(s) to bring back first.", count=borrower.overdue_loans),
+            )
+        )
     if borrower.open_loans + adding > borrower.loan_limit:
-        reasons.append(Reason("over_limit", _l("That would be %(count)d items; their membership allows %(limit)d at "
-                                               "a time.", count=borrower.open_loans + adding,
-                                               limit=borrower.loan_limit)))
+        reasons.append(
+            Reason(
+                "over_limit",
+                _l(
+                    "That would be %(count)d items; their membership allows %(limit)d at a time.",
+                    count=borrower.open_loans + adding,
+                    limit=borrower.loan_limit,
+                ),
+            )
+        )
     if policy.fees_enabled and policy.block_over_pence and borrower.unpaid_fees_pence > policy.block_over_pence:
         reasons.append(Reason("unpaid_fees", _l("They have unpaid fees to settle first.")))
     return tuple(reasons)
@@ -161,6 +175,7 @@ def queue_reasons(borrower: Borrower, policy: Policy) -> tuple[Reason, ...]:
 
 
 # --- whether a copy can go out ----------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Copy:
@@ -190,8 +205,12 @@ def copy_reasons(copy: Copy, *, member_id: int, now: datetime) -> tuple[Reason, 
     elif copy.held_for is None and copy.waiting_for_others:
         reasons.append(Reason("others_waiting", _l("Other members are waiting for this item.")))
     if copy.reserved_by_other_from is not None:
-        reasons.append(Reason("reserved_by_other", _l("Another member has booked it from %(day)s.",
-                                                      day=lazy_date(copy.reserved_by_other_from))))
+        reasons.append(
+            Reason(
+                "reserved_by_other",
+                _l("Another member has booked it from %(day)s.", day=lazy_date(copy.reserved_by_other_from)),
+            )
+        )
     if copy.available_from is not None and copy.available_from > now:
         reasons.append(Reason("in_buffer", _l("It is being cleaned or checked after its last loan.")))
     return tuple(reasons)
@@ -199,8 +218,16 @@ def copy_reasons(copy: Copy, *, member_id: int, now: datetime) -> tuple[Reason, 
 
 # --- renewals ---------------------------------------------------------------------------------
 
-def renewal_reasons(*, renewals: int, policy: Policy, someone_waiting: bool, returned: bool,
-                    reserved_by_other_from: date | None = None, new_due_on: date | None = None) -> tuple[Reason, ...]:
+
+def renewal_reasons(
+    *,
+    renewals: int,
+    policy: Policy,
+    someone_waiting: bool,
+    returned: bool,
+    reserved_by_other_from: date | None = None,
+    new_due_on: date | None = None,
+) -> tuple[Reason, ...]:
     """Why a loan may not be renewed: it is closed, someone is waiting, the limit is reached, or
     the extra days would run into another member's booking."""
     if returned:
@@ -209,16 +236,28 @@ def renewal_reasons(*, renewals: int, policy: Policy, someone_waiting: bool, ret
     if someone_waiting:
         reasons.append(Reason("someone_waiting", _l("Someone is waiting for this item, so it cannot be renewed.")))
     if renewals >= policy.renewal_limit:
-        reasons.append(Reason("renewal_limit", lazy_ngettext(
-            "It has been renewed %(num)d time, the most allowed.",
-            "It has been renewed %(num)d times, the most allowed.", renewals)))
+        reasons.append(
+            Reason(
+                "renewal_limit",
+                lazy_ngettext(
+                    "It has been renewed %(num)d time, the most allowed.",
+                    "It has been renewed %(num)d times, the most allowed.",
+                    renewals,
+                ),
+            )
+        )
     if reserved_by_other_from is not None and new_due_on is not None and new_due_on >= reserved_by_other_from:
-        reasons.append(Reason("reserved_by_other", _l("Another member has booked it from %(day)s.",
-                                                      day=lazy_date(reserved_by_other_from))))
+        reasons.append(
+            Reason(
+                "reserved_by_other",
+                _l("Another member has booked it from %(day)s.", day=lazy_date(reserved_by_other_from)),
+            )
+        )
     return tuple(reasons)
 
 
 # --- backdating -------------------------------------------------------------------------------
+
 
 def backdate_problem(*, when: datetime, now: datetime, not_before: datetime | None = None) -> str | None:
     """A forgotten check-out or check-in may be recorded up to 30 days back, never in the future,
@@ -234,15 +273,24 @@ def backdate_problem(*, when: datetime, now: datetime, not_before: datetime | No
 
 # --- reservations -----------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Booking:
     starts_on: date
     ends_on: date
 
 
-def reservation_reasons(*, starts_on: date, ends_on: date, today: date, policy: Policy,
-                        open_days: dict[date, bool], other_bookings: tuple[Booking, ...],
-                        loan_due_on: date | None, buffer_days: int) -> tuple[Reason, ...]:
+def reservation_reasons(
+    *,
+    starts_on: date,
+    ends_on: date,
+    today: date,
+    policy: Policy,
+    open_days: dict[date, bool],
+    other_bookings: tuple[Booking, ...],
+    loan_due_on: date | None,
+    buffer_days: int,
+) -> tuple[Reason, ...]:
     """Whether a copy can be booked from ``starts_on`` (collect) to ``ends_on`` (return): in the
     future but not too far, not too long, both days open, clear of other bookings and of its
     current loan by the buffer."""
@@ -252,22 +300,32 @@ def reservation_reasons(*, starts_on: date, ends_on: date, today: date, policy: 
     if starts_on <= today:
         reasons.append(Reason("invalid_dates", _l("Book from tomorrow onwards; to borrow today, come to the desk.")))
     elif (starts_on - today).days > policy.reserve_ahead_days:
-        reasons.append(Reason("too_far_ahead", _l("Bookings open %(days)d days ahead.",
-                                                  days=policy.reserve_ahead_days)))
+        reasons.append(
+            Reason("too_far_ahead", _l("Bookings open %(days)d days ahead.", days=policy.reserve_ahead_days))
+        )
     if (ends_on - starts_on).days + 1 > policy.max_reservation_days:
         reasons.append(Reason("too_long", _l("A booking is at most %(days)d days.", days=policy.max_reservation_days)))
     if not open_days.get(starts_on, True):
-        reasons.append(Reason("closed_day", _l("The venue is closed on %(day)s, the collection day.",
-                                               day=lazy_date(starts_on))))
+        reasons.append(
+            Reason("closed_day", _l("The venue is closed on %(day)s, the collection day.", day=lazy_date(starts_on)))
+        )
     if not open_days.get(ends_on, True):
-        reasons.append(Reason("closed_day", _l("The venue is closed on %(day)s, the return day.",
-                                               day=lazy_date(ends_on))))
+        reasons.append(
+            Reason("closed_day", _l("The venue is closed on %(day)s, the return day.", day=lazy_date(ends_on)))
+        )
     gap = timedelta(days=buffer_days)
     for other in other_bookings:
         if starts_on <= other.ends_on + gap and other.starts_on <= ends_on + gap:
-            reasons.append(Reason("reservation_conflict", _l("It is already booked from %(start)s to %(end)s.",
-                                                             start=lazy_date(other.starts_on),
-                                                             end=lazy_date(other.ends_on))))
+            reasons.append(
+                Reason(
+                    "reservation_conflict",
+                    _l(
+                        "It is already booked from %(start)s to %(end)s.",
+                        start=lazy_date(other.starts_on),
+                        end=lazy_date(other.ends_on),
+                    ),
+                )
+            )
             break
     if loan_due_on is not None and starts_on <= loan_due_on + gap:
         reasons.append(Reason("reservation_conflict", _l("It is on loan until %(day)s.", day=lazy_date(loan_due_on))))
@@ -280,6 +338,7 @@ def buffer_days(policy: Policy) -> int:
 
 
 # --- fees -------------------------------------------------------------------------------------
+
 
 def late_fee(*, policy: Policy, due_on: date, returned_on: date) -> int:
     """Pence owed for a late return: days late times the daily fee, up to the cap; nothing

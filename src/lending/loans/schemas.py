@@ -1,4 +1,4 @@
-"""JSON shapes of the lending API (see CONTRACT.md). Times are ISO 8601 in UTC; backdated
+"""JSON shapes of the lending API (described at /schema/openapi.json). Times are ISO 8601 in UTC; backdated
 times may also be the venue's wall-clock time without an offset."""
 
 from __future__ import annotations
@@ -117,22 +117,45 @@ class ReservationList(msgspec.Struct):
 
 
 def loan_out(loan: LoanView) -> LoanOut:
-    return LoanOut(id=loan.id, item_code=loan.item_code, item_name=loan.item_name, member_id=loan.member_id,
-                   lent_at=loan.lent_at, due_at=loan.due_at, renewals=loan.renewals, returned_at=loan.returned_at,
-                   overdue=loan.overdue(), return_condition=loan.return_condition, return_notes=loan.return_notes,
-                   parts_missing=loan.parts_missing)
+    return LoanOut(
+        id=loan.id,
+        item_code=loan.item_code,
+        item_name=loan.item_name,
+        member_id=loan.member_id,
+        lent_at=loan.lent_at,
+        due_at=loan.due_at,
+        renewals=loan.renewals,
+        returned_at=loan.returned_at,
+        overdue=loan.overdue(),
+        return_condition=loan.return_condition,
+        return_notes=loan.return_notes,
+        parts_missing=loan.parts_missing,
+    )
 
 
 def hold_out(hold: HoldView) -> HoldOut:
-    return HoldOut(id=hold.id, item_name=hold.item_name, member_id=hold.member_id, status=hold.status,
-                   position=hold.position, placed_at=hold.placed_at, item_code=hold.item_code,
-                   expires_at=hold.expires_at)
+    return HoldOut(
+        id=hold.id,
+        item_name=hold.item_name,
+        member_id=hold.member_id,
+        status=hold.status,
+        position=hold.position,
+        placed_at=hold.placed_at,
+        item_code=hold.item_code,
+        expires_at=hold.expires_at,
+    )
 
 
 def reservation_out(booking: ReservationView) -> ReservationOut:
-    return ReservationOut(id=booking.id, item_code=booking.item_code, item_name=booking.item_name,
-                          member_id=booking.member_id, starts_on=booking.starts_on, ends_on=booking.ends_on,
-                          status=booking.status)
+    return ReservationOut(
+        id=booking.id,
+        item_code=booking.item_code,
+        item_name=booking.item_name,
+        member_id=booking.member_id,
+        starts_on=booking.starts_on,
+        ends_on=booking.ends_on,
+        status=booking.status,
+    )
 
 
 def _reasons(reasons) -> list[ReasonOut]:
@@ -141,7 +164,13 @@ def _reasons(reasons) -> list[ReasonOut]:
 
 def eligibility_out(assessment: Assessment) -> EligibilityOut:
     return EligibilityOut(
-        member_id=assessment.member_id, ok=assessment.ok, reasons=_reasons(assessment.reasons),
-        items=[LineOut(item_code=line.code, item_name=line.name, ok=line.ok, due_at=line.due_at,
-                       reasons=_reasons(line.reasons)) for line in assessment.lines],
+        member_id=assessment.member_id,
+        ok=assessment.ok,
+        reasons=_reasons(assessment.reasons),
+        items=[
+            LineOut(
+                item_code=line.code, item_name=line.name, ok=line.ok, due_at=line.due_at, reasons=_reasons(line.reasons)
+            )
+            for line in assessment.lines
+        ],
     )

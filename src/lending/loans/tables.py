@@ -5,16 +5,7 @@ Rules the column types cannot express are partial unique indexes added by a migr
 open loan per item; one active hold per member and thing; one ready hold per copy.
 """
 
-from piccolo.columns import (
-    JSON,
-    Boolean,
-    Date,
-    ForeignKey,
-    Integer,
-    Text,
-    Timestamptz,
-    Varchar,
-)
+from piccolo.columns import JSON, Boolean, Date, ForeignKey, Integer, Text, Timestamptz, Varchar
 from piccolo.columns.base import OnDelete
 from piccolo.table import Table
 

@@ -18,9 +18,19 @@ CLAIM_TIMEOUT = timedelta(minutes=10)  # a sender that died holding a claim lets
 MAX_ATTEMPTS = 5
 
 
-async def queue(*, key: str, to_address: str | None, subject: str, body: str, library: str,
-                account_id: int | None = None, now: datetime | None = None, kind: str | None = None,
-                language: str = "en", values: dict[str, str] | None = None) -> bool:
+async def queue(
+    *,
+    key: str,
+    to_address: str | None,
+    subject: str,
+    body: str,
+    library: str,
+    account_id: int | None = None,
+    now: datetime | None = None,
+    kind: str | None = None,
+    language: str = "en",
+    values: dict[str, str] | None = None,
+) -> bool:
     """Add a message to the outbox once per key; returns whether this call added it. It goes
     under the name ``library`` (the venue's). With a ``kind``, the coordinator's own words for
     it in ``language``, filled in from ``values`` and ``{library}``, replace the built-in
@@ -28,12 +38,26 @@ async def queue(*, key: str, to_address: str | None, subject: str, body: str, li
     if not to_address:
         return False
     if kind is not None:
-        subject, body = await _own_words(kind, language, {"library": library, **(values or {})},
-                                         default=(subject, body))
-    rows = await (Email.insert(Email(key=key[:200], account=account_id, to_address=to_address, subject=subject[:300],
-                                     body=body, language=language, sender_name=library[:200],
-                                     created_at=now or clock.now()))
-                  .on_conflict(action="DO NOTHING").returning(Email.id).run())
+        subject, body = await _own_words(
+            kind, language, {"library": library, **(values or {})}, default=(subject, body)
+        )
+    rows = await (
+        Email.insert(
+            Email(
+                key=key[:200],
+                account=account_id,
+                to_address=to_address,
+                subject=subject[:300],
+                body=body,
+                language=language,
+                sender_name=library[:200],
+                created_at=now or clock.now(),
+            )
+        )
+        .on_conflict(action="DO NOTHING")
+        .returning(Email.id)
+        .run()
+    )
     return bool(rows)
 
 
@@ -49,7 +73,11 @@ async def _claim(limit: int, now: datetime) -> list[dict]:
             "AND (claimed_at IS NULL OR claimed_at < {}) ORDER BY id LIMIT {}) "
             "AND sent_at IS NULL AND (claimed_at IS NULL OR claimed_at < {}) "
             "RETURNING id, to_address, subject, body, language, sender_name",
-            now, MAX_ATTEMPTS, stale, limit, stale,
+            now,
+            MAX_ATTEMPTS,
+            stale,
+            limit,
+            stale,
         ).run()
 
 
@@ -64,11 +92,19 @@ async def send_pending(*, mailer: Mailer | None, limit: int = 200, now: datetime
         try:
             with i18n.in_language(language):
                 sender_name = message["sender_name"] or i18n.gettext("Library of things")
-            await mailer.send(to=message["to_address"], subject=message["subject"], body=message["body"],
-                              language=language, sender_name=sender_name)
+            await mailer.send(
+                to=message["to_address"],
+                subject=message["subject"],
+                body=message["body"],
+                language=language,
+                sender_name=sender_name,
+            )
         except MailError as exc:
-            await Email.update({Email.claimed_at: None, Email.last_error: str(exc)[:1000]}).where(
-                Email.id == message["id"]).run()
+            await (
+                Email.update({Email.claimed_at: None, Email.last_error: str(exc)[:1000]})
+                .where(Email.id == message["id"])
+                .run()
+            )
             continue
         await Email.update({Email.sent_at: clock.now(), Email.last_error: ""}).where(Email.id == message["id"]).run()
         sent += 1
@@ -85,9 +121,14 @@ async def waiting() -> int:
 
 # --- the coordinator's own words ------------------------------------------------------------------
 
+
 async def _own_words(kind: str, language: str, values: dict[str, str], *, default: tuple[str, str]) -> tuple[str, str]:
-    row = await EmailTemplate.select(EmailTemplate.subject, EmailTemplate.body).where(
-        EmailTemplate.kind == kind, EmailTemplate.language == language).first().run()
+    row = (
+        await EmailTemplate.select(EmailTemplate.subject, EmailTemplate.body)
+        .where(EmailTemplate.kind == kind, EmailTemplate.language == language)
+        .first()
+        .run()
+    )
     if row is None:
         return default
     return rules.fill(row["subject"], values).replace("\n", " ")[:300], rules.fill(row["body"], values)
@@ -111,8 +152,9 @@ def _check_language(language: str) -> None:
         raise errors.NotFound(_l("That language is not available."), code="unknown_language")
 
 
-async def save_template(*, kind: str, language: str, subject: str, body: str,
-                        actor_id: int | None = None) -> TemplateView:
+async def save_template(
+    *, kind: str, language: str, subject: str, body: str, actor_id: int | None = None
+) -> TemplateView:
     """Use these words for ``kind`` in ``language`` from now on (replacing any before)."""
     _check_language(language)
     subject, body = subject.strip(), body.strip().replace("\r\n", "\n")
@@ -122,8 +164,9 @@ async def save_template(*, kind: str, language: str, subject: str, body: str,
         raise errors.InvalidInput(_l("The message needs correcting."), code="invalid_email_template", errors=problems)
     async with db.transaction(write=True):
         await EmailTemplate.delete().where(EmailTemplate.kind == kind, EmailTemplate.language == language).run()
-        await EmailTemplate.insert(EmailTemplate(kind=kind, language=language, subject=subject, body=body,
-                                                 updated_at=clock.now())).run()
+        await EmailTemplate.insert(
+            EmailTemplate(kind=kind, language=language, subject=subject, body=body, updated_at=clock.now())
+        ).run()
         await audit.record(action="email_template.save", actor_id=actor_id, subject=f"email:{kind}:{language}")
     return TemplateView(kind=kind, language=language, subject=subject, body=body)
 
@@ -132,8 +175,11 @@ async def reset_template(*, kind: str, language: str, actor_id: int | None = Non
     """Back to the built-in words."""
     _check_language(language)
     async with db.transaction(write=True):
-        deleted = await EmailTemplate.delete().where(EmailTemplate.kind == kind,
-                                                     EmailTemplate.language == language).returning(
-            EmailTemplate.id).run()
+        deleted = (
+            await EmailTemplate.delete()
+            .where(EmailTemplate.kind == kind, EmailTemplate.language == language)
+            .returning(EmailTemplate.id)
+            .run()
+        )
         if deleted:
             await audit.record(action="email_template.reset", actor_id=actor_id, subject=f"email:{kind}:{language}")

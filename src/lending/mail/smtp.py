@@ -38,19 +38,26 @@ class Mailer:
             raise ValueError("SMTP_URL must start with smtp:// or smtps://")
         query = parse_qs(parts.query)
         sender = (query.get("from") or [f"library@{default_sender_domain}"])[0]
-        return cls(host=parts.hostname or "localhost", port=parts.port or (465 if parts.scheme == "smtps" else 25),
-                   username=unquote(parts.username) if parts.username else None,
-                   password=unquote(parts.password) if parts.password else None,
-                   use_tls=parts.scheme == "smtps", sender=sender)
+        return cls(
+            host=parts.hostname or "localhost",
+            port=parts.port or (465 if parts.scheme == "smtps" else 25),
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            use_tls=parts.scheme == "smtps",
+            sender=sender,
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Mailer | None:
         """The mailer SMTP_URL names (None without one); the From address defaults to one at
         BASE_URL's host."""
-        return cls.from_url(settings.smtp_url, default_sender_domain=urlsplit(settings.base_url).hostname or "localhost")
+        return cls.from_url(
+            settings.smtp_url, default_sender_domain=urlsplit(settings.base_url).hostname or "localhost"
+        )
 
-    async def send(self, *, to: str, subject: str, body: str, language: str = "en",
-                   sender_name: str | None = None) -> None:
+    async def send(
+        self, *, to: str, subject: str, body: str, language: str = "en", sender_name: str | None = None
+    ) -> None:
         """``sender_name`` (the venue's name) is shown beside the From address."""
         message = EmailMessage()
         message["From"] = formataddr((sender_name or self.sender_name, self.sender))
@@ -60,8 +67,15 @@ class Mailer:
         message.set_content(body)
         message["Content-Language"] = language  # after set_content, which resets Content-* headers
         try:
-            await aiosmtplib.send(message, hostname=self.host, port=self.port, username=self.username,
-                                  password=self.password, use_tls=self.use_tls,
-                                  start_tls=None if not self.use_tls else False, timeout=self.timeout)
+            await aiosmtplib.send(
+                message,
+                hostname=self.host,
+                port=self.port,
+                username=self.username,
+                password=self.password,
+                use_tls=self.use_tls,
+                start_tls=None if not self.use_tls else False,
+                timeout=self.timeout,
+            )
         except (aiosmtplib.SMTPException, OSError) as exc:
             raise MailError(str(exc)) from exc

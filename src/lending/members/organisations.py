@@ -58,13 +58,17 @@ async def create_organisation(*, name: str, kind: str = "other", actor_id: int |
         problems["kind"] = _l("Choose what kind of organisation this is.")
     if problems:
         raise errors.InvalidInput(_l("Check the organisation's details."), errors=problems)
-    exists = errors.Conflict(_l("There is already an organisation called %(name)s.", name=name),
-                             code="organisation_exists", field="name")
+    exists = errors.Conflict(
+        _l("There is already an organisation called %(name)s.", name=name), code="organisation_exists", field="name"
+    )
     with db.unique_violation_as(lambda: exists):
         async with db.transaction(write=True):
             if await find_organisation(name=name):
                 raise exists
-            row = (await Organisation.insert(Organisation(name=name, kind=kind, created_at=clock.now()))
-                   .returning(*Organisation.all_columns()).run())[0]
+            row = (
+                await Organisation.insert(Organisation(name=name, kind=kind, created_at=clock.now()))
+                .returning(*Organisation.all_columns())
+                .run()
+            )[0]
             await audit.record(action="organisation.create", actor_id=actor_id, subject=f"organisation:{row['id']}")
     return _view(row)

@@ -1,4 +1,4 @@
-"""JSON shapes of the people API (see CONTRACT.md)."""
+"""JSON shapes of the people API (described at /schema/openapi.json)."""
 
 from __future__ import annotations
 
@@ -39,5 +39,12 @@ class MeOut(msgspec.Struct):
 
 
 def member_out(account: AccountView) -> MemberOut:
-    return MemberOut(id=account.id, card_code=account.card_code, name=account.name, email=account.email,
-                     phone=account.phone, language=account.language, role=account.role)
+    return MemberOut(
+        id=account.id,
+        card_code=account.card_code,
+        name=account.name,
+        email=account.email,
+        phone=account.phone,
+        language=account.language,
+        role=account.role,
+    )

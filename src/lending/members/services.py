@@ -41,8 +41,15 @@ class AccountView:
 
 
 _COLUMNS = (
-    Account.id, Account.name, Account.email, Account.role, Account.phone, Account.language,
-    Account.card_code, Account.organisation, Account.organisation.name.as_alias("organisation_name"),
+    Account.id,
+    Account.name,
+    Account.email,
+    Account.role,
+    Account.phone,
+    Account.language,
+    Account.card_code,
+    Account.organisation,
+    Account.organisation.name.as_alias("organisation_name"),
     Account.active,
 )
 
@@ -61,9 +68,16 @@ def _account_join(on: str) -> str:
 
 def _view(row: dict) -> AccountView:
     return AccountView(
-        id=row["id"], name=row["name"], email=row["email"], role=row["role"], phone=row["phone"],
-        language=row["language"], card_code=row["card_code"], organisation_id=row["organisation"],
-        organisation_name=row["organisation_name"], active=bool(row["active"]),
+        id=row["id"],
+        name=row["name"],
+        email=row["email"],
+        role=row["role"],
+        phone=row["phone"],
+        language=row["language"],
+        card_code=row["card_code"],
+        organisation_id=row["organisation"],
+        organisation_name=row["organisation_name"],
+        active=bool(row["active"]),
     )
 
 
@@ -88,8 +102,10 @@ async def list_accounts(*, role: str | None = None, limit: int = 500) -> list[Ac
 
 # --- creating accounts ---------------------------------------------------------------------
 
-def _account_problems(*, name: str, email: str, role: str, phone: str, language: str, password: str | None,
-                      has_organisation: bool) -> dict[str, str]:
+
+def _account_problems(
+    *, name: str, email: str, role: str, phone: str, language: str, password: str | None, has_organisation: bool
+) -> dict[str, str]:
     parsed_role = rules.parse_role(role or "")
     problems = rules.account_problems(role=parsed_role, name=name, email=email, has_organisation=has_organisation)
     if problem := rules.phone_problem(phone):
@@ -107,20 +123,40 @@ def _account_problems(*, name: str, email: str, role: str, phone: str, language:
     return problems
 
 
-def check_account_details(*, name: str, email: str | None, role: str, phone: str | None = None,
-                          language: str = "en", password: str | None = None) -> None:
+def check_account_details(
+    *,
+    name: str,
+    email: str | None,
+    role: str,
+    phone: str | None = None,
+    language: str = "en",
+    password: str | None = None,
+) -> None:
     """The account rules of ``create_account`` that need no database, so a form that makes an
     account along with something else (joining) can report every problem at once."""
-    problems = _account_problems(name=" ".join((name or "").split()), email=rules.normalise_email(email),
-                                 role=role, phone=(phone or "").strip(), language=language, password=password,
-                                 has_organisation=False)
+    problems = _account_problems(
+        name=" ".join((name or "").split()),
+        email=rules.normalise_email(email),
+        role=role,
+        phone=(phone or "").strip(),
+        language=language,
+        password=password,
+        has_organisation=False,
+    )
     if problems:
         raise errors.InvalidInput(_l("Check the account's details."), errors=problems)
 
 
 async def create_account(
-    *, name: str, email: str | None, role: str, password: str | None = None, phone: str | None = None,
-    language: str = "en", organisation: str | int | None = None, actor_id: int | None = None,
+    *,
+    name: str,
+    email: str | None,
+    role: str,
+    password: str | None = None,
+    phone: str | None = None,
+    language: str = "en",
+    organisation: str | int | None = None,
+    actor_id: int | None = None,
 ) -> AccountView:
     """Every account has a role and a card code. Link workers belong to one referring
     organisation and only they do; staff sign in with an email and a password; an email
@@ -131,8 +167,15 @@ async def create_account(
     phone = (phone or "").strip()
     parsed_role = rules.parse_role(role or "")
     has_organisation = organisation not in (None, "")
-    problems = _account_problems(name=name, email=email, role=role, phone=phone, language=language,
-                                 password=password, has_organisation=has_organisation)
+    problems = _account_problems(
+        name=name,
+        email=email,
+        role=role,
+        phone=phone,
+        language=language,
+        password=password,
+        has_organisation=has_organisation,
+    )
     organisation_id = None
     if parsed_role == Role.link_worker and has_organisation:
         organisation_id = await _organisation_id(organisation)
@@ -149,22 +192,45 @@ async def create_account(
             async with db.transaction(write=True):
                 if email and await Account.exists().where(Account.email == email).run():
                     raise _email_taken(email)
-                row = await Account.insert(Account(
-                    username=card_code, password=hashed, email=email or None, name=name, role=parsed_role.value,
-                    phone=phone or None, language=language, organisation=organisation_id, card_code=card_code,
-                    active=True, admin=coordinator, superuser=coordinator, created_at=clock.now(),
-                )).returning(Account.id).run()
+                row = (
+                    await Account.insert(
+                        Account(
+                            username=card_code,
+                            password=hashed,
+                            email=email or None,
+                            name=name,
+                            role=parsed_role.value,
+                            phone=phone or None,
+                            language=language,
+                            organisation=organisation_id,
+                            card_code=card_code,
+                            active=True,
+                            admin=coordinator,
+                            superuser=coordinator,
+                            created_at=clock.now(),
+                        )
+                    )
+                    .returning(Account.id)
+                    .run()
+                )
                 account_id = row[0]["id"]
-                await audit.record(action="account.create", actor_id=actor_id, subject=f"account:{account_id}",
-                                   detail=f"role={parsed_role.value}")
+                await audit.record(
+                    action="account.create",
+                    actor_id=actor_id,
+                    subject=f"account:{account_id}",
+                    detail=f"role={parsed_role.value}",
+                )
         except Exception as exc:
             if not db.is_unique_violation(exc):
                 raise
             if db.in_transaction():
                 # Part of a larger change (joining): the failed insert spoiled the transaction,
                 # so say what most likely clashed instead of retrying inside it.
-                raise (_email_taken(email) if email else errors.Conflict(
-                    _l("Could not create the account; try again."), code="try_again")) from exc
+                raise (
+                    _email_taken(email)
+                    if email
+                    else errors.Conflict(_l("Could not create the account; try again."), code="try_again")
+                ) from exc
             if email and await Account.exists().where(Account.email == email).run():
                 raise _email_taken(email) from exc
             continue  # a card code collided: draw another
@@ -173,8 +239,9 @@ async def create_account(
 
 
 def _email_taken(email: str) -> errors.Conflict:
-    return errors.Conflict(_l("An account with the email %(email)s already exists.", email=email),
-                           code="email_taken", field="email")
+    return errors.Conflict(
+        _l("An account with the email %(email)s already exists.", email=email), code="email_taken", field="email"
+    )
 
 
 async def _organisation_id(organisation: str | int) -> int | None:
@@ -185,17 +252,20 @@ async def _organisation_id(organisation: str | int) -> int | None:
     return found.id if found else None
 
 
-async def register_member(*, name: str, email: str | None = None, phone: str | None = None,
-                          language: str = "en", actor_id: int | None = None) -> AccountView:
+async def register_member(
+    *, name: str, email: str | None = None, phone: str | None = None, language: str = "en", actor_id: int | None = None
+) -> AccountView:
     """A volunteer registers a member at the counter: a name and a way to reach them; the
     member gets a card code straight away and no password until they set one."""
     if not (email or "").strip() and not (phone or "").strip():
         raise errors.InvalidInput(
             _l("Enter an email address or a phone number so the library can reach the member."),
-            code="contact_required", errors={"email": _l("Enter an email address or a phone number.")},
+            code="contact_required",
+            errors={"email": _l("Enter an email address or a phone number.")},
         )
-    return await create_account(name=name, email=email, phone=phone, language=language,
-                                role=Role.member.value, actor_id=actor_id)
+    return await create_account(
+        name=name, email=email, phone=phone, language=language, role=Role.member.value, actor_id=actor_id
+    )
 
 
 async def find_members(*, query: str, limit: int = 50) -> list[AccountView]:
@@ -208,8 +278,12 @@ async def find_members(*, query: str, limit: int = 50) -> list[AccountView]:
     if code:
         condition = condition | (Account.card_code == code)
     rows = await (
-        Account.select(*_COLUMNS).where(Account.role == Role.member.value).where(condition)
-        .order_by(Account.name).limit(limit).run()
+        Account.select(*_COLUMNS)
+        .where(Account.role == Role.member.value)
+        .where(condition)
+        .order_by(Account.name)
+        .limit(limit)
+        .run()
     )
     return [_view(row) for row in rows]
 
@@ -230,6 +304,7 @@ async def set_language(*, account_id: int, language: str) -> None:
 
 
 # --- signing in ----------------------------------------------------------------------------
+
 
 async def sign_in(*, email: str, password: str, address: str, now: datetime | None = None) -> tuple[AccountView, str]:
     """Check an email and password and open a session. Failures are counted per email and per
@@ -252,19 +327,26 @@ async def sign_in(*, email: str, password: str, address: str, now: datetime | No
         )
         by_email = sorted(r["attempted_at"] for r in recent if r["key"] == email_key)
         by_address = sorted(r["attempted_at"] for r in recent if r["key"] == address_key)
-        if rules.sign_in_blocked(failures_for_email=len(by_email), failures_for_address=len(by_address),
-                                 limit=SIGN_IN_LIMIT):
+        if rules.sign_in_blocked(
+            failures_for_email=len(by_email), failures_for_address=len(by_address), limit=SIGN_IN_LIMIT
+        ):
             oldest = by_email[0] if len(by_email) >= SIGN_IN_LIMIT.per_email else by_address[0]
             wait = rules.retry_after_seconds(oldest_failure=oldest, now=now, limit=SIGN_IN_LIMIT)
             raise errors.TooManyAttempts(
-                lazy_ngettext("Too many failed sign-in attempts. Wait %(num)d minute, then try again.",
-                              "Too many failed sign-in attempts. Wait %(num)d minutes, then try again.",
-                              max(1, (wait + 59) // 60)),
+                lazy_ngettext(
+                    "Too many failed sign-in attempts. Wait %(num)d minute, then try again.",
+                    "Too many failed sign-in attempts. Wait %(num)d minutes, then try again.",
+                    max(1, (wait + 59) // 60),
+                ),
                 retry_after=wait,
             )
-        counted = await LoginAttempt.insert(LoginAttempt(key=email_key, attempted_at=now),
-                                            LoginAttempt(key=address_key, attempted_at=now)
-                                            ).returning(LoginAttempt.id).run()
+        counted = (
+            await LoginAttempt.insert(
+                LoginAttempt(key=email_key, attempted_at=now), LoginAttempt(key=address_key, attempted_at=now)
+            )
+            .returning(LoginAttempt.id)
+            .run()
+        )
 
     row = await Account.select(Account.id, Account.password, Account.active).where(Account.email == email).first().run()
     ok = await passwords.verify_password(password, row["password"] if row else None)
@@ -274,8 +356,11 @@ async def sign_in(*, email: str, password: str, address: str, now: datetime | No
     async with db.transaction(write=True):
         # Success: the email's failures are forgiven; the address keeps its earlier failures
         # but not this attempt, so people sharing a venue's network can all sign in.
-        await LoginAttempt.delete().where((LoginAttempt.key == email_key)
-                                          | LoginAttempt.id.is_in([r["id"] for r in counted])).run()
+        await (
+            LoginAttempt.delete()
+            .where((LoginAttempt.key == email_key) | LoginAttempt.id.is_in([r["id"] for r in counted]))
+            .run()
+        )
         token = await start_session(account_id=row["id"], now=now)
     return await get_account(account_id=row["id"]), token
 
@@ -286,11 +371,18 @@ async def start_session(*, account_id: int, now: datetime | None = None) -> str:
     token = secrets.token_urlsafe(32)
     async with db.transaction(write=True):
         local_now = clock.local_naive_now()
-        await Session.insert(Session(token=token, user_id=account_id, expiry_date=local_now + SESSION_IDLE,
-                                     max_expiry_date=local_now + SESSION_MAX)).run()
+        await Session.insert(
+            Session(
+                token=token,
+                user_id=account_id,
+                expiry_date=local_now + SESSION_IDLE,
+                max_expiry_date=local_now + SESSION_MAX,
+            )
+        ).run()
         await Account.update({Account.last_login: local_now}).where(Account.id == account_id).run()
-        await audit.record(action="account.sign_in", actor_id=account_id, subject=f"account:{account_id}",
-                           at=now or clock.now())
+        await audit.record(
+            action="account.sign_in", actor_id=account_id, subject=f"account:{account_id}", at=now or clock.now()
+        )
     return token
 
 
@@ -315,12 +407,16 @@ async def account_for_session(*, token: str) -> AccountView | None:
     if row["expiry_date"] <= local_now or row["max_expiry_date"] <= local_now:
         return None
     if row["expiry_date"] - local_now < SESSION_EXTEND:
-        await Session.update({Session.expiry_date: row["expiry_date"] + SESSION_EXTEND}).where(
-            Session.id == row["session_id"]).run()
+        await (
+            Session.update({Session.expiry_date: row["expiry_date"] + SESSION_EXTEND})
+            .where(Session.id == row["session_id"])
+            .run()
+        )
     return _view(row)
 
 
 # --- API tokens ----------------------------------------------------------------------------
+
 
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
@@ -333,28 +429,43 @@ async def create_api_token(*, account_id: int, label: str = "", actor_id: int | 
         raise errors.RuleViolation(_l("This account is switched off."), code="account_inactive")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     async with db.transaction(write=True):
-        row = await ApiToken.insert(ApiToken(account=account_id, token_hash=_token_hash(token),
-                                             label=label[:100], created_at=clock.now())).returning(ApiToken.id).run()
-        await audit.record(action="api_token.create", actor_id=actor_id or account_id,
-                           subject=f"api_token:{row[0]['id']}", detail=f"account={account_id}")
+        row = (
+            await ApiToken.insert(
+                ApiToken(account=account_id, token_hash=_token_hash(token), label=label[:100], created_at=clock.now())
+            )
+            .returning(ApiToken.id)
+            .run()
+        )
+        await audit.record(
+            action="api_token.create",
+            actor_id=actor_id or account_id,
+            subject=f"api_token:{row[0]['id']}",
+            detail=f"account={account_id}",
+        )
     return token
 
 
 async def account_by_email(*, email: str) -> AccountView:
     found = await _select_one(Account.email == rules.normalise_email(email))
     if not found:
-        raise errors.NotFound(_l("There is no account with the email %(email)s.", email=rules.normalise_email(email)),
-                              code="account_not_found")
+        raise errors.NotFound(
+            _l("There is no account with the email %(email)s.", email=rules.normalise_email(email)),
+            code="account_not_found",
+        )
     return found
 
 
 async def revoke_api_tokens(*, account_id: int, actor_id: int | None = None) -> int:
     async with db.transaction(write=True):
-        rows = await (ApiToken.update({ApiToken.revoked: True})
-                      .where(ApiToken.account == account_id, ApiToken.revoked == False)  # noqa: E712
-                      .returning(ApiToken.id).run())
-        await audit.record(action="api_token.revoke", actor_id=actor_id, subject=f"account:{account_id}",
-                           detail=f"count={len(rows)}")
+        rows = await (
+            ApiToken.update({ApiToken.revoked: True})
+            .where(ApiToken.account == account_id, ApiToken.revoked == False)  # noqa: E712
+            .returning(ApiToken.id)
+            .run()
+        )
+        await audit.record(
+            action="api_token.revoke", actor_id=actor_id, subject=f"account:{account_id}", detail=f"count={len(rows)}"
+        )
     return len(rows)
 
 
@@ -384,18 +495,24 @@ async def count_by_role() -> dict[str, int]:
     return {row["role"]: row["n"] for row in rows}
 
 
-async def admin_account_fields(*, role: str, email: str | None, organisation_id: int | None,
-                               name: str) -> dict[str, object]:
+async def admin_account_fields(
+    *, role: str, email: str | None, organisation_id: int | None, name: str
+) -> dict[str, object]:
     """The same account rules for rows edited in piccolo_admin: returns the fields derived
     from the role (the admin flags mirror the coordinator role) or raises InvalidInput."""
     parsed = rules.parse_role(role or "")
-    problems = rules.account_problems(role=parsed, name=name or "", email=rules.normalise_email(email),
-                                      has_organisation=bool(organisation_id))
+    problems = rules.account_problems(
+        role=parsed, name=name or "", email=rules.normalise_email(email), has_organisation=bool(organisation_id)
+    )
     if problems:
         raise errors.InvalidInput(_l("Check the account's details."), errors=problems)
     coordinator = parsed == Role.coordinator
-    return {"role": parsed.value, "admin": coordinator, "superuser": coordinator,
-            "email": rules.normalise_email(email) or None}
+    return {
+        "role": parsed.value,
+        "admin": coordinator,
+        "superuser": coordinator,
+        "email": rules.normalise_email(email) or None,
+    }
 
 
 async def recent_activity(*, limit: int = 100) -> list[dict]:
@@ -403,6 +520,12 @@ async def recent_activity(*, limit: int = 100) -> list[dict]:
     (``actor_name``, None for the system)."""
     events = await audit.recent(limit=limit)
     actor_ids = list({event["actor"] for event in events if event["actor"]})
-    names = {row["id"]: row["name"] for row in await Account.select(Account.id, Account.name).where(
-        Account.id.is_in(actor_ids)).run()} if actor_ids else {}
+    names = (
+        {
+            row["id"]: row["name"]
+            for row in await Account.select(Account.id, Account.name).where(Account.id.is_in(actor_ids)).run()
+        }
+        if actor_ids
+        else {}
+    )
     return [{**event, "actor_name": names.get(event["actor"])} for event in events]

@@ -74,8 +74,9 @@ class StripeGateway:
 
     def _require(self) -> stripe.StripeClient:
         if self._client is None:
-            raise errors.Unavailable(_l("Online payments are not set up here: pay at the counter instead."),
-                                     code="payments_not_configured")
+            raise errors.Unavailable(
+                _l("Online payments are not set up here: pay at the counter instead."), code="payments_not_configured"
+            )
         return self._client
 
     async def _call(self, what: str, call):
@@ -83,18 +84,24 @@ class StripeGateway:
             return _plain(await call)
         except stripe.InvalidRequestError as exc:
             log.warning("stripe refused %s: %s", what, exc.user_message or exc)
-            raise errors.RuleViolation(_l("The payment service refused this: %(reason)s",
-                                          reason=str(exc.user_message or "invalid request")),
-                                       code="payment_refused") from exc
+            raise errors.RuleViolation(
+                _l("The payment service refused this: %(reason)s", reason=str(exc.user_message or "invalid request")),
+                code="payment_refused",
+            ) from exc
         except stripe.StripeError as exc:
             log.warning("stripe failed %s: %s", what, exc)
-            raise errors.Unavailable(_l("The payment service did not answer. Nothing was charged; try again in a "
-                                        "few minutes."), code="payments_unavailable") from exc
+            raise errors.Unavailable(
+                _l("The payment service did not answer. Nothing was charged; try again in a few minutes."),
+                code="payments_unavailable",
+            ) from exc
 
     async def create_checkout(self, request: CheckoutRequest) -> CreatedCheckout:
         client = self._require()
-        price_data: dict[str, Any] = {"currency": request.currency, "unit_amount": request.amount_pence,
-                                      "product_data": {"name": request.product_name}}
+        price_data: dict[str, Any] = {
+            "currency": request.currency,
+            "unit_amount": request.amount_pence,
+            "product_data": {"name": request.product_name},
+        }
         params: dict[str, Any] = {
             "mode": request.mode,
             "line_items": [{"quantity": 1, "price_data": price_data}],
@@ -115,8 +122,12 @@ class StripeGateway:
             params["customer"] = request.customer_id
         elif request.customer_email:
             params["customer_email"] = request.customer_email
-        session = await self._call("checkout", client.v1.checkout.sessions.create_async(
-            params=params, options={"idempotency_key": f"checkout-{request.reference}-{request.nonce}"}))
+        session = await self._call(
+            "checkout",
+            client.v1.checkout.sessions.create_async(
+                params=params, options={"idempotency_key": f"checkout-{request.reference}-{request.nonce}"}
+            ),
+        )
         return CreatedCheckout(session_id=session["id"], url=session["url"])
 
     async def expire_checkout(self, *, session_id: str) -> None:
@@ -129,8 +140,9 @@ class StripeGateway:
         except stripe.StripeError as exc:
             log.warning("could not expire checkout %s: %s", session_id, exc)
 
-    async def change_subscription_amount(self, *, subscription_id: str, amount_pence: int, currency: str,
-                                         interval: str, reference: str) -> dict:
+    async def change_subscription_amount(
+        self, *, subscription_id: str, amount_pence: int, currency: str, interval: str, reference: str
+    ) -> dict:
         """The next invoices charge the new amount; nothing is prorated: the member chose to
         pay differently from now on, not to settle the difference."""
         client = self._require()
@@ -138,27 +150,47 @@ class StripeGateway:
         item = subscription["items"]["data"][0]
         product = item["price"]["product"]
         product_id = product["id"] if isinstance(product, dict) else product
-        return await self._call("subscription change", client.v1.subscriptions.update_async(
-            subscription_id,
-            params={"items": [{"id": item["id"], "price_data": {
-                "currency": currency, "product": product_id, "unit_amount": amount_pence,
-                "recurring": {"interval": interval}}}],
-                "proration_behavior": "none"},
-            options={"idempotency_key": f"amount-{reference}"}))
+        return await self._call(
+            "subscription change",
+            client.v1.subscriptions.update_async(
+                subscription_id,
+                params={
+                    "items": [
+                        {
+                            "id": item["id"],
+                            "price_data": {
+                                "currency": currency,
+                                "product": product_id,
+                                "unit_amount": amount_pence,
+                                "recurring": {"interval": interval},
+                            },
+                        }
+                    ],
+                    "proration_behavior": "none",
+                },
+                options={"idempotency_key": f"amount-{reference}"},
+            ),
+        )
 
     async def cancel_at_period_end(self, *, subscription_id: str, reference: str) -> dict:
         client = self._require()
-        return await self._call("cancellation", client.v1.subscriptions.update_async(
-            subscription_id, params={"cancel_at_period_end": True},
-            options={"idempotency_key": f"cancel-{reference}"}))
+        return await self._call(
+            "cancellation",
+            client.v1.subscriptions.update_async(
+                subscription_id,
+                params={"cancel_at_period_end": True},
+                options={"idempotency_key": f"cancel-{reference}"},
+            ),
+        )
 
     async def invoice_payment_intent(self, *, invoice_id: str) -> str | None:
         """The payment intent that paid an invoice. Webhooks never carry an invoice's payments,
         so a refund of a recurring payment asks for them when it needs them."""
         client = self._require()
-        invoice = await self._call("invoice", client.v1.invoices.retrieve_async(
-            invoice_id, params={"expand": ["payments"]}))
-        for entry in ((invoice.get("payments") or {}).get("data") or []):
+        invoice = await self._call(
+            "invoice", client.v1.invoices.retrieve_async(invoice_id, params={"expand": ["payments"]})
+        )
+        for entry in (invoice.get("payments") or {}).get("data") or []:
             intent = (entry.get("payment") or {}).get("payment_intent")
             if intent:
                 return intent if isinstance(intent, str) else intent.get("id")
@@ -171,10 +203,18 @@ class StripeGateway:
 
     async def refund(self, *, payment_intent: str, amount_pence: int, reference: str) -> dict:
         client = self._require()
-        return await self._call("refund", client.v1.refunds.create_async(
-            params={"payment_intent": payment_intent, "amount": amount_pence, "reason": "requested_by_customer",
-                    "metadata": {"reference": reference}},
-            options={"idempotency_key": f"refund-{reference}"}))
+        return await self._call(
+            "refund",
+            client.v1.refunds.create_async(
+                params={
+                    "payment_intent": payment_intent,
+                    "amount": amount_pence,
+                    "reason": "requested_by_customer",
+                    "metadata": {"reference": reference},
+                },
+                options={"idempotency_key": f"refund-{reference}"},
+            ),
+        )
 
     def verify_event(self, payload: bytes, signature: str | None) -> dict:
         """The event as a plain dict, once its signature is checked by the SDK's

@@ -38,11 +38,7 @@ INTERVAL_LABELS = {
 }
 
 # How the amount reads beside a price ("£5.00 a month").
-PER_INTERVAL = {
-    Interval.one_off: _l("for a year"),
-    Interval.month: _l("a month"),
-    Interval.year: _l("a year"),
-}
+PER_INTERVAL = {Interval.one_off: _l("for a year"), Interval.month: _l("a month"), Interval.year: _l("a year")}
 
 
 class Status(str, Enum):
@@ -83,6 +79,7 @@ COUNTER_METHODS = (Method.cash.value, Method.card_reader.value)
 
 # --- amounts -------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class AmountProblem:
     code: str
@@ -116,7 +113,9 @@ def parse_pence(value: object) -> int | AmountProblem:
         if value != value or value in (float("inf"), float("-inf")):
             return AmountProblem("amount_not_a_number", _l("Send amount_pence as a whole number of pence."))
         if not value.is_integer():
-            return AmountProblem("amount_fractional_pence", _l("Amounts are whole pence: send amount_pence without a fraction."))
+            return AmountProblem(
+                "amount_fractional_pence", _l("Amounts are whole pence: send amount_pence without a fraction.")
+            )
         value = int(value)
     if isinstance(value, str):
         text = value.strip()
@@ -156,18 +155,28 @@ def amount_problem(terms: TierTerms, pence: int, *, online: bool) -> AmountProbl
     if pence == 0:
         if terms.allow_free:
             return None
-        return AmountProblem("free_not_allowed",
-                             _l("This membership asks for at least %(min)s.", min=format_money(max(terms.min_pence, 1))))
+        return AmountProblem(
+            "free_not_allowed",
+            _l("This membership asks for at least %(min)s.", min=format_money(max(terms.min_pence, 1))),
+        )
     if pence < terms.min_pence:
-        return AmountProblem("amount_below_minimum",
-                             _l("The smallest amount for this membership is %(min)s.", min=format_money(terms.min_pence)))
+        return AmountProblem(
+            "amount_below_minimum",
+            _l("The smallest amount for this membership is %(min)s.", min=format_money(terms.min_pence)),
+        )
     if pence > terms.max_pence:
-        return AmountProblem("amount_above_maximum",
-                             _l("The largest amount for this membership is %(max)s.", max=format_money(terms.max_pence)))
+        return AmountProblem(
+            "amount_above_maximum",
+            _l("The largest amount for this membership is %(max)s.", max=format_money(terms.max_pence)),
+        )
     if online and pence < STRIPE_MINIMUM_PENCE:
-        return AmountProblem("amount_below_card_minimum",
-                             _l("Card payments must be at least %(min)s: choose more, or pay at the counter.",
-                                min=format_money(STRIPE_MINIMUM_PENCE)))
+        return AmountProblem(
+            "amount_below_card_minimum",
+            _l(
+                "Card payments must be at least %(min)s: choose more, or pay at the counter.",
+                min=format_money(STRIPE_MINIMUM_PENCE),
+            ),
+        )
     return None
 
 
@@ -178,8 +187,10 @@ def forward_problem(terms: TierTerms, forward_pence: int) -> AmountProblem | Non
     if forward_pence and not terms.offer_pay_forward:
         return AmountProblem("pay_forward_not_offered", _l("This membership does not take a pay-it-forward amount."))
     if forward_pence > MAX_AMOUNT_PENCE:
-        return AmountProblem("amount_above_maximum",
-                             _l("The largest amount for this membership is %(max)s.", max=format_money(MAX_AMOUNT_PENCE)))
+        return AmountProblem(
+            "amount_above_maximum",
+            _l("The largest amount for this membership is %(max)s.", max=format_money(MAX_AMOUNT_PENCE)),
+        )
     return None
 
 
@@ -213,8 +224,17 @@ class TierInput:
     position: int = 0
 
 
-def tier_problems(*, name: str, min_pence: int, max_pence: int, suggested: list[int], interval: str,
-                  loan_limit: int, loan_days: int, allow_free: bool) -> dict[str, str]:
+def tier_problems(
+    *,
+    name: str,
+    min_pence: int,
+    max_pence: int,
+    suggested: list[int],
+    interval: str,
+    loan_limit: int,
+    loan_days: int,
+    allow_free: bool,
+) -> dict[str, str]:
     """Every problem with a tier's settings, by field."""
     problems: dict[str, str] = {}
     if not name.strip():
@@ -226,13 +246,16 @@ def tier_problems(*, name: str, min_pence: int, max_pence: int, suggested: list[
     if min_pence < 0:
         problems["min_pence"] = _l("Enter an amount of £0 or more.")
     if max_pence > MAX_AMOUNT_PENCE:
-        problems["max_pence"] = _l("The largest amount for this membership is %(max)s.",
-                                   max=format_money(MAX_AMOUNT_PENCE))
+        problems["max_pence"] = _l(
+            "The largest amount for this membership is %(max)s.", max=format_money(MAX_AMOUNT_PENCE)
+        )
     elif max_pence < max(min_pence, 1 if not allow_free else 0):
         problems["max_pence"] = _l("The largest amount must be at least the smallest.")
     if interval != Interval.one_off.value and 0 < min_pence < STRIPE_MINIMUM_PENCE:
-        problems["min_pence"] = _l("Recurring payments go through Stripe: the smallest amount is %(min)s.",
-                                   min=format_money(STRIPE_MINIMUM_PENCE))
+        problems["min_pence"] = _l(
+            "Recurring payments go through Stripe: the smallest amount is %(min)s.",
+            min=format_money(STRIPE_MINIMUM_PENCE),
+        )
     outside = [p for p in suggested if not (min_pence <= p <= max_pence) and not (p == 0 and allow_free)]
     if outside:
         problems["suggested"] = _l("Suggested amounts must lie between the smallest and the largest amount.")
@@ -244,6 +267,7 @@ def tier_problems(*, name: str, min_pence: int, max_pence: int, suggested: list[
 
 
 # --- periods and states --------------------------------------------------------------------------
+
 
 def add_months(moment: datetime, months: int) -> datetime:
     """The same time ``months`` calendar months on; 31 January plus a month is 28 or 29 February."""
@@ -270,8 +294,7 @@ def is_recurring(interval: str) -> bool:
     return interval in (Interval.month.value, Interval.year.value)
 
 
-def effective_status(*, status: str, ends_at: datetime | None, now: datetime, method: str,
-                     interval: str) -> str:
+def effective_status(*, status: str, ends_at: datetime | None, now: datetime, method: str, interval: str) -> str:
     """The status as a person should see it now: an active or overdue membership whose end has
     passed has expired, even before the nightly sweep writes it down. A recurring Stripe
     membership has a few days' grace for the renewal to arrive."""
@@ -317,6 +340,7 @@ def apply_stripe_status(*, current: str, incoming: str, current_at: int, incomin
 
 # --- refunds ---------------------------------------------------------------------------------------
 
+
 def refund_problem(*, paid_pence: int, refunded_pence: int, requested_pence: int) -> AmountProblem | None:
     left = paid_pence - refunded_pence
     if left <= 0:
@@ -324,12 +348,14 @@ def refund_problem(*, paid_pence: int, refunded_pence: int, requested_pence: int
     if requested_pence <= 0:
         return AmountProblem("amount_not_positive", _l("Enter an amount to refund of more than £0."))
     if requested_pence > left:
-        return AmountProblem("refund_too_large",
-                             _l("At most %(left)s of this payment is left to refund.", left=format_money(left)))
+        return AmountProblem(
+            "refund_too_large", _l("At most %(left)s of this payment is left to refund.", left=format_money(left))
+        )
     return None
 
 
 # --- reports ---------------------------------------------------------------------------------------
+
 
 def month_key(moment: datetime) -> str:
     return f"{moment.year:04d}-{moment.month:02d}"

@@ -1,4 +1,4 @@
-"""JSON shapes of the memberships API (see CONTRACT.md). Amounts are whole pence; an amount
+"""JSON shapes of the memberships API (described at /schema/openapi.json). Amounts are whole pence; an amount
 sent as a fraction or as text that is not a number gets a clear 422, not a type error."""
 
 from __future__ import annotations
@@ -7,12 +7,7 @@ from datetime import datetime
 
 import msgspec
 
-from lending.memberships.services import (
-    IncomeRow,
-    MembershipView,
-    PaymentView,
-    TierView,
-)
+from lending.memberships.services import IncomeRow, MembershipView, PaymentView, TierView
 
 Pence = int | float | str
 
@@ -142,28 +137,66 @@ class IncomeOut(msgspec.Struct):
 
 
 def tier_out(tier: TierView, currency: str) -> TierOut:
-    return TierOut(id=tier.id, name=tier.name, description=tier.description, suggested_pence=tier.suggested,
-                   min_pence=tier.min_pence, max_pence=tier.max_pence, allow_free=tier.allow_free,
-                   interval=tier.interval, pay_it_forward=tier.offer_pay_forward, gift_aid=tier.gift_aid,
-                   loan_limit=tier.loan_limit, loan_days=tier.loan_days, currency=currency)
+    return TierOut(
+        id=tier.id,
+        name=tier.name,
+        description=tier.description,
+        suggested_pence=tier.suggested,
+        min_pence=tier.min_pence,
+        max_pence=tier.max_pence,
+        allow_free=tier.allow_free,
+        interval=tier.interval,
+        pay_it_forward=tier.offer_pay_forward,
+        gift_aid=tier.gift_aid,
+        loan_limit=tier.loan_limit,
+        loan_days=tier.loan_days,
+        currency=currency,
+    )
 
 
 def membership_out(view: MembershipView) -> MembershipOut:
-    return MembershipOut(id=view.id, member_id=view.member_id, tier=view.tier_name, status=view.status,
-                         may_borrow=view.may_borrow, amount_pence=view.amount_pence, forward_pence=view.forward_pence,
-                         interval=view.interval, method=view.method, starts_at=view.starts_at, ends_at=view.ends_at,
-                         cancel_at_period_end=view.cancel_at_period_end, loan_limit=view.loan_limit,
-                         loan_days=view.loan_days)
+    return MembershipOut(
+        id=view.id,
+        member_id=view.member_id,
+        tier=view.tier_name,
+        status=view.status,
+        may_borrow=view.may_borrow,
+        amount_pence=view.amount_pence,
+        forward_pence=view.forward_pence,
+        interval=view.interval,
+        method=view.method,
+        starts_at=view.starts_at,
+        ends_at=view.ends_at,
+        cancel_at_period_end=view.cancel_at_period_end,
+        loan_limit=view.loan_limit,
+        loan_days=view.loan_days,
+    )
 
 
 def payment_out(view: PaymentView) -> PaymentOut:
-    return PaymentOut(id=view.id, receipt_code=view.receipt_code, member_id=view.member_id, tier=view.tier_name,
-                      amount_pence=view.amount_pence, forward_pence=view.forward_pence,
-                      refunded_pence=view.refunded_pence, currency=view.currency, method=view.method,
-                      paid_at=view.paid_at, covers_until=view.covers_until, gift_aid=view.gift_aid)
+    return PaymentOut(
+        id=view.id,
+        receipt_code=view.receipt_code,
+        member_id=view.member_id,
+        tier=view.tier_name,
+        amount_pence=view.amount_pence,
+        forward_pence=view.forward_pence,
+        refunded_pence=view.refunded_pence,
+        currency=view.currency,
+        method=view.method,
+        paid_at=view.paid_at,
+        covers_until=view.covers_until,
+        gift_aid=view.gift_aid,
+    )
 
 
 def income_row_out(row: IncomeRow) -> IncomeRowOut:
-    return IncomeRowOut(month=row.month, method=row.method, payments=row.payments, received_pence=row.received_pence,
-                        refunded_pence=row.refunded_pence, net_pence=row.net_pence,
-                        pay_it_forward_pence=row.forward_pence)
+    return IncomeRowOut(
+        month=row.month,
+        method=row.method,
+        payments=row.payments,
+        received_pence=row.received_pence,
+        refunded_pence=row.refunded_pence,
+        net_pence=row.net_pence,
+        pay_it_forward_pence=row.forward_pence,
+    )

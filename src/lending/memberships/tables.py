@@ -62,7 +62,9 @@ class Membership(Table, tablename="membership"):
     Stripe event that set the status, so an older event arriving late cannot undo it."""
 
     member = ForeignKey(references=Account, null=False, on_delete=OnDelete.restrict, index=True)
-    tier = ForeignKey(references=Tier, null=False, on_delete=OnDelete.restrict)  # no index: it would be named membership_tier, like the table
+    tier = ForeignKey(
+        references=Tier, null=False, on_delete=OnDelete.restrict
+    )  # no index: it would be named membership_tier, like the table
     status = Varchar(length=20, default="pending", index=True)
     amount_pence = Integer(default=0)
     forward_pence = Integer(default=0)

@@ -18,10 +18,10 @@ from lending import clock, codes, errors, i18n
 from lending.adapters import qr
 from lending.i18n import gettext as _
 from lending.i18n import lazy_gettext as _l
+from lending.members import organisations
 from lending.members import services as members
 from lending.members.rules import Role, may_act_as
 from lending.memberships import services as memberships
-from lending.members import organisations
 from lending.referrals import fhir, reports, rules
 from lending.referrals import services as referrals
 from lending.venues import rules as venue_rules
@@ -45,11 +45,17 @@ def _details(data: dict) -> rules.Details:
         redeem_by = None
     yes = (True, "yes", "on", "true", "1")
     return rules.Details(
-        name=str(data.get("name", "")), contact_route=str(data.get("contact_route", "")),
-        contact=str(data.get("contact", "") or ""), language=str(data.get("language", "en") or "en"),
-        access_needs=str(data.get("access_needs", "") or ""), need_category=str(data.get("need_category", "") or ""),
-        months=months, redeem_by=redeem_by, consent_referral=data.get("consent_referral") in yes,
-        consent_share=data.get("consent_share") in yes)
+        name=str(data.get("name", "")),
+        contact_route=str(data.get("contact_route", "")),
+        contact=str(data.get("contact", "") or ""),
+        language=str(data.get("language", "en") or "en"),
+        access_needs=str(data.get("access_needs", "") or ""),
+        need_category=str(data.get("need_category", "") or ""),
+        months=months,
+        redeem_by=redeem_by,
+        consent_referral=data.get("consent_referral") in yes,
+        consent_share=data.get("consent_share") in yes,
+    )
 
 
 async def _index_context(request: Request, values: dict, problems: dict, error: str | None) -> dict:
@@ -58,12 +64,23 @@ async def _index_context(request: Request, values: dict, problems: dict, error: 
     user = current_user(request)
     config = await referrals.settings()
     today = venue_rules.local_date(clock.now(), i18n.current_time_zone())
-    return {"account": user, "referrals": await referrals.list_referrals(viewer=user), "config": config,
-            "values": {"months": config.months_options[len(config.months_options) // 2],
-                       "redeem_by": (today + timedelta(days=config.redeem_days)).isoformat(), "language": "en",
-                       "contact_route": "email", **values},
-            "errors": problems, "error": error, "labels": rules.STATUS_LABELS, "needs": rules.NEED_CATEGORIES,
-            "routes": rules.CONTACT_ROUTES}
+    return {
+        "account": user,
+        "referrals": await referrals.list_referrals(viewer=user),
+        "config": config,
+        "values": {
+            "months": config.months_options[len(config.months_options) // 2],
+            "redeem_by": (today + timedelta(days=config.redeem_days)).isoformat(),
+            "language": "en",
+            "contact_route": "email",
+            **values,
+        },
+        "errors": problems,
+        "error": error,
+        "labels": rules.STATUS_LABELS,
+        "needs": rules.NEED_CATEGORIES,
+        "routes": rules.CONTACT_ROUTES,
+    }
 
 
 @get("/", name="referrals:index", include_in_schema=False)
@@ -77,28 +94,46 @@ async def issue(request: Request) -> Response:
     try:
         referral = await referrals.issue_referral(issuer=current_user(request), details=_details(data))
     except (errors.InvalidInput, errors.Conflict) as exc:
-        return Template(template_name="referrals/index.html", status_code=exc.status,
-                        context=await _index_context(request, data, exc.errors, str(exc.detail)))
-    flash.add(request.scope, _("Referral issued. Give them the code %(code)s, or print the voucher.",
-                               code=codes.display(referral.code)))
+        return Template(
+            template_name="referrals/index.html",
+            status_code=exc.status,
+            context=await _index_context(request, data, exc.errors, str(exc.detail)),
+        )
+    flash.add(
+        request.scope,
+        _("Referral issued. Give them the code %(code)s, or print the voucher.", code=codes.display(referral.code)),
+    )
     return Redirect(path=f"/referrals/{referral.code}", status_code=303)
 
 
 @get("/{code:str}", name="referrals:show", include_in_schema=False)
 async def show(request: Request, code: FromPath[str]) -> Template:
     referral = await referrals.get_referral(viewer=current_user(request), code=code)
-    return Template(template_name="referrals/show.html", context={
-        "referral": referral, "labels": rules.STATUS_LABELS, "needs": rules.NEED_CATEGORIES,
-        "routes": rules.CONTACT_ROUTES, "config": await referrals.settings(),
-        "outcome": await referrals.outcome_of(referral=referral)})
+    return Template(
+        template_name="referrals/show.html",
+        context={
+            "referral": referral,
+            "labels": rules.STATUS_LABELS,
+            "needs": rules.NEED_CATEGORIES,
+            "routes": rules.CONTACT_ROUTES,
+            "config": await referrals.settings(),
+            "outcome": await referrals.outcome_of(referral=referral),
+        },
+    )
 
 
 @get("/{code:str}/outcome.txt", name="referrals:outcome", include_in_schema=False)
 async def outcome_download(request: Request, code: FromPath[str]) -> Response:
     """How it went, as a short message to file with the referrer's notes."""
     result = await referrals.outcome(viewer=current_user(request), code=code)
-    return Response(content=referrals.outcome_message(result), media_type="text/plain; charset=utf-8", headers={
-        "Content-Disposition": f'attachment; filename="referral-{result.code}.txt"', "Cache-Control": "no-store"})
+    return Response(
+        content=referrals.outcome_message(result),
+        media_type="text/plain; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="referral-{result.code}.txt"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 @get("/{code:str}/voucher", name="referrals:voucher", include_in_schema=False)
@@ -107,8 +142,10 @@ async def voucher(request: Request, code: FromPath[str], lang: FromQuery[str] = 
     language = lang if lang in i18n.LANGUAGES else referral.language
     i18n.set_language(language)  # the voucher is in the person's language, whatever the link worker reads
     url = f"{request.app.state.settings.base_url}/r/{referral.code}"
-    return Template(template_name="referrals/voucher.html", context={
-        "referral": referral, "qr_svg": qr.qr_svg(url).decode(), "url": url, "voucher_language": language})
+    return Template(
+        template_name="referrals/voucher.html",
+        context={"referral": referral, "qr_svg": qr.qr_svg(url).decode(), "url": url, "voucher_language": language},
+    )
 
 
 @post("/{code:str}/withdraw", name="referrals:withdraw", include_in_schema=False)
@@ -138,6 +175,7 @@ async def extend(request: Request, code: FromPath[str]) -> Response:
 
 # --- redeeming --------------------------------------------------------------------------------
 
+
 @get("/r/{code:str}", name="referrals:voucher_target", include_in_schema=False)
 async def voucher_target(request: Request, code: FromPath[str]) -> Response:
     """Where a voucher's QR leads."""
@@ -146,9 +184,15 @@ async def voucher_target(request: Request, code: FromPath[str]) -> Response:
 
 @get("/redeem", name="referrals:redeem_page", include_in_schema=False)
 async def redeem_page(request: Request, code: FromQuery[str] = "") -> Template:
-    return Template(template_name="referrals/redeem.html", context={
-        "values": {"code": codes.normalise(code) or code.strip()[:20], "language": i18n.current_language()},
-        "errors": {}, "error": None, "user": current_user(request)})
+    return Template(
+        template_name="referrals/redeem.html",
+        context={
+            "values": {"code": codes.normalise(code) or code.strip()[:20], "language": i18n.current_language()},
+            "errors": {},
+            "error": None,
+            "user": current_user(request),
+        },
+    )
 
 
 @post("/redeem", name="referrals:redeem", include_in_schema=False)
@@ -159,21 +203,33 @@ async def redeem_submit(request: Request) -> Response:
         if user is not None:
             if user.role != Role.member.value:
                 raise errors.RuleViolation(_l("Referral codes are for members' accounts."), code="not_a_member")
-            membership = await referrals.redeem(code=data.get("code", ""), member_id=user.id,
-                                                address=client_address(request))
+            membership = await referrals.redeem(
+                code=data.get("code", ""), member_id=user.id, address=client_address(request)
+            )
             token = ""
         else:
             _account, membership, token = await referrals.join_with_code(
-                code=data.get("code", ""), name=data.get("name", ""), email=data.get("email", ""),
-                password=data.get("password", ""), language=data.get("language") or i18n.current_language(),
-                address=client_address(request))
-    except (errors.InvalidInput, errors.Conflict, errors.RuleViolation, errors.NotFound,
-            errors.TooManyAttempts) as exc:
+                code=data.get("code", ""),
+                name=data.get("name", ""),
+                email=data.get("email", ""),
+                password=data.get("password", ""),
+                language=data.get("language") or i18n.current_language(),
+                address=client_address(request),
+            )
+    except (errors.InvalidInput, errors.Conflict, errors.RuleViolation, errors.NotFound, errors.TooManyAttempts) as exc:
         data.pop("password", None)
-        return Template(template_name="referrals/redeem.html", status_code=exc.status, context={
-            "values": data, "errors": exc.errors, "error": str(exc.detail), "user": user})
-    flash.add(request.scope, _("Welcome! Your free membership is active until %(date)s: show your card at the "
-                               "counter to borrow.", date=i18n.format_date(membership.ends_at)))
+        return Template(
+            template_name="referrals/redeem.html",
+            status_code=exc.status,
+            context={"values": data, "errors": exc.errors, "error": str(exc.detail), "user": user},
+        )
+    flash.add(
+        request.scope,
+        _(
+            "Welcome! Your free membership is active until %(date)s: show your card at the counter to borrow.",
+            date=i18n.format_date(membership.ends_at),
+        ),
+    )
     response = Redirect(path="/account", status_code=303)
     if token:
         response.set_cookie(auth.session_cookie(token, secure=request.app.state.settings.secure_cookies))
@@ -186,8 +242,12 @@ async def desk_redeem(request: Request, member_id: FromPath[int]) -> Response:
     membership is active, never that it came from a referral."""
     data = await form_data(request)
     try:
-        await referrals.redeem(code=data.get("code", ""), member_id=member_id, address=client_address(request),
-                               actor_id=current_user(request).id)
+        await referrals.redeem(
+            code=data.get("code", ""),
+            member_id=member_id,
+            address=client_address(request),
+            actor_id=current_user(request).id,
+        )
         flash.add(request.scope, _("The code is accepted: the membership is active."))
     except (errors.Conflict, errors.RuleViolation, errors.NotFound, errors.TooManyAttempts) as exc:
         flash.add(request.scope, str(exc.detail), "error")
@@ -200,10 +260,16 @@ async def _organisations_context(values: dict, problems: dict, error: str | None
     counts = {o.id: sum(1 for a in link_workers if a.organisation_id == o.id) for o in known}
     config = await referrals.settings()
     tiers = await memberships.list_tiers(include_inactive=True)
-    return {"organisations": known, "counts": counts, "kind_options": list(organisations.KIND_LABELS.items()),
-            "values": values, "config": config, "tier_options": [("", _("Choose a membership"))] + [
-                (tier.id, tier.name) for tier in tiers if tier.allow_free],
-            "errors": problems, "error": error}
+    return {
+        "organisations": known,
+        "counts": counts,
+        "kind_options": list(organisations.KIND_LABELS.items()),
+        "values": values,
+        "config": config,
+        "tier_options": [("", _("Choose a membership"))] + [(tier.id, tier.name) for tier in tiers if tier.allow_free],
+        "errors": problems,
+        "error": error,
+    }
 
 
 @get("/", name="referrals:organisations", include_in_schema=False)
@@ -215,14 +281,19 @@ async def organisations_page(request: Request) -> Template:
 async def settings_submit(request: Request) -> Response:
     data = await form_data(request)
     try:
-        await referrals.save_settings(tier_id=int(data["tier"]) if data.get("tier", "").isdigit() else None,
-                                      months_options=data.get("months_options", ""),
-                                      redeem_days=data.get("redeem_days", ""),
-                                      erase_after_days=data.get("erase_after_days", ""),
-                                      actor_id=current_user(request).id)
+        await referrals.save_settings(
+            tier_id=int(data["tier"]) if data.get("tier", "").isdigit() else None,
+            months_options=data.get("months_options", ""),
+            redeem_days=data.get("redeem_days", ""),
+            erase_after_days=data.get("erase_after_days", ""),
+            actor_id=current_user(request).id,
+        )
     except errors.InvalidInput as exc:
-        return Template(template_name="referrals/organisations.html", status_code=exc.status,
-                        context=await _organisations_context(data, exc.errors, str(exc.detail)))
+        return Template(
+            template_name="referrals/organisations.html",
+            status_code=exc.status,
+            context=await _organisations_context(data, exc.errors, str(exc.detail)),
+        )
     flash.add(request.scope, _("The referral settings are saved."))
     return Redirect(path="/manage/organisations#settings", status_code=303)
 
@@ -231,12 +302,15 @@ async def settings_submit(request: Request) -> Response:
 async def organisations_create(request: Request) -> Response:
     data = await form_data(request)
     try:
-        organisation = await organisations.create_organisation(name=data.get("name", ""), kind=data.get("kind", "other"),
-                                                           actor_id=current_user(request).id)
+        organisation = await organisations.create_organisation(
+            name=data.get("name", ""), kind=data.get("kind", "other"), actor_id=current_user(request).id
+        )
     except (errors.InvalidInput, errors.Conflict) as exc:
-        return Template(template_name="referrals/organisations.html",
-                        context=await _organisations_context(data, exc.errors, str(exc.detail)),
-                        status_code=exc.status)
+        return Template(
+            template_name="referrals/organisations.html",
+            context=await _organisations_context(data, exc.errors, str(exc.detail)),
+            status_code=exc.status,
+        )
     flash.add(request.scope, _("%(name)s is added.", name=organisation.name))
     return Redirect(path="/manage/organisations", status_code=303)
 
@@ -257,14 +331,24 @@ def _month_label(month: date) -> str:
 
 async def _impact_page(request: Request, from_text: str | None, to_text: str | None, base: str) -> Template:
     values = {"from": (from_text or "").strip()[:20], "to": (to_text or "").strip()[:20]}
-    context = {"report": None, "values": values, "errors": {}, "error": None, "base": base,
-               "back": "/manage" if base.startswith("/manage") else "/referrals/", "month_label": _month_label}
+    context = {
+        "report": None,
+        "values": values,
+        "errors": {},
+        "error": None,
+        "base": base,
+        "back": "/manage" if base.startswith("/manage") else "/referrals/",
+        "month_label": _month_label,
+    }
     try:
         from_day, to_day = reports.parse_period(from_text, to_text)
         report = await reports.impact(viewer=current_user(request), from_day=from_day, to_day=to_day)
     except errors.InvalidInput as exc:
-        return Template(template_name="referrals/impact.html", status_code=exc.status,
-                        context={**context, "errors": exc.errors, "error": str(exc.detail)})
+        return Template(
+            template_name="referrals/impact.html",
+            status_code=exc.status,
+            context={**context, "errors": exc.errors, "error": str(exc.detail)},
+        )
     values = {"from": report.from_day.isoformat(), "to": report.to_day.isoformat()}
     return Template(template_name="referrals/impact.html", context={**context, "report": report, "values": values})
 
@@ -273,8 +357,11 @@ async def _impact_csv(request: Request, from_text: str | None, to_text: str | No
     from_day, to_day = reports.parse_period(from_text, to_text)
     report = await reports.impact(viewer=current_user(request), from_day=from_day, to_day=to_day)
     filename = f"referral-impact-{report.from_day.isoformat()}-to-{report.to_day.isoformat()}.csv"
-    return Response(content=reports.impact_csv(report), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})
+    return Response(
+        content=reports.impact_csv(report),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
+    )
 
 
 @get("/impact", name="referrals:impact", include_in_schema=False)
@@ -298,6 +385,7 @@ async def manage_impact_csv(request: Request, from_text: FromDay = None, to_text
 
 
 # --- JSON API ---------------------------------------------------------------------------------
+
 
 class ReferralIn(msgspec.Struct, forbid_unknown_fields=True):
     name: str
@@ -336,28 +424,53 @@ class RedeemOut(msgspec.Struct):
 
 
 def referral_out(referral: referrals.ReferralView) -> ReferralOut:
-    return ReferralOut(code=referral.code, status=referral.status, expires_at=referral.redeem_by.isoformat(),
-                       months=referral.months, organisation=referral.organisation_name, name=referral.name,
-                       redeemed=referral.redeemed_at is not None)
+    return ReferralOut(
+        code=referral.code,
+        status=referral.status,
+        expires_at=referral.redeem_by.isoformat(),
+        months=referral.months,
+        organisation=referral.organisation_name,
+        name=referral.name,
+        redeemed=referral.redeemed_at is not None,
+    )
 
 
-@post("/referrals", name="api:referrals_create", guards=[requires(Role.link_worker)], tags=["referrals"],
-      summary="Issue a referral for your organisation")
+@post(
+    "/referrals",
+    name="api:referrals_create",
+    guards=[requires(Role.link_worker)],
+    tags=["referrals"],
+    summary="Issue a referral for your organisation",
+)
 async def api_issue(request: Request, data: JSONBody[ReferralIn]) -> Response[ReferralOut]:
-    referral = await referrals.issue_referral(issuer=current_user(request),
-                                              details=_details(msgspec.structs.asdict(data)))
+    referral = await referrals.issue_referral(
+        issuer=current_user(request), details=_details(msgspec.structs.asdict(data))
+    )
     return Response(content=referral_out(referral), status_code=201)
 
 
-@get("/referrals", name="api:referrals_list", guards=[requires(Role.link_worker)], tags=["referrals"],
-     summary="Your organisation's referrals (all of them for a coordinator)")
+@get(
+    "/referrals",
+    name="api:referrals_list",
+    guards=[requires(Role.link_worker)],
+    tags=["referrals"],
+    summary="Your organisation's referrals (all of them for a coordinator)",
+)
 async def api_list(request: Request) -> ReferralList:
-    return ReferralList(referrals=[referral_out(r) for r in await referrals.list_referrals(viewer=current_user(request))])
+    return ReferralList(
+        referrals=[referral_out(r) for r in await referrals.list_referrals(viewer=current_user(request))]
+    )
 
 
-@post("/referrals/{code:str}/redeem", name="api:referrals_redeem", guards=[signed_in], tags=["referrals"],
-      status_code=200, summary="Use a referral code: an active free membership (409 referral_used)",
-      responses=web_errors.error_responses(429))  # too many codes tried from one address
+@post(
+    "/referrals/{code:str}/redeem",
+    name="api:referrals_redeem",
+    guards=[signed_in],
+    tags=["referrals"],
+    status_code=200,
+    summary="Use a referral code: an active free membership (409 referral_used)",
+    responses=web_errors.error_responses(429),
+)  # too many codes tried from one address
 async def api_redeem(request: Request, code: FromPath[str], data: JSONBody[RedeemIn]) -> RedeemOut:
     user = current_user(request)
     if data.member_id is not None and data.member_id != user.id:
@@ -367,10 +480,12 @@ async def api_redeem(request: Request, code: FromPath[str], data: JSONBody[Redee
     elif user.role == Role.member.value:
         member_id = user.id
     else:
-        raise errors.InvalidInput(_l("Send the member_id of the member at the counter."), code="member_required",
-                                  field="member_id")
-    membership = await referrals.redeem(code=code, member_id=member_id, address=client_address(request),
-                                        actor_id=user.id)
+        raise errors.InvalidInput(
+            _l("Send the member_id of the member at the counter."), code="member_required", field="member_id"
+        )
+    membership = await referrals.redeem(
+        code=code, member_id=member_id, address=client_address(request), actor_id=user.id
+    )
     return RedeemOut(status=membership.status, ends_at=membership.ends_at.isoformat())
 
 
@@ -415,26 +530,42 @@ class ImpactOut(msgspec.Struct):
 
 
 def _counts(counts: reports.Counts) -> dict:
-    return {"issued": counts.issued, "redeemed": counts.redeemed, "in_use": counts.in_use,
-            "take_up_percent": counts.take_up_percent}
+    return {
+        "issued": counts.issued,
+        "redeemed": counts.redeemed,
+        "in_use": counts.in_use,
+        "take_up_percent": counts.take_up_percent,
+    }
 
 
 def impact_out(report: reports.Impact) -> ImpactOut:
     return ImpactOut(
-        from_day=report.from_day.isoformat(), to_day=report.to_day.isoformat(), organisation=report.organisation,
-        suppressed_below=reports.SMALL, totals=ImpactCounts(**_counts(report.totals)),
-        referred_members=report.referred_members, borrowed=report.borrowed,
+        from_day=report.from_day.isoformat(),
+        to_day=report.to_day.isoformat(),
+        organisation=report.organisation,
+        suppressed_below=reports.SMALL,
+        totals=ImpactCounts(**_counts(report.totals)),
+        referred_members=report.referred_members,
+        borrowed=report.borrowed,
         median_days_to_first_loan=report.median_days_to_first_loan,
-        loans_per_referred_member=report.loans_per_referred_member, other_members=report.other_members,
+        loans_per_referred_member=report.loans_per_referred_member,
+        other_members=report.other_members,
         loans_per_other_member=report.loans_per_other_member,
         by_month=[ImpactMonth(month=row.month.strftime("%Y-%m"), **_counts(row.counts)) for row in report.by_month],
-        by_organisation=[ImpactOrganisation(organisation=row.organisation, **_counts(row.counts))
-                         for row in report.by_organisation],
-        categories=[ImpactCategory(category=str(row.category), loans=row.loans) for row in report.categories])
+        by_organisation=[
+            ImpactOrganisation(organisation=row.organisation, **_counts(row.counts)) for row in report.by_organisation
+        ],
+        categories=[ImpactCategory(category=str(row.category), loans=row.loans) for row in report.categories],
+    )
 
 
-@get("/reports/impact", name="api:reports_impact", guards=[requires(Role.link_worker)], tags=["referrals"],
-     summary="The impact of referrals: aggregate counts only, small numbers suppressed (null)")
+@get(
+    "/reports/impact",
+    name="api:reports_impact",
+    guards=[requires(Role.link_worker)],
+    tags=["referrals"],
+    summary="The impact of referrals: aggregate counts only, small numbers suppressed (null)",
+)
 async def api_impact(request: Request, from_text: FromDay = None, to_text: ToDay = None) -> ImpactOut:
     from_day, to_day = reports.parse_period(from_text, to_text)
     return impact_out(await reports.impact(viewer=current_user(request), from_day=from_day, to_day=to_day))
@@ -446,9 +577,19 @@ async def api_impact(request: Request, from_text: FromDay = None, to_text: ToDay
 
 log = logging.getLogger("lending")
 
-_ISSUE_TYPES = {400: "structure", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported",
-                409: "business-rule", 413: "too-long", 415: "not-supported", 422: "invalid", 429: "throttled",
-                503: "transient"}
+_ISSUE_TYPES = {
+    400: "structure",
+    401: "login",
+    403: "forbidden",
+    404: "not-found",
+    405: "not-supported",
+    409: "business-rule",
+    413: "too-long",
+    415: "not-supported",
+    422: "invalid",
+    429: "throttled",
+    503: "transient",
+}
 
 
 def _fhir_response(content: dict, status: int, headers: dict[str, str] | None = None) -> Response:
@@ -471,17 +612,29 @@ def _fhir_error(request: Request, exc: Exception) -> Response:
     """What goes wrong before or around the handler (a bad token, a route's method), as an
     OperationOutcome in the reader's language."""
     language = request.scope.get("state", {}).get("language") or i18n.negotiate(
-        chosen=None, account_language=None, accept_language=request.headers.get("accept-language"))
+        chosen=None, account_language=None, accept_language=request.headers.get("accept-language")
+    )
     with i18n.in_language(language):
         exc = web_errors.refused_input(exc) or exc
         if isinstance(exc, errors.DomainError):
             return _outcome(_domain_problem(exc))
         if isinstance(exc, HTTPException) and exc.status_code < 500:
-            return _outcome(fhir.problem(exc.status_code, _ISSUE_TYPES.get(exc.status_code, "invalid"),
-                                         _("This request could not be understood")), exc.headers)
+            return _outcome(
+                fhir.problem(
+                    exc.status_code,
+                    _ISSUE_TYPES.get(exc.status_code, "invalid"),
+                    _("This request could not be understood"),
+                ),
+                exc.headers,
+            )
         log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        return _outcome(fhir.problem(500, "exception", _("Sorry, something went wrong on our side. The problem has "
-                                                          "been logged; please try again.")))
+        return _outcome(
+            fhir.problem(
+                500,
+                "exception",
+                _("Sorry, something went wrong on our side. The problem has been logged; please try again."),
+            )
+        )
 
 
 _FHIR_HANDLERS = {errors.DomainError: _fhir_error, HTTPException: _fhir_error, Exception: _fhir_error}
@@ -500,9 +653,15 @@ class OperationOutcome(msgspec.Struct):
 
 
 # Every error of these routes is an OperationOutcome, so the document says so for each status.
-_FHIR_RESPONSES = {status: ResponseSpec(data_container=OperationOutcome, media_type=fhir.MEDIA_TYPES[0],
-                                        generate_examples=False, description=f"An OperationOutcome ({issue_type})")
-                   for status, issue_type in _ISSUE_TYPES.items()}
+_FHIR_RESPONSES = {
+    status: ResponseSpec(
+        data_container=OperationOutcome,
+        media_type=fhir.MEDIA_TYPES[0],
+        generate_examples=False,
+        description=f"An OperationOutcome ({issue_type})",
+    )
+    for status, issue_type in _ISSUE_TYPES.items()
+}
 
 
 def _fhir_sender(request: Request):
@@ -518,15 +677,28 @@ def _fhir_sender(request: Request):
 
 
 def _resource(referral: referrals.ReferralView, intent: str = "order") -> dict:
-    return fhir.service_request(code=referral.code, status=referral.status, intent=intent, months=referral.months,
-                                redeem_by=referral.redeem_by, issued_at=referral.issued_at,
-                                consent_share=referral.consent_share)
+    return fhir.service_request(
+        code=referral.code,
+        status=referral.status,
+        intent=intent,
+        months=referral.months,
+        redeem_by=referral.redeem_by,
+        issued_at=referral.issued_at,
+        consent_share=referral.consent_share,
+    )
 
 
-@post("/fhir/ServiceRequest", name="api:fhir_service_request", tags=["fhir"], status_code=201,
-      exception_handlers=_FHIR_HANDLERS, opt={"exclude_from_csrf": True}, media_type=fhir.MEDIA_TYPES[0],
-      responses=_FHIR_RESPONSES,
-      summary="FHIR R4: refer someone with a ServiceRequest (see docs/fhir.md)")
+@post(
+    "/fhir/ServiceRequest",
+    name="api:fhir_service_request",
+    tags=["fhir"],
+    status_code=201,
+    exception_handlers=_FHIR_HANDLERS,
+    opt={"exclude_from_csrf": True},
+    media_type=fhir.MEDIA_TYPES[0],
+    responses=_FHIR_RESPONSES,
+    summary="FHIR R4: refer someone with a ServiceRequest (see docs/fhir.md)",
+)
 async def fhir_create(request: Request) -> Response:
     # Only a bearer token is accepted (never the session cookie), so CSRF cannot reach this.
     try:
@@ -537,8 +709,10 @@ async def fhir_create(request: Request) -> Response:
         config = await referrals.settings()
         today = venue_rules.local_date(clock.now(), i18n.current_time_zone())
         details = fhir.read_service_request(
-            resource, default_months=config.months_options[len(config.months_options) // 2],
-            default_redeem_by=today + timedelta(days=config.redeem_days))
+            resource,
+            default_months=config.months_options[len(config.months_options) // 2],
+            default_redeem_by=today + timedelta(days=config.redeem_days),
+        )
         referral = await referrals.issue_referral(issuer=user, details=details)
     except fhir.Problem as problem:
         return _outcome(problem)
@@ -548,9 +722,15 @@ async def fhir_create(request: Request) -> Response:
     return _fhir_response(_resource(referral, intent=resource["intent"]), 201, {"Location": location})
 
 
-@get("/fhir/ServiceRequest/{code:str}", name="api:fhir_service_request_read", tags=["fhir"],
-     exception_handlers=_FHIR_HANDLERS, media_type=fhir.MEDIA_TYPES[0], responses=_FHIR_RESPONSES,
-     summary="FHIR R4: a referral your organisation sent, as a ServiceRequest")
+@get(
+    "/fhir/ServiceRequest/{code:str}",
+    name="api:fhir_service_request_read",
+    tags=["fhir"],
+    exception_handlers=_FHIR_HANDLERS,
+    media_type=fhir.MEDIA_TYPES[0],
+    responses=_FHIR_RESPONSES,
+    summary="FHIR R4: a referral your organisation sent, as a ServiceRequest",
+)
 async def fhir_read(request: Request, code: FromPath[str]) -> Response:
     try:
         user = _fhir_sender(request)
@@ -564,13 +744,19 @@ async def fhir_read(request: Request, code: FromPath[str]) -> Response:
 
 API_ROUTES = [api_issue, api_list, api_redeem, api_impact, fhir_create, fhir_read]
 ROUTES = [
-    voucher_target, redeem_page, redeem_submit,
-    Router(path="/referrals", guards=[requires(Role.link_worker)],
-           route_handlers=[index, issue, impact_page, impact_csv, show, outcome_download, voucher, withdraw,
-                           extend]),
+    voucher_target,
+    redeem_page,
+    redeem_submit,
+    Router(
+        path="/referrals",
+        guards=[requires(Role.link_worker)],
+        route_handlers=[index, issue, impact_page, impact_csv, show, outcome_download, voucher, withdraw, extend],
+    ),
     Router(path="/desk", guards=[requires(Role.volunteer)], route_handlers=[desk_redeem]),
-    Router(path="/manage/organisations", guards=[requires(Role.coordinator)],
-           route_handlers=[organisations_page, organisations_create, settings_submit]),
-    Router(path="/manage", guards=[requires(Role.coordinator)],
-           route_handlers=[manage_impact_page, manage_impact_csv]),
+    Router(
+        path="/manage/organisations",
+        guards=[requires(Role.coordinator)],
+        route_handlers=[organisations_page, organisations_create, settings_submit],
+    ),
+    Router(path="/manage", guards=[requires(Role.coordinator)], route_handlers=[manage_impact_page, manage_impact_csv]),
 ]

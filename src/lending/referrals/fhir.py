@@ -86,10 +86,18 @@ class Problem(Exception):
 
 
 def operation_outcome(issues: list[Issue]) -> dict:
-    return {"resourceType": "OperationOutcome", "issue": [
-        {"severity": issue.severity, "code": issue.code, "diagnostics": str(issue.diagnostics),
-         **({"expression": list(issue.expression)} if issue.expression else {})}
-        for issue in issues]}
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": issue.severity,
+                "code": issue.code,
+                "diagnostics": str(issue.diagnostics),
+                **({"expression": list(issue.expression)} if issue.expression else {}),
+            }
+            for issue in issues
+        ],
+    }
 
 
 def problem(status: int, code: str, diagnostics: str, *expression: str) -> Problem:
@@ -105,8 +113,9 @@ def media_type_problem(content_type: str) -> Problem | None:
 def parse_json(body: bytes) -> object:
     """The request body as JSON; Problem 400 (``structure``) when it is not JSON, 413 when too large."""
     if len(body) > MAX_BODY_BYTES:
-        raise problem(413, "too-long", _l("A ServiceRequest can be at most %(size)d kilobytes.",
-                                          size=MAX_BODY_BYTES // 1024))
+        raise problem(
+            413, "too-long", _l("A ServiceRequest can be at most %(size)d kilobytes.", size=MAX_BODY_BYTES // 1024)
+        )
     try:
         return json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
@@ -129,8 +138,11 @@ def _text(value: object) -> str:
 def _name(patient: dict) -> str | None:
     """The name the person wants to be called: a HumanName's text, else its given names (a
     'usual' name first). The family name is never kept."""
-    names = [item for item in patient.get("name") or [] if isinstance(item, dict)] \
-        if isinstance(patient.get("name"), list) else []
+    names = (
+        [item for item in patient.get("name") or [] if isinstance(item, dict)]
+        if isinstance(patient.get("name"), list)
+        else []
+    )
     names.sort(key=lambda item: 0 if item.get("use") == "usual" else 1)
     for item in names:
         if text := _text(item.get("text")):
@@ -191,8 +203,9 @@ def read_service_request(resource: object, *, default_months: int, default_redee
     if not isinstance(resource, dict):
         raise problem(422, "structure", _l("Send one ServiceRequest resource as a JSON object."))
     if resource.get("resourceType") != "ServiceRequest":
-        raise problem(422, "invalid", _l("Only a ServiceRequest resource can be sent here."),
-                      "ServiceRequest.resourceType")
+        raise problem(
+            422, "invalid", _l("Only a ServiceRequest resource can be sent here."), "ServiceRequest.resourceType"
+        )
     issues: list[Issue] = []
 
     def add(code: str, diagnostics: str, expression: str) -> None:
@@ -200,16 +213,28 @@ def read_service_request(resource: object, *, default_months: int, default_redee
 
     for element in HEALTH_ELEMENTS:
         if _present(resource.get(element)):
-            add("business-rule", _l("Do not send health information: the library never keeps a reason or "
-                                    "diagnosis. Remove %(element)s and send the request again.", element=element),
-                f"ServiceRequest.{element}")
+            add(
+                "business-rule",
+                _l(
+                    "Do not send health information: the library never keeps a reason or "
+                    "diagnosis. Remove %(element)s and send the request again.",
+                    element=element,
+                ),
+                f"ServiceRequest.{element}",
+            )
     status = resource.get("status")
     if not _text(status):
-        add("required", _l("Send the request's status; only an active request can be accepted."),
-            "ServiceRequest.status")
+        add(
+            "required",
+            _l("Send the request's status; only an active request can be accepted."),
+            "ServiceRequest.status",
+        )
     elif status != "active":
-        add("value", _l("Only an active request can be accepted, not one whose status is %(status)s.",
-                        status=str(status)[:40]), "ServiceRequest.status")
+        add(
+            "value",
+            _l("Only an active request can be accepted, not one whose status is %(status)s.", status=str(status)[:40]),
+            "ServiceRequest.status",
+        )
     intent = resource.get("intent")
     if not _text(intent):
         add("required", _l("Send the request's intent: order, plan or proposal."), "ServiceRequest.intent")
@@ -218,28 +243,57 @@ def read_service_request(resource: object, *, default_months: int, default_redee
     code = resource.get("code")
     codings = code.get("coding") if isinstance(code, dict) else None
     if not isinstance(codings, list) or not codings:
-        add("required", _l("Send the code %(code)s from %(system)s (referral to social prescribing service).",
-                           code=SOCIAL_PRESCRIBING, system=SNOMED), "ServiceRequest.code")
-    elif not any(isinstance(c, dict) and c.get("system") == SNOMED and c.get("code") == SOCIAL_PRESCRIBING
-                 for c in codings):
-        add("value", _l("The library accepts only referrals to a social prescribing service: the code must be "
-                        "%(code)s from %(system)s.", code=SOCIAL_PRESCRIBING, system=SNOMED), "ServiceRequest.code")
+        add(
+            "required",
+            _l(
+                "Send the code %(code)s from %(system)s (referral to social prescribing service).",
+                code=SOCIAL_PRESCRIBING,
+                system=SNOMED,
+            ),
+            "ServiceRequest.code",
+        )
+    elif not any(
+        isinstance(c, dict) and c.get("system") == SNOMED and c.get("code") == SOCIAL_PRESCRIBING for c in codings
+    ):
+        add(
+            "value",
+            _l(
+                "The library accepts only referrals to a social prescribing service: the code must be "
+                "%(code)s from %(system)s.",
+                code=SOCIAL_PRESCRIBING,
+                system=SNOMED,
+            ),
+            "ServiceRequest.code",
+        )
 
     patient = _patient(resource, add)
     name = _name(patient) if patient is not None else None
     if patient is not None and name is None:
-        add("required", _l("Send the name the person wants to be called, as the Patient's name (text or given)."),
-            "Patient.name")
+        add(
+            "required",
+            _l("Send the name the person wants to be called, as the Patient's name (text or given)."),
+            "Patient.name",
+        )
 
     months = default_months
     quantity = resource.get("quantityQuantity")
     if quantity is not None:
-        value, unit = (quantity.get("value"), quantity.get("code") or quantity.get("unit")) \
-            if isinstance(quantity, dict) else (None, None)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) \
-                or unit not in MONTH_UNITS:
-            add("value", _l("Send the free membership as a whole number of months, like "
-                            '{"value": 6, "unit": "mo"}.'), "ServiceRequest.quantityQuantity")
+        value, unit = (
+            (quantity.get("value"), quantity.get("code") or quantity.get("unit"))
+            if isinstance(quantity, dict)
+            else (None, None)
+        )
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or value != int(value)
+            or unit not in MONTH_UNITS
+        ):
+            add(
+                "value",
+                _l('Send the free membership as a whole number of months, like {"value": 6, "unit": "mo"}.'),
+                "ServiceRequest.quantityQuantity",
+            )
         else:
             months = int(value)
 
@@ -250,24 +304,38 @@ def read_service_request(resource: object, *, default_months: int, default_redee
         if end is not None:
             redeem_by = _day(end)
             if redeem_by is None:
-                add("value", _l("Send the date the code must be used by as a date, like 2027-01-31."),
-                    "ServiceRequest.occurrencePeriod.end")
+                add(
+                    "value",
+                    _l("Send the date the code must be used by as a date, like 2027-01-31."),
+                    "ServiceRequest.occurrencePeriod.end",
+                )
 
     consent_share = False
     extensions = resource.get("extension")
     for extension in extensions if isinstance(extensions, list) else []:
         if isinstance(extension, dict) and extension.get("url") == CONSENT_SHARE_URL:
             if not isinstance(extension.get("valueBoolean"), bool):
-                add("value", _l("The consent-to-share extension takes valueBoolean: true or false."),
-                    "ServiceRequest.extension")
+                add(
+                    "value",
+                    _l("The consent-to-share extension takes valueBoolean: true or false."),
+                    "ServiceRequest.extension",
+                )
             else:
                 consent_share = extension["valueBoolean"]
 
     if issues:
         raise Problem(status=422, issues=issues)
     route, contact = _contact(patient)
-    return rules.Details(name=name, contact_route=route, contact=contact, language=_language(patient),
-                         months=months, redeem_by=redeem_by, consent_referral=True, consent_share=consent_share)
+    return rules.Details(
+        name=name,
+        contact_route=route,
+        contact=contact,
+        language=_language(patient),
+        months=months,
+        redeem_by=redeem_by,
+        consent_referral=True,
+        consent_share=consent_share,
+    )
 
 
 def _patient(resource: dict, add) -> dict | None:
@@ -275,30 +343,45 @@ def _patient(resource: dict, add) -> dict | None:
     subject = resource.get("subject")
     reference = _text(subject.get("reference")) if isinstance(subject, dict) else ""
     if not reference:
-        add("required", _l("Send the person as a contained Patient, with subject.reference set to its id, "
-                           'like "#p1".'), "ServiceRequest.subject")
+        add(
+            "required",
+            _l('Send the person as a contained Patient, with subject.reference set to its id, like "#p1".'),
+            "ServiceRequest.subject",
+        )
         return None
     if not reference.startswith("#"):
-        add("not-supported", _l("The library cannot look people up: send the person as a contained Patient and "
-                                'set subject.reference to "#" and its id.'), "ServiceRequest.subject")
+        add(
+            "not-supported",
+            _l(
+                "The library cannot look people up: send the person as a contained Patient and "
+                'set subject.reference to "#" and its id.'
+            ),
+            "ServiceRequest.subject",
+        )
         return None
     contained = resource.get("contained")
     for item in contained if isinstance(contained, list) else []:
         if isinstance(item, dict) and item.get("resourceType") == "Patient" and item.get("id") == reference[1:]:
             return item
-    add("invalid", _l("subject.reference points to no contained Patient with the id %(id)s.", id=reference[1:60]),
-        "ServiceRequest.contained")
+    add(
+        "invalid",
+        _l("subject.reference points to no contained Patient with the id %(id)s.", id=reference[1:60]),
+        "ServiceRequest.contained",
+    )
     return None
 
 
 def details_issues(problems: dict[str, str]) -> list[Issue]:
     """The rules' problems with a referral's details (by field), as OperationOutcome issues."""
-    return [Issue(code="value", diagnostics=text, expression=(FIELD_EXPRESSIONS.get(name, "ServiceRequest"),))
-            for name, text in problems.items()]
+    return [
+        Issue(code="value", diagnostics=text, expression=(FIELD_EXPRESSIONS.get(name, "ServiceRequest"),))
+        for name, text in problems.items()
+    ]
 
 
-def service_request(*, code: str, status: str, intent: str, months: int, redeem_by: date, issued_at: datetime,
-                    consent_share: bool) -> dict:
+def service_request(
+    *, code: str, status: str, intent: str, months: int, redeem_by: date, issued_at: datetime, consent_share: bool
+) -> dict:
     """The referral as the ServiceRequest sent back: its code is both the id and an identifier.
     The person's details are not repeated."""
     return {

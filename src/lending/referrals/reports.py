@@ -38,6 +38,7 @@ DEFAULT_MONTHS = 12
 
 # --- suppression: pure ------------------------------------------------------------------------
 
+
 def suppress(n: int) -> int | None:
     """A count as it may be shown: 0 and counts of at least ``SMALL`` as they are; 1 to 4 as
     None ("fewer than 5")."""
@@ -81,6 +82,7 @@ def per_person(total: int, people: int) -> float | None:
 
 # --- the period -------------------------------------------------------------------------------
 
+
 def default_period(today: date) -> tuple[date, date]:
     """The last 12 months: from the first day of the month eleven months ago to today."""
     month = today.year * 12 + today.month - 1 - (DEFAULT_MONTHS - 1)
@@ -110,8 +112,9 @@ def parse_period(from_text: str | None, to_text: str | None) -> tuple[date | Non
         except ValueError as exc:
             problems[name] = exc.args[0] if exc.args else _l("Enter a date as year-month-day, for example 2026-12-24.")
     if problems:
-        raise errors.InvalidInput(_l("Enter the dates as year-month-day, for example 2026-12-24."),
-                                  code="invalid_date", errors=problems)
+        raise errors.InvalidInput(
+            _l("Enter the dates as year-month-day, for example 2026-12-24."), code="invalid_date", errors=problems
+        )
     return found["from"], found["to"]
 
 
@@ -126,6 +129,7 @@ def months_between(from_day: date, to_day: date) -> list[date]:
 
 
 # --- the report -------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Counts:
@@ -183,15 +187,26 @@ def _counts_column(tallies: Sequence[_Tally]) -> list[Counts]:
     issued = suppress_cells([t.issued for t in tallies])
     redeemed = suppress_cells([t.redeemed for t in tallies])
     in_use = suppress_cells([t.in_use for t in tallies])
-    return [Counts(issued=issued[i], redeemed=redeemed[i], in_use=in_use[i],
-                   take_up_percent=percent(t.redeemed, t.issued) if issued[i] is not None
-                   and redeemed[i] is not None else None)
-            for i, t in enumerate(tallies)]
+    return [
+        Counts(
+            issued=issued[i],
+            redeemed=redeemed[i],
+            in_use=in_use[i],
+            take_up_percent=percent(t.redeemed, t.issued)
+            if issued[i] is not None and redeemed[i] is not None
+            else None,
+        )
+        for i, t in enumerate(tallies)
+    ]
 
 
 def _counts(tally: _Tally) -> Counts:
-    return Counts(issued=suppress(tally.issued), redeemed=suppress(tally.redeemed), in_use=suppress(tally.in_use),
-                  take_up_percent=percent(tally.redeemed, tally.issued))
+    return Counts(
+        issued=suppress(tally.issued),
+        redeemed=suppress(tally.redeemed),
+        in_use=suppress(tally.in_use),
+        take_up_percent=percent(tally.redeemed, tally.issued),
+    )
 
 
 async def impact(*, viewer, from_day: date | None, to_day: date | None) -> Impact:
@@ -214,8 +229,13 @@ async def impact(*, viewer, from_day: date | None, to_day: date | None) -> Impac
     end = venue_rules.at_local(to_day + timedelta(days=1), time(0), zone)
 
     query = Referral.select(
-        Referral.organisation, Referral.status, Referral.redeem_by, Referral.ends_at, Referral.issued_at,
-        Referral.redeemed_at, Referral.member,
+        Referral.organisation,
+        Referral.status,
+        Referral.redeem_by,
+        Referral.ends_at,
+        Referral.issued_at,
+        Referral.redeemed_at,
+        Referral.member,
     ).where(Referral.issued_at >= start, Referral.issued_at < end)
     if organisation_id is not None:
         query = query.where(Referral.organisation == organisation_id)
@@ -226,16 +246,23 @@ async def impact(*, viewer, from_day: date | None, to_day: date | None) -> Impac
     if organisation_id is None:
         organisations = await Organisation.select(Organisation.id, Organisation.name).order_by(Organisation.name).run()
     else:
-        organisations = await Organisation.select(Organisation.id, Organisation.name).where(
-            Organisation.id == organisation_id).run()
+        organisations = (
+            await Organisation.select(Organisation.id, Organisation.name)
+            .where(Organisation.id == organisation_id)
+            .run()
+        )
     by_organisation = {row["id"]: _Tally() for row in organisations}
     total = _Tally()
     first_use: dict[int, tuple[datetime, datetime]] = {}  # member: (redeemed_at, issued_at) of their first use
     for row in rows:
-        status = rules.effective_status(status=row["status"], redeem_by=row["redeem_by"], today=today,
-                                        ends_at=row["ends_at"], now=now)
-        tallies = [total, by_month[venue_rules.local_date(row["issued_at"], zone).replace(day=1)],
-                   by_organisation.setdefault(row["organisation"], _Tally())]
+        status = rules.effective_status(
+            status=row["status"], redeem_by=row["redeem_by"], today=today, ends_at=row["ends_at"], now=now
+        )
+        tallies = [
+            total,
+            by_month[venue_rules.local_date(row["issued_at"], zone).replace(day=1)],
+            by_organisation.setdefault(row["organisation"], _Tally()),
+        ]
         for tally in tallies:
             tally.issued += 1
             if row["redeemed_at"] is not None:
@@ -250,24 +277,38 @@ async def impact(*, viewer, from_day: date | None, to_day: date | None) -> Impac
     # Loans of the people referred: their first loan after using the code, those in the period,
     # and the top-level categories of what they borrowed.
     referred = sorted(first_use)
-    loans = await Loan.select(Loan.member, Loan.lent_at, Loan.item.item_group.category.as_alias("category")).where(
-        Loan.member.is_in(referred)).run() if referred else []
+    loans = (
+        await Loan.select(Loan.member, Loan.lent_at, Loan.item.item_group.category.as_alias("category"))
+        .where(Loan.member.is_in(referred))
+        .run()
+        if referred
+        else []
+    )
     first_loan: dict[int, datetime] = {}
     in_period: list[dict] = []
     for loan in loans:
         redeemed_at, _issued_at = first_use[loan["member"]]
-        if loan["lent_at"] >= redeemed_at and (loan["member"] not in first_loan
-                                                or loan["lent_at"] < first_loan[loan["member"]]):
+        if loan["lent_at"] >= redeemed_at and (
+            loan["member"] not in first_loan or loan["lent_at"] < first_loan[loan["member"]]
+        ):
             first_loan[loan["member"]] = loan["lent_at"]
         if start <= loan["lent_at"] < end:
             in_period.append(loan)
-    days = [(venue_rules.local_date(first_loan[member], zone) - venue_rules.local_date(first_use[member][1], zone)).days
-            for member in first_loan]
+    days = [
+        (venue_rules.local_date(first_loan[member], zone) - venue_rules.local_date(first_use[member][1], zone)).days
+        for member in first_loan
+    ]
 
     # Everyone else: members who never used any referral (of any organisation) and had joined by
     # the end of the period, and the loans lent to them in it.
-    ever_referred = sorted({row["member"] for row in await Referral.select(Referral.member).where(
-        Referral.member.is_not_null(), Referral.redeemed_at.is_not_null()).run()})
+    ever_referred = sorted(
+        {
+            row["member"]
+            for row in await Referral.select(Referral.member)
+            .where(Referral.member.is_not_null(), Referral.redeemed_at.is_not_null())
+            .run()
+        }
+    )
     others_query = Account.count().where(Account.role == "member", Account.created_at < end)
     other_loans_query = Loan.count().where(Loan.member.role == "member", Loan.lent_at >= start, Loan.lent_at < end)
     if ever_referred:
@@ -276,25 +317,36 @@ async def impact(*, viewer, from_day: date | None, to_day: date | None) -> Impac
     other_members = await others_query.run()
     other_loans = await other_loans_query.run()
 
-    categories = _categories(in_period, {row["id"]: (row["name"], row["parent"]) for row in
-                                               await Category.select(Category.id, Category.name, Category.parent).run()})
+    categories = _categories(
+        in_period,
+        {
+            row["id"]: (row["name"], row["parent"])
+            for row in await Category.select(Category.id, Category.name, Category.parent).run()
+        },
+    )
 
     month_counts = _counts_column([by_month[month] for month in months])
     organisation_ids = list(by_organisation)
     names = {row["id"]: row["name"] for row in organisations}
     organisation_counts = _counts_column([by_organisation[key] for key in organisation_ids])
     return Impact(
-        from_day=from_day, to_day=to_day,
-        organisation=(names.get(organisation_id) or viewer.organisation_name or "") if organisation_id is not None
+        from_day=from_day,
+        to_day=to_day,
+        organisation=(names.get(organisation_id) or viewer.organisation_name or "")
+        if organisation_id is not None
         else None,
         totals=_counts(total),
         by_month=tuple(MonthRow(month=month, counts=counts) for month, counts in zip(months, month_counts)),
-        by_organisation=tuple(OrganisationRow(organisation=names.get(key, ""), counts=counts)
-                              for key, counts in zip(organisation_ids, organisation_counts)),
-        referred_members=suppress(len(referred)), borrowed=suppress(len(first_loan)),
+        by_organisation=tuple(
+            OrganisationRow(organisation=names.get(key, ""), counts=counts)
+            for key, counts in zip(organisation_ids, organisation_counts)
+        ),
+        referred_members=suppress(len(referred)),
+        borrowed=suppress(len(first_loan)),
         median_days_to_first_loan=median(days),
         loans_per_referred_member=per_person(len(in_period), len(referred)),
-        other_members=suppress(other_members), loans_per_other_member=per_person(other_loans, other_members),
+        other_members=suppress(other_members),
+        loans_per_other_member=per_person(other_loans, other_members),
         categories=categories,
     )
 
@@ -305,8 +357,12 @@ def _categories(loans: Sequence[dict], tree: dict[int, tuple[str, int | None]]) 
 
     def root(category_id: int | None) -> int | None:
         seen = set()
-        while category_id is not None and category_id in tree and tree[category_id][1] is not None \
-                and category_id not in seen:
+        while (
+            category_id is not None
+            and category_id in tree
+            and tree[category_id][1] is not None
+            and category_id not in seen
+        ):
             seen.add(category_id)
             category_id = tree[category_id][1]
         return category_id
@@ -325,8 +381,13 @@ def _categories(loans: Sequence[dict], tree: dict[int, tuple[str, int | None]]) 
     if rest:
         enough = len(rest) >= SMALL and len(set(rest)) >= SMALL
         # When every category is small there is nothing to compare: one row, suppressed or not.
-        shown.append(CategoryRow(category=_l("Other categories") if shown else _l("All categories"),
-                                 loans=len(rest) if enough else None, other=True))
+        shown.append(
+            CategoryRow(
+                category=_l("Other categories") if shown else _l("All categories"),
+                loans=len(rest) if enough else None,
+                other=True,
+            )
+        )
     return tuple(shown)
 
 
@@ -356,8 +417,14 @@ def impact_csv(report: Impact) -> str:
             writer.writerow([section, safe_cell(group), measure, _cell(getattr(values, measure))])
 
     counts("summary", "", report.totals)
-    for measure in ("referred_members", "borrowed", "median_days_to_first_loan", "loans_per_referred_member",
-                    "other_members", "loans_per_other_member"):
+    for measure in (
+        "referred_members",
+        "borrowed",
+        "median_days_to_first_loan",
+        "loans_per_referred_member",
+        "other_members",
+        "loans_per_other_member",
+    ):
         writer.writerow(["summary", "", measure, _cell(getattr(report, measure))])
     for row in report.by_month:
         counts("month", row.month.strftime("%Y-%m"), row.counts)

@@ -33,11 +33,7 @@ NEED_CATEGORIES = {
     "caring": _l("Caring for someone"),
 }
 
-CONTACT_ROUTES = {
-    "email": _l("By email"),
-    "phone": _l("By phone"),
-    "through_me": _l("Through me (the link worker)"),
-}
+CONTACT_ROUTES = {"email": _l("By email"), "phone": _l("By phone"), "through_me": _l("Through me (the link worker)")}
 
 
 class Status:
@@ -77,8 +73,9 @@ class Details:
     consent_share: bool = False
 
 
-def details_problems(details: Details, *, months_allowed: tuple[int, ...], today: date,
-                     max_redeem_days: int = MAX_REDEEM_DAYS) -> dict[str, str]:
+def details_problems(
+    details: Details, *, months_allowed: tuple[int, ...], today: date, max_redeem_days: int = MAX_REDEEM_DAYS
+) -> dict[str, str]:
     """Every problem with a referral's details, by field."""
     problems: dict[str, str] = {}
     name = " ".join(details.name.split())
@@ -97,8 +94,9 @@ def details_problems(details: Details, *, months_allowed: tuple[int, ...], today
     if details.need_category and details.need_category not in NEED_CATEGORIES:
         problems["need_category"] = _l("Choose one of the listed reasons, or none.")
     if details.months not in months_allowed:
-        problems["months"] = _l("Choose a free membership of %(options)s months.",
-                                options=", ".join(str(m) for m in months_allowed))
+        problems["months"] = _l(
+            "Choose a free membership of %(options)s months.", options=", ".join(str(m) for m in months_allowed)
+        )
     if details.redeem_by is None:
         problems["redeem_by"] = _l("Enter the date the code must be used by, like 2027-01-31.")
     elif details.redeem_by < today:
@@ -112,13 +110,11 @@ def details_problems(details: Details, *, months_allowed: tuple[int, ...], today
 
 def months_problem(months: object, months_allowed: tuple[int, ...]) -> str | None:
     if months not in months_allowed:
-        return _l("Choose a free membership of %(options)s months.",
-                  options=", ".join(str(m) for m in months_allowed))
+        return _l("Choose a free membership of %(options)s months.", options=", ".join(str(m) for m in months_allowed))
     return None
 
 
-def effective_status(*, status: str, redeem_by: date, today: date, ends_at: datetime | None,
-                     now: datetime) -> str:
+def effective_status(*, status: str, redeem_by: date, today: date, ends_at: datetime | None, now: datetime) -> str:
     """The state a referral is in now, before a sweep has written it: an unused code past its
     date has expired; a redeemed one whose free period has ended is completed."""
     if status == Status.issued and today > redeem_by:

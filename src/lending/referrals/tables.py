@@ -37,8 +37,7 @@ class Referral(Table, tablename="referral"):
 class ReferralSettings(Table, tablename="referral_settings"):
     """The venue's bounds for referrals; one row (defaults until a coordinator saves)."""
 
-    tier = ForeignKey(references=Tier, null=True,
-                      on_delete=OnDelete.set_null)
+    tier = ForeignKey(references=Tier, null=True, on_delete=OnDelete.set_null)
     months_options = Varchar(length=40, default="3,6,12")
     redeem_days = Integer(default=60)
     erase_after_days = Integer(default=365)

@@ -17,11 +17,7 @@ class Status(str, Enum):
     declined = "declined"
 
 
-STATUS_LABELS = {
-    Status.open: _l("Open"),
-    Status.acquired: _l("Acquired"),
-    Status.declined: _l("Declined"),
-}
+STATUS_LABELS = {Status.open: _l("Open"), Status.acquired: _l("Acquired"), Status.declined: _l("Declined")}
 
 # The outcomes a coordinator chooses between: every status but "open".
 OUTCOMES = (Status.acquired.value, Status.declined.value)

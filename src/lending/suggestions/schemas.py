@@ -41,9 +41,15 @@ class SuggestionList(msgspec.Struct):
 def suggestion_out(view: SuggestionView, viewer_id: int | None) -> SuggestionOut:
     # Who suggested a thing is not shown to other members: only whether it was you.
     return SuggestionOut(
-        id=view.id, title=view.title, details=view.details, status=view.status, supporters=view.supporters,
+        id=view.id,
+        title=view.title,
+        details=view.details,
+        status=view.status,
+        supporters=view.supporters,
         supported_by_me=view.supported_by_viewer,
         suggested_by_me=viewer_id is not None and view.suggested_by_id == viewer_id,
-        created_at=view.created_at, decision_reason=view.decision_reason, decided_at=view.decided_at,
+        created_at=view.created_at,
+        decision_reason=view.decision_reason,
+        decided_at=view.decided_at,
         item_code=view.item_code,
     )

@@ -57,18 +57,26 @@ LEFT JOIN item_group g ON g.id = s.item_group
 
 def _view(row: dict) -> SuggestionView:
     return SuggestionView(
-        id=row["id"], title=row["title"], details=row["details"], status=row["status"],
-        supporters=int(row["supporters"]), created_at=row["created_at"], suggested_by_id=row["suggested_by"],
-        suggested_by_name=row["suggested_by_name"], supported_by_viewer=bool(row["supported_by_viewer"]),
-        decision_reason=row["decision_reason"], decided_at=row["decided_at"],
-        item_code=row["item_code"], item_name=row["item_name"],
+        id=row["id"],
+        title=row["title"],
+        details=row["details"],
+        status=row["status"],
+        supporters=int(row["supporters"]),
+        created_at=row["created_at"],
+        suggested_by_id=row["suggested_by"],
+        suggested_by_name=row["suggested_by_name"],
+        supported_by_viewer=bool(row["supported_by_viewer"]),
+        decision_reason=row["decision_reason"],
+        decided_at=row["decided_at"],
+        item_code=row["item_code"],
+        item_name=row["item_name"],
     )
 
 
-async def _select(where: str, order: str, *args: object, viewer_id: int | None = None,
-                  limit: int = LIST_LIMIT) -> list[SuggestionView]:
-    rows = await Suggestion.raw(f"{_SELECT} WHERE {where} ORDER BY {order} LIMIT {{}}",
-                                viewer_id, *args, limit).run()
+async def _select(
+    where: str, order: str, *args: object, viewer_id: int | None = None, limit: int = LIST_LIMIT
+) -> list[SuggestionView]:
+    rows = await Suggestion.raw(f"{_SELECT} WHERE {where} ORDER BY {order} LIMIT {{}}", viewer_id, *args, limit).run()
     return [_view(row) for row in rows]
 
 
@@ -82,15 +90,17 @@ async def get_suggestion(*, suggestion_id: int, viewer_id: int | None = None) ->
 async def list_open(*, viewer_id: int | None = None, limit: int = LIST_LIMIT) -> list[SuggestionView]:
     """Open suggestions, most supported first; among equals, the one waiting longest first.
     ``supported_by_viewer`` says whether ``viewer_id`` supports each one."""
-    return await _select("s.status = {}", "supporters DESC, s.created_at, s.id", Status.open.value,
-                         viewer_id=viewer_id, limit=limit)
+    return await _select(
+        "s.status = {}", "supporters DESC, s.created_at, s.id", Status.open.value, viewer_id=viewer_id, limit=limit
+    )
 
 
 async def my_suggestions(*, member_id: int, limit: int = LIST_LIMIT) -> list[SuggestionView]:
     """What a member suggested, newest first, with each outcome: the reason for a decline, the
     item for an acquisition."""
-    return await _select("s.suggested_by = {}", "s.created_at DESC, s.id DESC", member_id,
-                         viewer_id=member_id, limit=limit)
+    return await _select(
+        "s.suggested_by = {}", "s.created_at DESC, s.id DESC", member_id, viewer_id=member_id, limit=limit
+    )
 
 
 async def list_decided(*, limit: int = 50) -> list[SuggestionView]:
@@ -99,6 +109,7 @@ async def list_decided(*, limit: int = 50) -> list[SuggestionView]:
 
 
 # --- members ---------------------------------------------------------------------------------
+
 
 async def suggest(*, title: str, details: str = "", member_id: int) -> SuggestionView:
     """A member suggests a thing; they support their own suggestion from the start. Nothing
@@ -110,13 +121,20 @@ async def suggest(*, title: str, details: str = "", member_id: int) -> Suggestio
     async with db.transaction(write=True):
         if not await Account.exists().where(Account.id == member_id).run():
             raise errors.NotFound(_l("There is no such account."), code="account_not_found")
-        rows = await Suggestion.insert(Suggestion(
-            title=title, details=details, suggested_by=member_id, status=Status.open.value, created_at=now,
-        )).returning(Suggestion.id).run()
+        rows = (
+            await Suggestion.insert(
+                Suggestion(
+                    title=title, details=details, suggested_by=member_id, status=Status.open.value, created_at=now
+                )
+            )
+            .returning(Suggestion.id)
+            .run()
+        )
         suggestion_id = rows[0]["id"]
         await Support.insert(Support(suggestion=suggestion_id, account=member_id, created_at=now)).run()
-        await audit.record(action="suggestion.create", actor_id=member_id, subject=f"suggestion:{suggestion_id}",
-                           at=now)
+        await audit.record(
+            action="suggestion.create", actor_id=member_id, subject=f"suggestion:{suggestion_id}", at=now
+        )
     return await get_suggestion(suggestion_id=suggestion_id, viewer_id=member_id)
 
 
@@ -141,11 +159,16 @@ async def support(*, suggestion_id: int, member_id: int) -> bool:
     now = clock.now()
     async with db.transaction(write=True):
         await _lock_open(suggestion_id)
-        rows = await (Support.insert(Support(suggestion=suggestion_id, account=member_id, created_at=now))
-                      .on_conflict(action="DO NOTHING").returning(Support.id).run())
+        rows = await (
+            Support.insert(Support(suggestion=suggestion_id, account=member_id, created_at=now))
+            .on_conflict(action="DO NOTHING")
+            .returning(Support.id)
+            .run()
+        )
         if rows:
-            await audit.record(action="suggestion.support", actor_id=member_id, subject=f"suggestion:{suggestion_id}",
-                               at=now)
+            await audit.record(
+                action="suggestion.support", actor_id=member_id, subject=f"suggestion:{suggestion_id}", at=now
+            )
     return bool(rows)
 
 
@@ -155,18 +178,25 @@ async def withdraw_support(*, suggestion_id: int, member_id: int) -> bool:
     now = clock.now()
     async with db.transaction(write=True):
         await _lock_open(suggestion_id)
-        rows = await (Support.delete().where(Support.suggestion == suggestion_id, Support.account == member_id)
-                      .returning(Support.id).run())
+        rows = await (
+            Support.delete()
+            .where(Support.suggestion == suggestion_id, Support.account == member_id)
+            .returning(Support.id)
+            .run()
+        )
         if rows:
-            await audit.record(action="suggestion.withdraw_support", actor_id=member_id,
-                               subject=f"suggestion:{suggestion_id}", at=now)
+            await audit.record(
+                action="suggestion.withdraw_support", actor_id=member_id, subject=f"suggestion:{suggestion_id}", at=now
+            )
     return bool(rows)
 
 
 # --- coordinators ----------------------------------------------------------------------------
 
-async def decide(*, suggestion_id: int, outcome: str, reason: str = "", item_code: str | None = None,
-                 actor_id: int | None) -> SuggestionView:
+
+async def decide(
+    *, suggestion_id: int, outcome: str, reason: str = "", item_code: str | None = None, actor_id: int | None
+) -> SuggestionView:
     """A coordinator decides an open suggestion once: ``acquired`` links the item group of the
     item with ``item_code``; ``declined`` needs a reason, which the member sees. A suggestion
     already decided (even a moment ago, by someone else) is refused with a conflict."""
@@ -184,21 +214,36 @@ async def decide(*, suggestion_id: int, outcome: str, reason: str = "", item_cod
         except errors.NotFound as exc:
             raise errors.InvalidInput(
                 _l("There is no item with the code %(code)s.", code=(item_code or "").strip()[:20]),
-                code="unknown_item", field="item_code",
+                code="unknown_item",
+                field="item_code",
             ) from exc
         group_id = item.group_id
     now = clock.now()
     async with db.transaction(write=True):
         # Only an open suggestion changes: of two coordinators deciding at once, one wins.
-        rows = await (Suggestion.update({
-            Suggestion.status: outcome, Suggestion.decision_reason: reason, Suggestion.item_group: group_id,
-            Suggestion.decided_by: actor_id, Suggestion.decided_at: now,
-        }).where(Suggestion.id == suggestion_id, Suggestion.status == Status.open.value)
-            .returning(Suggestion.id).run())
+        rows = await (
+            Suggestion.update(
+                {
+                    Suggestion.status: outcome,
+                    Suggestion.decision_reason: reason,
+                    Suggestion.item_group: group_id,
+                    Suggestion.decided_by: actor_id,
+                    Suggestion.decided_at: now,
+                }
+            )
+            .where(Suggestion.id == suggestion_id, Suggestion.status == Status.open.value)
+            .returning(Suggestion.id)
+            .run()
+        )
         if not rows:
             raise _already_decided()
-        await audit.record(action=f"suggestion.{outcome}", actor_id=actor_id, subject=f"suggestion:{suggestion_id}",
-                           detail=f"item_group={group_id}" if group_id else "", at=now)
+        await audit.record(
+            action=f"suggestion.{outcome}",
+            actor_id=actor_id,
+            subject=f"suggestion:{suggestion_id}",
+            detail=f"item_group={group_id}" if group_id else "",
+            at=now,
+        )
     return await get_suggestion(suggestion_id=suggestion_id)
 
 

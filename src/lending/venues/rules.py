@@ -102,6 +102,7 @@ class Calendar:
 
 # --- time zones ------------------------------------------------------------------------------
 
+
 def timezone_problem(name: str) -> str | None:
     """None when ``name`` is an IANA time zone zoneinfo knows (e.g. "Europe/London"), else a
     sentence for the coordinator. Names are case-sensitive, as the IANA database spells them."""
@@ -153,6 +154,7 @@ def at_local(day: date, at: time, timezone: str) -> datetime:
 
 
 # --- due dates -------------------------------------------------------------------------------
+
 
 def _closing_time(sessions: tuple[Session, ...]) -> time:
     # The last session closes last when sessions do not overlap; max() also stays right for
@@ -218,8 +220,9 @@ def parse_sessions(text: str, weekday: int) -> tuple[Session, ...]:
     for part in filter(None, (piece.strip() for piece in _SEPARATORS.split(stripped))):
         match = _SESSION.match(part)
         if match is None:
-            raise ValueError(_l("%(part)s is not an opening session. Write sessions like 10:00-13:00, 14:00-17:30.",
-                                part=part))
+            raise ValueError(
+                _l("%(part)s is not an opening session. Write sessions like 10:00-13:00, 14:00-17:30.", part=part)
+            )
         opens_typed, closes_typed = re.split(r"\s*[-\u2013\u2014]\s*", part)
         opens = _time_of_day(match.group(1), match.group(2), opens_typed)
         closes = _time_of_day(match.group(3), match.group(4), closes_typed)
@@ -259,8 +262,12 @@ def sessions_problems(sessions: tuple[Session, ...]) -> dict[int, str]:
         ordered = sorted(day_sessions, key=lambda s: (s.opens, s.closes))
         for earlier, later in zip(ordered, ordered[1:]):
             if later.opens < earlier.closes:
-                problems[weekday] = _l("On %(day)s, %(first)s overlaps %(second)s.", day=WEEKDAY_NAMES[weekday],
-                                       first=format_sessions((earlier,)), second=format_sessions((later,)))
+                problems[weekday] = _l(
+                    "On %(day)s, %(first)s overlaps %(second)s.",
+                    day=WEEKDAY_NAMES[weekday],
+                    first=format_sessions((earlier,)),
+                    second=format_sessions((later,)),
+                )
                 break
     return problems
 
@@ -303,7 +310,8 @@ def _luminance(colour: str) -> float:
     def channel(hex_pair: str) -> float:
         value = int(hex_pair, 16) / 255
         return value / 12.92 if value <= 0.03928 else ((value + 0.055) / 1.055) ** 2.4
-    red, green, blue = (channel(colour[i:i + 2]) for i in (1, 3, 5))
+
+    red, green, blue = (channel(colour[i : i + 2]) for i in (1, 3, 5))
     return 0.2126 * red + 0.7152 * green + 0.0722 * blue
 
 
@@ -323,15 +331,20 @@ def colour_problem(colour: str) -> str | None:
 
 
 def parse_languages(text: str, available: tuple[str, ...]) -> tuple[str, ...]:
-    """"cy,en" -> ("cy", "en"): the languages offered, the first the default. Raises
+    """ "cy,en" -> ("cy", "en"): the languages offered, the first the default. Raises
     ValueError with a message for a person."""
     chosen: list[str] = []
     for part in text.replace(" ", "").split(","):
         if not part:
             continue
         if part not in available:
-            raise ValueError(_l("%(code)s is not a language this software speaks (it speaks %(available)s).",
-                                code=part, available=", ".join(available)))
+            raise ValueError(
+                _l(
+                    "%(code)s is not a language this software speaks (it speaks %(available)s).",
+                    code=part,
+                    available=", ".join(available),
+                )
+            )
         if part not in chosen:
             chosen.append(part)
     if not chosen:
@@ -397,5 +410,5 @@ def details_problems(details: VenueDetails, *, label_templates: tuple[str, ...])
 
 def darker(colour: str, amount: float = 0.3) -> str:
     """``colour`` with each channel ``amount`` nearer black (for hover states)."""
-    red, green, blue = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    red, green, blue = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
     return "#" + "".join(f"{round(value * (1 - amount)):02x}" for value in (red, green, blue))

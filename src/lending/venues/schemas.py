@@ -35,10 +35,19 @@ class VenueOut(msgspec.Struct):
 
 
 def venue_out(venue: VenueSettings) -> VenueOut:
-    return VenueOut(name=venue.name, timezone=venue.timezone, currency=venue.currency, email=venue.email,
-                    phone=venue.phone, address=venue.address, website=venue.website, colour=venue.colour,
-                    languages=list(venue.languages), label_template=venue.label_template,
-                    logo_url=f"/venue/logo.png?v={venue.version}" if venue.has_logo else None)
+    return VenueOut(
+        name=venue.name,
+        timezone=venue.timezone,
+        currency=venue.currency,
+        email=venue.email,
+        phone=venue.phone,
+        address=venue.address,
+        website=venue.website,
+        colour=venue.colour,
+        languages=list(venue.languages),
+        label_template=venue.label_template,
+        logo_url=f"/venue/logo.png?v={venue.version}" if venue.has_logo else None,
+    )
 
 
 class SetupImported(msgspec.Struct):

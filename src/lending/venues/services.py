@@ -51,9 +51,20 @@ class VenueSettings:
         return bool(self.name)
 
 
-DEFAULT_SETTINGS = VenueSettings(name="", timezone=rules.DEFAULT_TIMEZONE, currency="gbp", email="", phone="",
-                                 address="", website="", colour=rules.DEFAULT_COLOUR, languages=("en", "cy"),
-                                 label_template="L7160", has_logo=False, version="0")
+DEFAULT_SETTINGS = VenueSettings(
+    name="",
+    timezone=rules.DEFAULT_TIMEZONE,
+    currency="gbp",
+    email="",
+    phone="",
+    address="",
+    website="",
+    colour=rules.DEFAULT_COLOUR,
+    languages=("en", "cy"),
+    label_template="L7160",
+    has_logo=False,
+    version="0",
+)
 
 
 @dataclass(frozen=True)
@@ -67,8 +78,9 @@ class Snapshot:
         closures = self.closures.get(None, ())
         if site_id is not None:
             closures = tuple(sorted(closures + self.closures.get(site_id, ()), key=lambda c: c.starts_on))
-        return rules.Calendar(timezone=self.settings.timezone, sessions=sessions or self.sessions.get(None, ()),
-                              closures=closures)
+        return rules.Calendar(
+            timezone=self.settings.timezone, sessions=sessions or self.sessions.get(None, ()), closures=closures
+        )
 
 
 def forget_cache() -> None:
@@ -76,8 +88,20 @@ def forget_cache() -> None:
     _cache, _loading = None, None
 
 
-_SETTINGS_COLUMNS = (Venue.id, Venue.name, Venue.timezone, Venue.currency, Venue.email, Venue.phone, Venue.address,
-                     Venue.website, Venue.colour, Venue.languages, Venue.label_template, Venue.updated_at)
+_SETTINGS_COLUMNS = (
+    Venue.id,
+    Venue.name,
+    Venue.timezone,
+    Venue.currency,
+    Venue.email,
+    Venue.phone,
+    Venue.address,
+    Venue.website,
+    Venue.colour,
+    Venue.languages,
+    Venue.label_template,
+    Venue.updated_at,
+)
 
 
 async def _venue_row(*, create: bool = False) -> dict | None:
@@ -85,8 +109,9 @@ async def _venue_row(*, create: bool = False) -> dict | None:
     of defaults written inside the caller's write transaction)."""
     row = await _select_venue()
     if row is None and create:
-        await Venue.insert(Venue(name="", timezone=rules.DEFAULT_TIMEZONE, colour=rules.DEFAULT_COLOUR,
-                                 updated_at=clock.now())).run()
+        await Venue.insert(
+            Venue(name="", timezone=rules.DEFAULT_TIMEZONE, colour=rules.DEFAULT_COLOUR, updated_at=clock.now())
+        ).run()
         row = await _select_venue()
     return row
 
@@ -103,10 +128,20 @@ def _settings_of(row: dict | None) -> VenueSettings:
     if row is None:
         return DEFAULT_SETTINGS
     languages = tuple(code for code in row["languages"].split(",") if code in i18n.LANGUAGES) or ("en",)
-    return VenueSettings(name=row["name"], timezone=row["timezone"], currency=row["currency"], email=row["email"],
-                         phone=row["phone"], address=row["address"], website=row["website"], colour=row["colour"],
-                         languages=languages, label_template=row["label_template"], has_logo=row["has_logo"],
-                         version=str(int(row["updated_at"].timestamp())) if row["updated_at"] else "0")
+    return VenueSettings(
+        name=row["name"],
+        timezone=row["timezone"],
+        currency=row["currency"],
+        email=row["email"],
+        phone=row["phone"],
+        address=row["address"],
+        website=row["website"],
+        colour=row["colour"],
+        languages=languages,
+        label_template=row["label_template"],
+        has_logo=row["has_logo"],
+        version=str(int(row["updated_at"].timestamp())) if row["updated_at"] else "0",
+    )
 
 
 def _clock_time(text: str) -> time:
@@ -133,14 +168,23 @@ async def _load() -> Snapshot:
     sessions: dict[int | None, list[rules.Session]] = {}
     for row in await OpeningSession.select().order_by(OpeningSession.weekday).order_by(OpeningSession.opens).run():
         sessions.setdefault(row["site"], []).append(
-            rules.Session(weekday=row["weekday"], opens=_clock_time(row["opens"]), closes=_clock_time(row["closes"])))
+            rules.Session(weekday=row["weekday"], opens=_clock_time(row["opens"]), closes=_clock_time(row["closes"]))
+        )
     closures: dict[int | None, list[rules.Closure]] = {}
-    for row in await Closure.select().where(Closure.ends_on >= clock.now().date() - timedelta(days=400)).order_by(
-            Closure.starts_on).run():
+    for row in (
+        await Closure.select()
+        .where(Closure.ends_on >= clock.now().date() - timedelta(days=400))
+        .order_by(Closure.starts_on)
+        .run()
+    ):
         closures.setdefault(row["site"], []).append(
-            rules.Closure(starts_on=row["starts_on"], ends_on=row["ends_on"], reason=row["reason"]))
-    result = Snapshot(settings=settings, sessions={k: tuple(v) for k, v in sessions.items()},
-                      closures={k: tuple(v) for k, v in closures.items()})
+            rules.Closure(starts_on=row["starts_on"], ends_on=row["ends_on"], reason=row["reason"])
+        )
+    result = Snapshot(
+        settings=settings,
+        sessions={k: tuple(v) for k, v in sessions.items()},
+        closures={k: tuple(v) for k, v in closures.items()},
+    )
     _cache = (monotonic.monotonic(), result)
     return result
 
@@ -163,30 +207,49 @@ async def currency() -> str:
     return (await settings()).currency
 
 
-async def save_details(*, details: rules.VenueDetails, currencies_taken: Collection[str] = (),
-                       actor_id: int | None = None) -> VenueSettings:
+async def save_details(
+    *, details: rules.VenueDetails, currencies_taken: Collection[str] = (), actor_id: int | None = None
+) -> VenueSettings:
     """Save the venue's name, contact details, look, currency, languages and label layout, all
     or nothing. The currency cannot change once money has been taken in another one
     (``currencies_taken``: what payments were made in; ``workflows.venue_details`` reads them)."""
-    details = rules.VenueDetails(**{key: value.strip() if isinstance(value, str) else value
-                                    for key, value in details.__dict__.items()})
+    details = rules.VenueDetails(
+        **{key: value.strip() if isinstance(value, str) else value for key, value in details.__dict__.items()}
+    )
     problems = rules.details_problems(details, label_templates=tuple(labels.TEMPLATES))
     async with db.transaction(write=True):
         row = await _venue_row(create=True)
-        if (not problems.get("currency") and details.currency != row["currency"]
-                and any(currency != details.currency for currency in currencies_taken)):
-            problems["currency"] = str(_l("Payments have been taken in %(currency)s, so the currency stays.",
-                                          currency=row["currency"].upper()))
+        if (
+            not problems.get("currency")
+            and details.currency != row["currency"]
+            and any(currency != details.currency for currency in currencies_taken)
+        ):
+            problems["currency"] = str(
+                _l("Payments have been taken in %(currency)s, so the currency stays.", currency=row["currency"].upper())
+            )
         if problems:
-            raise errors.InvalidInput(_l("Some of the venue's details need correcting."), code="invalid_venue",
-                                      errors=problems)
-        await Venue.update({
-            Venue.name: details.name, Venue.timezone: details.timezone, Venue.currency: details.currency,
-            Venue.email: details.email, Venue.phone: details.phone, Venue.address: details.address,
-            Venue.website: details.website, Venue.colour: details.colour.lower(),
-            Venue.languages: ",".join(details.languages), Venue.label_template: details.label_template,
-            Venue.updated_at: clock.now(),
-        }).where(Venue.id == row["id"]).run()
+            raise errors.InvalidInput(
+                _l("Some of the venue's details need correcting."), code="invalid_venue", errors=problems
+            )
+        await (
+            Venue.update(
+                {
+                    Venue.name: details.name,
+                    Venue.timezone: details.timezone,
+                    Venue.currency: details.currency,
+                    Venue.email: details.email,
+                    Venue.phone: details.phone,
+                    Venue.address: details.address,
+                    Venue.website: details.website,
+                    Venue.colour: details.colour.lower(),
+                    Venue.languages: ",".join(details.languages),
+                    Venue.label_template: details.label_template,
+                    Venue.updated_at: clock.now(),
+                }
+            )
+            .where(Venue.id == row["id"])
+            .run()
+        )
         await audit.record(action="venue.settings", actor_id=actor_id, subject="venue", detail=details.name[:200])
     forget_cache()
     return await settings(fresh=True)
@@ -198,8 +261,12 @@ async def set_logo(*, data: bytes | None, actor_id: int | None = None) -> None:
     async with db.transaction(write=True):
         row = await _venue_row(create=True)
         await Venue.update({Venue.logo: logo, Venue.updated_at: clock.now()}).where(Venue.id == row["id"]).run()
-        await audit.record(action="venue.logo", actor_id=actor_id, subject="venue",
-                           detail="removed" if logo is None else f"{len(logo)} bytes")
+        await audit.record(
+            action="venue.logo",
+            actor_id=actor_id,
+            subject="venue",
+            detail="removed" if logo is None else f"{len(logo)} bytes",
+        )
     forget_cache()
 
 
@@ -223,9 +290,17 @@ async def list_closures(*, from_day: date | None = None) -> list[ClosureView]:
     query = Closure.select(Closure.all_columns(), Closure.site.name.as_alias("site_name")).order_by(Closure.starts_on)
     if from_day is not None:
         query = query.where(Closure.ends_on >= from_day)
-    return [ClosureView(id=row["id"], starts_on=row["starts_on"], ends_on=row["ends_on"], reason=row["reason"],
-                        site_id=row["site"], site_name=row["site_name"] or "")
-            for row in await query.run()]
+    return [
+        ClosureView(
+            id=row["id"],
+            starts_on=row["starts_on"],
+            ends_on=row["ends_on"],
+            reason=row["reason"],
+            site_id=row["site"],
+            site_name=row["site_name"] or "",
+        )
+        for row in await query.run()
+    ]
 
 
 async def _require_site(site_id: int | None) -> None:
@@ -233,8 +308,9 @@ async def _require_site(site_id: int | None) -> None:
         raise errors.NotFound(_l("There is no such site."), code="site_not_found")
 
 
-async def set_hours(*, hours: dict[int, str], timezone_name: str | None = None, site_id: int | None = None,
-                    actor_id: int | None = None) -> rules.Calendar:
+async def set_hours(
+    *, hours: dict[int, str], timezone_name: str | None = None, site_id: int | None = None, actor_id: int | None = None
+) -> rules.Calendar:
     """Replace the weekly hours (what a coordinator typed per weekday), the venue's or one
     site's, all or nothing; and the time zone when given. A site whose hours are all empty
     keeps the venue's."""
@@ -255,24 +331,46 @@ async def set_hours(*, hours: dict[int, str], timezone_name: str | None = None, 
         await _require_site(site_id)
         venue = await _venue_row(create=True)
         if timezone_name is not None:
-            await Venue.update({Venue.timezone: timezone_name.strip(), Venue.updated_at: clock.now()}).where(
-                Venue.id == venue["id"]).run()
-        await OpeningSession.delete().where(
-            OpeningSession.site.is_null() if site_id is None else OpeningSession.site == site_id).run()
+            await (
+                Venue.update({Venue.timezone: timezone_name.strip(), Venue.updated_at: clock.now()})
+                .where(Venue.id == venue["id"])
+                .run()
+            )
+        await (
+            OpeningSession.delete()
+            .where(OpeningSession.site.is_null() if site_id is None else OpeningSession.site == site_id)
+            .run()
+        )
         if sessions:
-            await OpeningSession.insert(*[
-                OpeningSession(site=site_id, weekday=s.weekday, opens=s.opens.strftime("%H:%M"),
-                               closes=s.closes.strftime("%H:%M"))
-                for s in sessions]).run()
-        await audit.record(action="venue.hours", actor_id=actor_id,
-                           subject="venue" if site_id is None else f"site:{site_id}",
-                           detail=f"{(timezone_name or venue['timezone']).strip()}; {len(sessions)} session(s)")
+            await OpeningSession.insert(
+                *[
+                    OpeningSession(
+                        site=site_id,
+                        weekday=s.weekday,
+                        opens=s.opens.strftime("%H:%M"),
+                        closes=s.closes.strftime("%H:%M"),
+                    )
+                    for s in sessions
+                ]
+            ).run()
+        await audit.record(
+            action="venue.hours",
+            actor_id=actor_id,
+            subject="venue" if site_id is None else f"site:{site_id}",
+            detail=f"{(timezone_name or venue['timezone']).strip()}; {len(sessions)} session(s)",
+        )
     forget_cache()
     return await calendar(fresh=True, site_id=site_id)
 
 
-async def add_closure(*, starts_on: str | date, ends_on: str | date | None = None, reason: str = "",
-                      site_id: int | None = None, actor_id: int | None = None) -> ClosureView:
+async def add_closure(
+    *,
+    starts_on: str | date,
+    ends_on: str | date | None = None,
+    reason: str = "",
+    site_id: int | None = None,
+    actor_id: int | None = None,
+) -> ClosureView:
     """Shut the whole venue (``site_id`` None) or one site for some days."""
     problems: dict[str, str] = {}
     start = end = None
@@ -284,17 +382,29 @@ async def add_closure(*, starts_on: str | date, ends_on: str | date | None = Non
         end = (ends_on if isinstance(ends_on, date) else rules.parse_date(ends_on)) if ends_on else start
     except ValueError as exc:
         problems["ends_on"] = str(exc.args[0])
-    if start and end and (problem := rules.closure_problem(rules.Closure(starts_on=start, ends_on=end,
-                                                                         reason=reason.strip()))):
+    if (
+        start
+        and end
+        and (problem := rules.closure_problem(rules.Closure(starts_on=start, ends_on=end, reason=reason.strip())))
+    ):
         problems["ends_on" if end < start else "reason"] = problem
     if problems:
         raise errors.InvalidInput(_l("The closure needs correcting."), code="invalid_closure", errors=problems)
     async with db.transaction(write=True):
         await _require_site(site_id)
-        rows = await Closure.insert(Closure(site=site_id, starts_on=start, ends_on=end, reason=reason.strip(),
-                                            created_at=clock.now())).returning(Closure.id).run()
-        await audit.record(action="venue.closure", actor_id=actor_id, subject=f"closure:{rows[0]['id']}",
-                           detail=f"{start.isoformat()}..{end.isoformat()}")
+        rows = (
+            await Closure.insert(
+                Closure(site=site_id, starts_on=start, ends_on=end, reason=reason.strip(), created_at=clock.now())
+            )
+            .returning(Closure.id)
+            .run()
+        )
+        await audit.record(
+            action="venue.closure",
+            actor_id=actor_id,
+            subject=f"closure:{rows[0]['id']}",
+            detail=f"{start.isoformat()}..{end.isoformat()}",
+        )
     forget_cache()
     return ClosureView(id=rows[0]["id"], starts_on=start, ends_on=end, reason=reason.strip(), site_id=site_id)
 

@@ -59,8 +59,9 @@ class RequestContextMiddleware(ASGIMiddleware):
         if authorization:
             scheme, _, token = authorization.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
-                raise errors.NotSignedIn(_l("Send an API token as 'Authorization: Bearer <token>'."),
-                                         code="invalid_token")
+                raise errors.NotSignedIn(
+                    _l("Send an API token as 'Authorization: Bearer <token>'."), code="invalid_token"
+                )
             user = await members.account_for_api_token(token=token.strip())
             if user is None:
                 raise errors.NotSignedIn(_l("This API token is not valid or has been revoked."), code="invalid_token")
@@ -71,9 +72,12 @@ class RequestContextMiddleware(ASGIMiddleware):
 
         # /health answers without reading the venue, so it says whether the database does.
         venue = await venues.settings() if scope["path"] != "/health" else None
-        language = i18n.negotiate(chosen=jar.get(LANGUAGE_COOKIE), account_language=user.language if user else None,
-                                  accept_language=headers.get("accept-language"),
-                                  offered=venue.languages if venue else None)
+        language = i18n.negotiate(
+            chosen=jar.get(LANGUAGE_COOKIE),
+            account_language=user.language if user else None,
+            accept_language=headers.get("accept-language"),
+            offered=venue.languages if venue else None,
+        )
         state = scope.setdefault("state", {})
         state["language"] = language
         state["venue"] = venue
@@ -109,22 +113,31 @@ class RequestContextMiddleware(ASGIMiddleware):
                 i18n.reset_currency(currency_token)
 
     def _cookie(self, headers: MutableScopeHeaders, key: str, value: str, max_age: int | None = None) -> None:
-        cookie = Cookie(key=key, value=value, path="/", httponly=True, samesite="lax", secure=self.secure,
-                        max_age=max_age)
+        cookie = Cookie(
+            key=key, value=value, path="/", httponly=True, samesite="lax", secure=self.secure, max_age=max_age
+        )
         headers.add("set-cookie", cookie.to_header(header=""))
 
 
 def session_cookie(token: str, *, secure: bool) -> Cookie:
     """The cookie that keeps a person signed in (after signing in, or joining)."""
-    return Cookie(key=SESSION_COOKIE, value=token, path="/", httponly=True, samesite="lax", secure=secure,
-                  max_age=int(members.SESSION_MAX.total_seconds()))
+    return Cookie(
+        key=SESSION_COOKIE,
+        value=token,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=secure,
+        max_age=int(members.SESSION_MAX.total_seconds()),
+    )
 
 
 def language_cookie(code: str, *, secure: bool) -> Cookie:
     """The browser's language for pages when nobody is signed in: set by the switch, and on
     signing in to the account's language, so it carries on after signing out."""
-    return Cookie(key=LANGUAGE_COOKIE, value=code, path="/", max_age=365 * 24 * 3600, samesite="lax",
-                  httponly=True, secure=secure)
+    return Cookie(
+        key=LANGUAGE_COOKIE, value=code, path="/", max_age=365 * 24 * 3600, samesite="lax", httponly=True, secure=secure
+    )
 
 
 def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> AccountView | None:

@@ -9,11 +9,11 @@ from litestar.response import Redirect, Template
 from lending import db, errors, i18n
 from lending.i18n import gettext as _
 from lending.members import services as members
-from lending.workflows import first_run
 from lending.venues import services as venues
 from lending.web import auth, flash
 from lending.web.clients import client_address
 from lending.web.forms import form_data, safe_next
+from lending.workflows import first_run
 
 
 @get("/", name="web:home", include_in_schema=False)
@@ -38,8 +38,9 @@ async def login_submit(request: Request) -> Response:
     next_url = safe_next(data.get("next"), "")
     address = client_address(request)
     try:
-        account, token = await members.sign_in(email=data.get("email", ""), password=data.get("password", ""),
-                                               address=address)
+        account, token = await members.sign_in(
+            email=data.get("email", ""), password=data.get("password", ""), address=address
+        )
     except (errors.NotSignedIn, errors.InvalidInput, errors.TooManyAttempts) as exc:
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, errors.TooManyAttempts) else None
         return Template(
@@ -87,8 +88,10 @@ async def health() -> Response:
     """200 when the database answers, 503 when it does not."""
     if await db.ping():
         return Response(content={"status": "ok"}, status_code=200)
-    return Response(content={"status": "unavailable", "code": "database_unavailable",
-                             "detail": "The database is not answering."}, status_code=503)
+    return Response(
+        content={"status": "unavailable", "code": "database_unavailable", "detail": "The database is not answering."},
+        status_code=503,
+    )
 
 
 ROUTES = [home, login_page, login_submit, logout, switch_language, health]

@@ -23,14 +23,22 @@ HEADER = "x-csrftoken"
 
 class BearerAwareCSRFMiddleware(CSRFMiddleware):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and (Headers.from_scope(scope).get("authorization") or (
-                scope.get("user") is None and scope["path"].startswith("/api/"))):
+        if scope["type"] == "http" and (
+            Headers.from_scope(scope).get("authorization")
+            or (scope.get("user") is None and scope["path"].startswith("/api/"))
+        ):
             await self.app(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 
 
 def middleware(*, secret: str, secure: bool) -> DefineMiddleware:
-    config = CSRFConfig(secret=secret, cookie_name=COOKIE, header_name=HEADER, cookie_secure=secure,
-                        cookie_samesite="lax", exclude=["^/webhooks/", "^/health$", "^/static/"])
+    config = CSRFConfig(
+        secret=secret,
+        cookie_name=COOKIE,
+        header_name=HEADER,
+        cookie_secure=secure,
+        cookie_samesite="lax",
+        exclude=["^/webhooks/", "^/health$", "^/static/"],
+    )
     return DefineMiddleware(BearerAwareCSRFMiddleware, config=config)

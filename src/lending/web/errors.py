@@ -13,12 +13,7 @@ import msgspec
 from litestar import Litestar, Request, Response
 from litestar.constants import RESERVED_KWARGS
 from litestar.enums import MediaType
-from litestar.exceptions import (
-    HTTPException,
-    NotFoundException,
-    PermissionDeniedException,
-    ValidationException,
-)
+from litestar.exceptions import HTTPException, NotFoundException, PermissionDeniedException, ValidationException
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import ResponseSpec
 from litestar.response import Redirect
@@ -47,9 +42,17 @@ _TITLES = {
 }
 
 _HTTP_CODES = {
-    400: "bad_request", 401: "not_signed_in", 403: "not_allowed", 404: "not_found", 405: "method_not_allowed",
-    409: "conflict", 413: "too_large", 415: "unsupported_media_type", 422: "invalid_input",
-    429: "too_many_attempts", 503: "unavailable",
+    400: "bad_request",
+    401: "not_signed_in",
+    403: "not_allowed",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid_input",
+    429: "too_many_attempts",
+    503: "unavailable",
 }
 
 
@@ -66,8 +69,11 @@ def _language(request: Request) -> str:
     chosen = request.scope.get("state", {}).get("language")
     if chosen:
         return chosen
-    return i18n.negotiate(chosen=request.cookies.get(auth.LANGUAGE_COOKIE), account_language=None,
-                          accept_language=request.headers.get("accept-language"))
+    return i18n.negotiate(
+        chosen=request.cookies.get(auth.LANGUAGE_COOKIE),
+        account_language=None,
+        accept_language=request.headers.get("accept-language"),
+    )
 
 
 def _page(request: Request, status: int, message: str, headers: dict[str, str] | None) -> Response:
@@ -75,12 +81,19 @@ def _page(request: Request, status: int, message: str, headers: dict[str, str] |
     # arose outside the middleware that sets it.
     title = str(_TITLES.get(status, _TITLES[400] if status < 500 else _TITLES[500]))
     html = request.app.template_engine.get_template("errors/error.html").render(
-        request=request, status=status, title=title, message=message)
+        request=request, status=status, title=title, message=message
+    )
     return Response(content=html, status_code=status, headers=headers, media_type=MediaType.HTML)
 
 
-def _respond(request: Request, status: int, code: str, detail: object, extra: dict[str, Any] | None = None,
-             headers: dict[str, str] | None = None) -> Response:
+def _respond(
+    request: Request,
+    status: int,
+    code: str,
+    detail: object,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
     token = i18n.set_language(_language(request))
     try:
         text = str(detail)
@@ -120,17 +133,27 @@ def http_error(request: Request, exc: HTTPException) -> Response:
     if isinstance(exc, NotFoundException):
         return _respond(request, 404, "not_found", _l("There is nothing at this address."))
     if isinstance(exc, PermissionDeniedException) and "CSRF" in str(exc.detail):
-        return _respond(request, 403, "csrf_failed",
-                        _l("This form has expired or was not sent from this site. Go back, reload the page and try again."))
+        return _respond(
+            request,
+            403,
+            "csrf_failed",
+            _l("This form has expired or was not sent from this site. Go back, reload the page and try again."),
+        )
     if status == 400 and "malformed" in str(exc.detail).lower():
         return _respond(request, 400, "malformed_json", _l("The request body is not valid JSON."))
     if isinstance(exc, ValidationException):
         problems = [
             {"field": item.get("key"), "message": item.get("message")}
-            for item in (exc.extra or []) if isinstance(item, dict)
+            for item in (exc.extra or [])
+            if isinstance(item, dict)
         ]
-        return _respond(request, 400, "invalid_input", _l("Some of the values sent are missing or not valid."),
-                        {"errors": problems} if problems else None)
+        return _respond(
+            request,
+            400,
+            "invalid_input",
+            _l("Some of the values sent are missing or not valid."),
+            {"errors": problems} if problems else None,
+        )
     if status >= 500:
         return server_error(request, exc)
     # Litestar fills in the English reason phrase ("Method Not Allowed"); say it in our words.
@@ -145,26 +168,28 @@ def refused_input(exc: Exception) -> errors.InvalidInput | None:
     if not db.refuses_value(exc):
         return None
     log.info("the database refused a value: %s", exc)
-    return errors.InvalidInput(_l("A value sent is too large, too long or has a character that cannot be stored."),
-                               code="invalid_value")
+    return errors.InvalidInput(
+        _l("A value sent is too large, too long or has a character that cannot be stored."), code="invalid_value"
+    )
 
 
 def server_error(request: Request, exc: Exception) -> Response:
     if (refused := refused_input(exc)) is not None:
         return domain_error(request, refused)
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return _respond(request, HTTP_500_INTERNAL_SERVER_ERROR, "internal_error",
-                    _l("Sorry, something went wrong on our side. The problem has been logged; please try again."))
+    return _respond(
+        request,
+        HTTP_500_INTERNAL_SERVER_ERROR,
+        "internal_error",
+        _l("Sorry, something went wrong on our side. The problem has been logged; please try again."),
+    )
 
 
-HANDLERS = {
-    errors.DomainError: domain_error,
-    HTTPException: http_error,
-    Exception: server_error,
-}
+HANDLERS = {errors.DomainError: domain_error, HTTPException: http_error, Exception: server_error}
 
 
 # --- the API's errors in the OpenAPI document -----------------------------------------------------
+
 
 class FieldError(msgspec.Struct):
     field: str | None
@@ -199,9 +224,14 @@ _ERROR_DESCRIPTIONS = {
 
 def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
     """OpenAPI responses for these error statuses, each a ``{"code", "detail"}`` body."""
-    return {status: ResponseSpec(data_container=ErrorOut, generate_examples=False,
-                                 description=_ERROR_DESCRIPTIONS.get(status, HTTPStatus(status).phrase))
-            for status in statuses}
+    return {
+        status: ResponseSpec(
+            data_container=ErrorOut,
+            generate_examples=False,
+            description=_ERROR_DESCRIPTIONS.get(status, HTTPStatus(status).phrase),
+        )
+        for status in statuses
+    }
 
 
 _UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}

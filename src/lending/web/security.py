@@ -60,20 +60,28 @@ STRIPE_CHECKOUT = "https://checkout.stripe.com"
 HSTS = "max-age=31536000; includeSubDomains"
 
 # Denied to every page but the camera, which the desk's scanner uses on our own pages.
-PERMISSIONS_POLICY = ", ".join([
-    "camera=(self)", "microphone=()", "geolocation=()", "payment=()", "usb=()", "serial=()", "hid=()",
-    "midi=()", "magnetometer=()", "gyroscope=()", "accelerometer=()", "display-capture=()",
-    "browsing-topics=()",
-])
+PERMISSIONS_POLICY = ", ".join(
+    [
+        "camera=(self)",
+        "microphone=()",
+        "geolocation=()",
+        "payment=()",
+        "usb=()",
+        "serial=()",
+        "hid=()",
+        "midi=()",
+        "magnetometer=()",
+        "gyroscope=()",
+        "accelerometer=()",
+        "display-capture=()",
+        "browsing-topics=()",
+    ]
+)
 
 Policy = dict[str, tuple[str, ...]]
 
 # Directives every policy ends with.
-_LOCKED: Policy = {
-    "object-src": (NONE,),
-    "base-uri": (SELF,),
-    "frame-ancestors": (NONE,),
-}
+_LOCKED: Policy = {"object-src": (NONE,), "base-uri": (SELF,), "frame-ancestors": (NONE,)}
 
 
 def app_policy(form_targets: Iterable[str] = ()) -> Policy:

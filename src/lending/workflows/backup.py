@@ -80,8 +80,10 @@ class Done:
 
 # --- the command's two verbs -------------------------------------------------------------------------
 
-async def write_backup(*, database_url: str, target: Path, force: bool = False,
-                       progress: Callable[[str], None] | None = None) -> Done:
+
+async def write_backup(
+    *, database_url: str, target: Path, force: bool = False, progress: Callable[[str], None] | None = None
+) -> Done:
     """A consistent copy of the database at ``target``; an existing file is replaced only with
     ``force``, and only once the new backup is complete."""
     _check_target(target, force=force)
@@ -116,8 +118,9 @@ async def write_backup(*, database_url: str, target: Path, force: bool = False,
     return Done(path=target, size=target.stat().st_size, database=_describe(database_url), contents=contents)
 
 
-async def restore_backup(*, database_url: str, source: Path, force: bool = False,
-                         progress: Callable[[str], None] | None = None) -> Done:
+async def restore_backup(
+    *, database_url: str, source: Path, force: bool = False, progress: Callable[[str], None] | None = None
+) -> Done:
     """Replace the database with a backup of the same kind. A database that holds accounts is
     replaced only with ``force``; a backup that is damaged, cut short or of the other kind of
     database is refused before anything is changed."""
@@ -126,11 +129,15 @@ async def restore_backup(*, database_url: str, source: Path, force: bool = False
     if kind == "sqlite" and postgres:
         raise errors.InvalidInput(
             f"{source} is a backup of a SQLite database, but DATABASE_URL names a PostgreSQL database: "
-            "restore it where DATABASE_URL is sqlite:///...", code="wrong_kind_of_backup")
+            "restore it where DATABASE_URL is sqlite:///...",
+            code="wrong_kind_of_backup",
+        )
     if kind == "postgres" and not postgres:
         raise errors.InvalidInput(
             f"{source} is a PostgreSQL backup (pg_dump custom format), but DATABASE_URL names a SQLite "
-            "database: restore it where DATABASE_URL is postgresql://...", code="wrong_kind_of_backup")
+            "database: restore it where DATABASE_URL is postgresql://...",
+            code="wrong_kind_of_backup",
+        )
 
     def starting() -> None:  # once every check has passed
         if progress:
@@ -162,21 +169,29 @@ def backup_kind(path: Path) -> str:
     if not head:
         raise errors.InvalidInput(f"{path} is empty, not a backup.", code="not_a_backup")
     if head.startswith(b"\x1f\x8b"):
-        raise errors.InvalidInput(f"{path} is compressed with gzip: gunzip it, then restore the file that gives.",
-                                  code="not_a_backup")
+        raise errors.InvalidInput(
+            f"{path} is compressed with gzip: gunzip it, then restore the file that gives.", code="not_a_backup"
+        )
     if b"PostgreSQL database dump" in head:
-        raise errors.InvalidInput(f"{path} is a plain-text SQL dump, not a backup made by `lending backup` "
-                                  "(restore that kind with psql).", code="not_a_backup")
-    raise errors.InvalidInput(f"{path} is not a backup made by `lending backup`: it is neither a SQLite database "
-                              "nor a PostgreSQL custom-format dump.", code="not_a_backup")
+        raise errors.InvalidInput(
+            f"{path} is a plain-text SQL dump, not a backup made by `lending backup` (restore that kind with psql).",
+            code="not_a_backup",
+        )
+    raise errors.InvalidInput(
+        f"{path} is not a backup made by `lending backup`: it is neither a SQLite database "
+        "nor a PostgreSQL custom-format dump.",
+        code="not_a_backup",
+    )
 
 
 # --- files ---------------------------------------------------------------------------------------------
 
+
 def _check_target(target: Path, *, force: bool) -> None:
     if target.is_dir():
-        raise errors.InvalidInput(f"{target} is a folder: name the backup file to write in it, "
-                                  f"e.g. {target / 'lending.dump'}.")
+        raise errors.InvalidInput(
+            f"{target} is a folder: name the backup file to write in it, e.g. {target / 'lending.dump'}."
+        )
     if not target.parent.is_dir():
         raise errors.InvalidInput(f"The folder {target.parent} does not exist: create it first.")
     if target.exists() and not force:
@@ -184,8 +199,9 @@ def _check_target(target: Path, *, force: bool) -> None:
 
 
 def _target_exists(target: Path) -> errors.Conflict:
-    return errors.Conflict(f"{target} already exists: choose another name, or add --force to replace it.",
-                           code="backup_exists")
+    return errors.Conflict(
+        f"{target} already exists: choose another name, or add --force to replace it.", code="backup_exists"
+    )
 
 
 def _fsync(path: Path) -> None:
@@ -214,6 +230,7 @@ def _one_line(text: object) -> str:
 
 # --- SQLite --------------------------------------------------------------------------------------------
 
+
 def _existing_sqlite(database_url: str) -> Path:
     path = sqlite_path(database_url)
     if not path.is_file():
@@ -228,11 +245,19 @@ def _connect_sqlite(path: Path, *, read_only_file: bool = False) -> sqlite3.Conn
 
 
 def _sqlite_contents(connection: sqlite3.Connection) -> Contents:
-    names = [row[0] for row in connection.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%' ORDER BY name")]
+    names = [
+        row[0]
+        for row in connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%' ORDER BY name"
+        )
+    ]
     quoted = {name: '"' + name.replace('"', '""') + '"' for name in names}
-    return Contents({name: connection.execute(f"SELECT count(*) FROM {quoted[name]}").fetchone()[0]  # nosec B608: names from sqlite_master, quoted
-                     for name in names})
+    return Contents(
+        {
+            name: connection.execute(f"SELECT count(*) FROM {quoted[name]}").fetchone()[0]  # nosec B608: names from sqlite_master, quoted
+            for name in names
+        }
+    )
 
 
 def _sqlite_backup(source: Path, partial: Path, starting: Callable[[], None]) -> Contents:
@@ -280,18 +305,21 @@ def _check_sqlite_backup(path: Path) -> None:
         finally:
             connection.close()
     except sqlite3.DatabaseError as exc:
-        raise errors.InvalidInput(f"{path} is damaged ({_one_line(exc)}); nothing was restored.",
-                                  code="damaged_backup") from exc
+        raise errors.InvalidInput(
+            f"{path} is damaged ({_one_line(exc)}); nothing was restored.", code="damaged_backup"
+        ) from exc
     if check != ["ok"]:
-        raise errors.InvalidInput(f"{path} is damaged ({_one_line(check[0])}); nothing was restored.",
-                                  code="damaged_backup")
+        raise errors.InvalidInput(
+            f"{path} is damaged ({_one_line(check[0])}); nothing was restored.", code="damaged_backup"
+        )
     if not LENDING_TABLES <= names:
         raise errors.InvalidInput(f"{path} is a SQLite database, but not a backup of lending.", code="not_a_backup")
 
 
 def _incomplete(path: Path) -> errors.InvalidInput:
-    return errors.InvalidInput(f"{path} is incomplete (cut short while it was written or copied); "
-                               "nothing was restored.", code="damaged_backup")
+    return errors.InvalidInput(
+        f"{path} is incomplete (cut short while it was written or copied); nothing was restored.", code="damaged_backup"
+    )
 
 
 def _sqlite_accounts(path: Path) -> int:
@@ -305,8 +333,9 @@ def _sqlite_accounts(path: Path) -> int:
         finally:
             connection.close()
     except sqlite3.DatabaseError as exc:
-        raise errors.InvalidInput(f"DATABASE_URL names {path}, which is not a SQLite database "
-                                  f"({_one_line(exc)}); nothing was restored.") from exc
+        raise errors.InvalidInput(
+            f"DATABASE_URL names {path}, which is not a SQLite database ({_one_line(exc)}); nothing was restored."
+        ) from exc
 
 
 def _sqlite_restore(database_url: str, source: Path, force: bool, starting: Callable[[], None]) -> Contents:
@@ -341,17 +370,21 @@ def _sqlite_restore(database_url: str, source: Path, force: bool, starting: Call
             target.unlink(missing_ok=True)
         hint = "; is the app still running?" if "locked" in str(exc) else ""
         raise errors.Unavailable(
-            f"Could not restore into {target} ({_one_line(exc)}{hint}); nothing was changed.") from exc
+            f"Could not restore into {target} ({_one_line(exc)}{hint}); nothing was changed."
+        ) from exc
     return contents
 
 
 def _holds_accounts(what: str, accounts: int) -> errors.Conflict:
-    return errors.Conflict(f"{what} already holds {accounts} account{'s' if accounts != 1 else ''}: restoring "
-                           "would replace everything in it. Stop the app, then add --force to replace it.",
-                           code="database_not_empty")
+    return errors.Conflict(
+        f"{what} already holds {accounts} account{'s' if accounts != 1 else ''}: restoring "
+        "would replace everything in it. Stop the app, then add --force to replace it.",
+        code="database_not_empty",
+    )
 
 
 # --- PostgreSQL ----------------------------------------------------------------------------------------
+
 
 def _tool(name: str) -> str:
     found = shutil.which(name)
@@ -382,18 +415,23 @@ def _tool_env(password: str | None) -> dict[str, str]:
 async def _connect_postgres(database_url: str):
     import asyncpg
 
-
     try:
         return await asyncpg.connect(normalise_postgres_url(database_url), timeout=CONNECT_TIMEOUT_SECONDS)
     except Exception as exc:  # refused, unknown host, no such database, wrong password, timeout...
-        raise errors.Unavailable(f"Cannot reach the PostgreSQL database: {_one_line(exc) or type(exc).__name__}.",
-                                 code="database_unreachable") from exc
+        raise errors.Unavailable(
+            f"Cannot reach the PostgreSQL database: {_one_line(exc) or type(exc).__name__}.",
+            code="database_unreachable",
+        ) from exc
 
 
 async def _postgres_tables(connection) -> list[str]:
-    return [row["relname"] for row in await connection.fetch(
-        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE c.relkind IN ('r', 'p') AND n.nspname = current_schema() ORDER BY c.relname")]
+    return [
+        row["relname"]
+        for row in await connection.fetch(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relkind IN ('r', 'p') AND n.nspname = current_schema() ORDER BY c.relname"
+        )
+    ]
 
 
 async def _postgres_contents(connection) -> Contents:
@@ -407,8 +445,12 @@ async def _postgres_contents(connection) -> Contents:
 async def _run_tool(argv: list[str], *, password: str | None) -> tuple[int, str, str]:
     """Run pg_dump or pg_restore: its exit status, and what it printed on stdout and stderr."""
     process = await asyncio.create_subprocess_exec(
-        *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env=_tool_env(password))
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=_tool_env(password),
+    )
     try:
         stdout, stderr = await process.communicate()
     except BaseException:  # interrupted: do not leave it writing
@@ -428,8 +470,7 @@ def _tool_problem(stderr: str) -> str:
     return _one_line(chosen)
 
 
-async def _postgres_backup(database_url: str, partial: Path, pg_dump: str,
-                           starting: Callable[[], None]) -> Contents:
+async def _postgres_backup(database_url: str, partial: Path, pg_dump: str, starting: Callable[[], None]) -> Contents:
     dsn, password = _postgres_dsn(database_url)
     connection = await _connect_postgres(database_url)
     starting()
@@ -438,21 +479,31 @@ async def _postgres_backup(database_url: str, partial: Path, pg_dump: str,
             snapshot = await connection.fetchval("SELECT pg_export_snapshot()")
             contents = await _postgres_contents(connection)
             status, _, stderr = await _run_tool(
-                [pg_dump, "--format=custom", "--no-owner", "--no-privileges", "--no-password",
-                 f"--snapshot={snapshot}", f"--file={partial}", f"--dbname={dsn}"], password=password)
+                [
+                    pg_dump,
+                    "--format=custom",
+                    "--no-owner",
+                    "--no-privileges",
+                    "--no-password",
+                    f"--snapshot={snapshot}",
+                    f"--file={partial}",
+                    f"--dbname={dsn}",
+                ],
+                password=password,
+            )
     finally:
         await connection.close()
     if status != 0:
-        raise errors.Unavailable(f"pg_dump failed, so no backup was written: {_tool_problem(stderr)}.",
-                                 code="backup_failed")
+        raise errors.Unavailable(
+            f"pg_dump failed, so no backup was written: {_tool_problem(stderr)}.", code="backup_failed"
+        )
     return contents
 
 
 TOC_TABLE = re.compile(r"^\d+; \d+ \d+ TABLE (\S+) (\S+) ")
 
 
-async def _postgres_restore(database_url: str, source: Path, *, force: bool,
-                            starting: Callable[[], None]) -> Contents:
+async def _postgres_restore(database_url: str, source: Path, *, force: bool, starting: Callable[[], None]) -> Contents:
     pg_restore = _tool("pg_restore")
     # Read the whole file first (into nothing): a damaged or cut-short backup is refused here,
     # before the database is touched.
@@ -460,8 +511,9 @@ async def _postgres_restore(database_url: str, source: Path, *, force: bool,
     if status == 0:
         status, _, stderr = await _run_tool([pg_restore, f"--file={os.devnull}", str(source)], password=None)
     if status != 0:
-        raise errors.InvalidInput(f"{source} is damaged or incomplete ({_tool_problem(stderr)}); nothing was restored.",
-                                  code="damaged_backup")
+        raise errors.InvalidInput(
+            f"{source} is damaged or incomplete ({_tool_problem(stderr)}); nothing was restored.", code="damaged_backup"
+        )
     in_backup = {match.group(2) for line in listing.splitlines() if (match := TOC_TABLE.match(line))}
     if not LENDING_TABLES <= in_backup:
         raise errors.InvalidInput(f"{source} is a PostgreSQL backup, but not of lending.", code="not_a_backup")
@@ -481,19 +533,32 @@ async def _postgres_restore(database_url: str, source: Path, *, force: bool,
         raise errors.Conflict(
             f"The PostgreSQL database has tables that {source} has not ({shown}), probably made by a newer "
             "version of lending: restore into an empty database instead (see docs/deploy.md); nothing was restored.",
-            code="database_newer")
+            code="database_newer",
+        )
 
     starting()
     dsn, password = _postgres_dsn(database_url)
     status, _, stderr = await _run_tool(
-        [pg_restore, "--clean", "--if-exists", "--no-owner", "--no-privileges", "--single-transaction",
-         "--exit-on-error", "--no-password", f"--dbname={dsn}", str(source)], password=password)
+        [
+            pg_restore,
+            "--clean",
+            "--if-exists",
+            "--no-owner",
+            "--no-privileges",
+            "--single-transaction",
+            "--exit-on-error",
+            "--no-password",
+            f"--dbname={dsn}",
+            str(source),
+        ],
+        password=password,
+    )
     if status != 0:
-        raise errors.Unavailable(f"pg_restore failed, so nothing was changed: {_tool_problem(stderr)}.",
-                                 code="restore_failed")
+        raise errors.Unavailable(
+            f"pg_restore failed, so nothing was changed: {_tool_problem(stderr)}.", code="restore_failed"
+        )
     connection = await _connect_postgres(database_url)
     try:
         return await _postgres_contents(connection)
     finally:
         await connection.close()
-

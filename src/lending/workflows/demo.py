@@ -1,5 +1,5 @@
 """A demo venue to try the app with: one account per role, a referring organisation, sites
-and a catalogue with placeholder photos. Later issues add loans and referrals. Running it
+a catalogue with placeholder photos, some loans, and referrals in every state. Running it
 twice changes nothing."""
 
 from __future__ import annotations
@@ -58,15 +58,20 @@ async def load(*, progress: Callable[[str], None] = print, force: bool = False) 
         if await Account.exists().where(Account.email == email).run():
             continue
         organisation = SECOND_ORGANISATION if email.startswith("linkworker2") else ORGANISATION
-        await members.create_account(name=name, email=email, role=role, password=password,
-                                     organisation=organisation if role == "link_worker" else None)
+        await members.create_account(
+            name=name,
+            email=email,
+            role=role,
+            password=password,
+            organisation=organisation if role == "link_worker" else None,
+        )
         progress(f"Added {role.replace('_', ' ')} {name}.")
     await _load_catalogue(progress)
     await _load_memberships(progress)
     await _load_lending(progress)
     await _load_referrals(progress)
     progress("\nDemo sign-ins (email / password):")
-    for email, name, role, password in ACCOUNTS:
+    for email, _name, role, password in ACCOUNTS:
         progress(f"  {role.replace('_', ' '):<12} {email:<28} {password}")
 
 
@@ -75,47 +80,111 @@ SITES = [("Canton Library", "Library Street, Cardiff CF5 1QJ"), ("Grangetown Hub
 # category path -> [(name, description, safety notes, parts, value in pounds, copies)]
 CATALOGUE: dict[str, list[tuple[str, str, str, str, str, int]]] = {
     "Tools › Power tools": [
-        ("Cordless drill", "18V drill driver with two batteries, for walls, wood and flat-pack.",
-         "Wear eye protection. Check for cables and pipes before drilling into walls.",
-         "Drill\nCharger\nBattery x2\nDrill bit set", "89", 3),
-        ("Jigsaw", "Cuts curves and straight lines in wood up to 60 mm.", "Wear eye protection; unplug to change blades.",
-         "Jigsaw\nBlade x3", "60", 1),
-        ("Orbital sander", "For smoothing wood before painting.", "Wear a dust mask.", "Sander\nSanding sheets x10",
-         "45", 2),
-        ("Hammer drill", "SDS drill for masonry and concrete.", "Wear ear and eye protection.",
-         "Drill\nSide handle\nMasonry bits", "120", 1),
+        (
+            "Cordless drill",
+            "18V drill driver with two batteries, for walls, wood and flat-pack.",
+            "Wear eye protection. Check for cables and pipes before drilling into walls.",
+            "Drill\nCharger\nBattery x2\nDrill bit set",
+            "89",
+            3,
+        ),
+        (
+            "Jigsaw",
+            "Cuts curves and straight lines in wood up to 60 mm.",
+            "Wear eye protection; unplug to change blades.",
+            "Jigsaw\nBlade x3",
+            "60",
+            1,
+        ),
+        (
+            "Orbital sander",
+            "For smoothing wood before painting.",
+            "Wear a dust mask.",
+            "Sander\nSanding sheets x10",
+            "45",
+            2,
+        ),
+        (
+            "Hammer drill",
+            "SDS drill for masonry and concrete.",
+            "Wear ear and eye protection.",
+            "Drill\nSide handle\nMasonry bits",
+            "120",
+            1,
+        ),
     ],
     "Tools › Hand tools": [
         ("Socket set", "Metric sockets 4–32 mm with ratchet.", "", "Case\nRatchet\nSockets", "35", 2),
         ("Spirit level (120 cm)", "For shelves and picture rails.", "", "", "20", 2),
         ("Stud finder", "Finds wood studs and live wires behind plasterboard.", "", "Stud finder\n9V battery", "25", 1),
-        ("Wallpaper stripper", "Steam stripper for old wallpaper.", "Hot steam: keep hands clear of the plate.",
-         "Stripper\nSteam plate\nHose", "40", 1),
+        (
+            "Wallpaper stripper",
+            "Steam stripper for old wallpaper.",
+            "Hot steam: keep hands clear of the plate.",
+            "Stripper\nSteam plate\nHose",
+            "40",
+            1,
+        ),
     ],
     "Garden": [
-        ("Hedge trimmer", "Electric, 55 cm blade.", "Use with an RCD. Wear gloves and goggles.", "Trimmer\nBlade cover",
-         "70", 2),
-        ("Lawn mower", "Electric rotary mower, 34 cm.", "Use with an RCD; unplug before clearing the blade.",
-         "Mower\nGrass box", "110", 1),
-        ("Pressure washer", "For patios, cars and bikes.", "Never point at people or animals.",
-         "Washer\nLance\nPatio cleaner", "130", 1),
+        (
+            "Hedge trimmer",
+            "Electric, 55 cm blade.",
+            "Use with an RCD. Wear gloves and goggles.",
+            "Trimmer\nBlade cover",
+            "70",
+            2,
+        ),
+        (
+            "Lawn mower",
+            "Electric rotary mower, 34 cm.",
+            "Use with an RCD; unplug before clearing the blade.",
+            "Mower\nGrass box",
+            "110",
+            1,
+        ),
+        (
+            "Pressure washer",
+            "For patios, cars and bikes.",
+            "Never point at people or animals.",
+            "Washer\nLance\nPatio cleaner",
+            "130",
+            1,
+        ),
         ("Wheelbarrow", "90 litre.", "", "", "50", 2),
         ("Leaf blower", "Blows and vacuums leaves.", "Wear ear protection.", "Blower\nCollection bag", "55", 1),
     ],
     "Home": [
-        ("Carpet cleaner", "Deep cleans carpets and upholstery.", "Unplug before emptying the tanks.",
-         "Cleaner\nUpholstery tool\nHose", "150", 2),
-        ("Sewing machine", "Straight and zigzag stitch; good for mending and curtains.", "",
-         "Machine\nFoot pedal\nBobbins x4\nManual", "120", 2),
+        (
+            "Carpet cleaner",
+            "Deep cleans carpets and upholstery.",
+            "Unplug before emptying the tanks.",
+            "Cleaner\nUpholstery tool\nHose",
+            "150",
+            2,
+        ),
+        (
+            "Sewing machine",
+            "Straight and zigzag stitch; good for mending and curtains.",
+            "",
+            "Machine\nFoot pedal\nBobbins x4\nManual",
+            "120",
+            2,
+        ),
         ("Dehumidifier", "10 litre a day, for damp rooms and drying washing.", "", "Dehumidifier", "140", 1),
         ("Steam cleaner", "For floors, tiles and ovens.", "Hot steam.", "Cleaner\nNozzles", "60", 1),
-        ("Step ladder (3 tread)", "For painting and changing bulbs.", "Check the locking bar before climbing.", "",
-         "40", 2),
+        (
+            "Step ladder (3 tread)",
+            "For painting and changing bulbs.",
+            "Check the locking bar before climbing.",
+            "",
+            "40",
+            2,
+        ),
     ],
     "Kitchen": [
         ("Slow cooker", "6.5 litre.", "", "Pot\nLid\nBase", "30", 1),
-        ("Stand mixer", "With whisk, beater and dough hook.", "", "Mixer\nBowl\nWhisk\nBeater\nDough hook", "180",
-         1),
+        ("Stand mixer", "With whisk, beater and dough hook.", "", "Mixer\nBowl\nWhisk\nBeater\nDough hook", "180", 1),
         ("Dehydrator", "For fruit, herbs and jerky.", "", "Dehydrator\nTrays x5", "50", 1),
         ("Pasta maker", "Hand-cranked.", "", "Machine\nClamp\nHandle", "35", 1),
     ],
@@ -126,8 +195,14 @@ CATALOGUE: dict[str, list[tuple[str, str, str, str, str, int]]] = {
         ("Bike pump", "Track pump with gauge; Presta and Schrader.", "", "", "25", 1),
     ],
     "Events": [
-        ("Gazebo (3 x 3 m)", "Pop-up gazebo with sides.", "Weigh down in wind.", "Frame\nRoof\nSides x4\nPegs",
-         "90", 1),
+        (
+            "Gazebo (3 x 3 m)",
+            "Pop-up gazebo with sides.",
+            "Weigh down in wind.",
+            "Frame\nRoof\nSides x4\nPegs",
+            "90",
+            1,
+        ),
         ("Urn (20 litre)", "Hot water urn for events.", "Hot water.", "", "65", 1),
         ("PA speaker", "Portable speaker with microphone.", "", "Speaker\nMicrophone\nLead", "150", 1),
         ("Folding tables (set of 2)", "", "", "", "60", 1),
@@ -163,9 +238,17 @@ async def _load_catalogue(progress: Callable[[str], None]) -> None:
             done += 1
             if await ItemGroup.exists().where(ItemGroup.name == name).run():
                 continue
-            details = ItemDetails(name=name, description=description, category_id=categories[path],
-                                  safety_notes=safety, parts=parts, replacement_value=value, loan_days=7,
-                                  site_id=site_ids[done % len(site_ids)], donor="Demo donor" if done % 3 else "")
+            details = ItemDetails(
+                name=name,
+                description=description,
+                category_id=categories[path],
+                safety_notes=safety,
+                parts=parts,
+                replacement_value=value,
+                loan_days=7,
+                site_id=site_ids[done % len(site_ids)],
+                donor="Demo donor" if done % 3 else "",
+            )
             first = await catalog.add_item(details=details)
             await catalog.add_photo(code=first.code, data=photos.placeholder_photo(name, seed=done))
             for _ in range(copies - 1):
@@ -174,16 +257,39 @@ async def _load_catalogue(progress: Callable[[str], None]) -> None:
 
 
 TIERS = [
-    TierInput(name="Pay what you can", position=0, interval="one_off", min_pence=100, max_pence=10000,
-              allow_free=True, suggested=[0, 500, 1500, 3000], gift_aid=True,
-              description="Choose what you can afford for a year's membership, including nothing. Nobody asks "
-                          "why: what members pay and pay forward keeps the library open to everyone."),
-    TierInput(name="Monthly supporter", position=1, interval="month", min_pence=100, max_pence=5000,
-              suggested=[200, 500, 1000], loan_limit=5,
-              description="A small amount every month, stopped whenever you like."),
-    TierInput(name="Concession", position=2, interval="one_off", min_pence=0, max_pence=0, allow_free=True,
-              public=False, offer_pay_forward=False,
-              description="Free membership arranged at the counter."),
+    TierInput(
+        name="Pay what you can",
+        position=0,
+        interval="one_off",
+        min_pence=100,
+        max_pence=10000,
+        allow_free=True,
+        suggested=[0, 500, 1500, 3000],
+        gift_aid=True,
+        description="Choose what you can afford for a year's membership, including nothing. Nobody asks "
+        "why: what members pay and pay forward keeps the library open to everyone.",
+    ),
+    TierInput(
+        name="Monthly supporter",
+        position=1,
+        interval="month",
+        min_pence=100,
+        max_pence=5000,
+        suggested=[200, 500, 1000],
+        loan_limit=5,
+        description="A small amount every month, stopped whenever you like.",
+    ),
+    TierInput(
+        name="Concession",
+        position=2,
+        interval="one_off",
+        min_pence=0,
+        max_pence=0,
+        allow_free=True,
+        public=False,
+        offer_pay_forward=False,
+        description="Free membership arranged at the counter.",
+    ),
 ]
 
 AGREEMENT = (
@@ -212,9 +318,11 @@ async def _load_memberships(progress: Callable[[str], None]) -> None:
         await memberships.publish_agreement(body=AGREEMENT, body_cy=AGREEMENT_CY)
         progress("Published the borrowing agreement.")
     volunteer = await Account.select(Account.id).where(Account.email == "volunteer@demo.example").first().run()
-    plans = [("member@demo.example", "Pay what you can", 1500, 500, True),
-             ("member2@demo.example", "Pay what you can", 0, 0, False),
-             ("member3@demo.example", "Monthly supporter", None, 0, False)]
+    plans = [
+        ("member@demo.example", "Pay what you can", 1500, 500, True),
+        ("member2@demo.example", "Pay what you can", 0, 0, False),
+        ("member3@demo.example", "Monthly supporter", None, 0, False),
+    ]
     for email, tier_name, amount, forward, gift_aid in plans:
         member = await Account.select(Account.id, Account.name).where(Account.email == email).first().run()
         if member is None or await Membership.exists().where(Membership.member == member["id"]).run():
@@ -223,14 +331,25 @@ async def _load_memberships(progress: Callable[[str], None]) -> None:
         if amount is None:
             # Chose to pay monthly online, but this demo has no Stripe: it waits for the counter.
             agreement = await memberships.current_agreement()
-            await memberships.start_membership(member_id=member["id"], tier=tier.id, amount=300,
-                                               agreement_version=agreement.version if agreement else None,
-                                               gateway=memberships.NO_GATEWAY, base_url="", public_only=False)
+            await memberships.start_membership(
+                member_id=member["id"],
+                tier=tier.id,
+                amount=300,
+                agreement_version=agreement.version if agreement else None,
+                gateway=memberships.NO_GATEWAY,
+                base_url="",
+                public_only=False,
+            )
         else:
             await memberships.record_counter_payment(
-                member_id=member["id"], tier=tier.id, amount=amount, forward=forward, method="cash",
+                member_id=member["id"],
+                tier=tier.id,
+                amount=amount,
+                forward=forward,
+                method="cash",
                 gift_aid=GiftAid(full_name=member["name"], house="12", postcode="CF5 1QJ") if gift_aid else None,
-                actor_id=volunteer["id"] if volunteer else None)
+                actor_id=volunteer["id"] if volunteer else None,
+            )
         progress(f"Membership for {member['name']}: {tier_name}.")
 
 
@@ -239,23 +358,34 @@ async def _load_lending(progress: Callable[[str], None]) -> None:
     with Sam (so the desk shows why Sam cannot borrow more) and Alex waiting for it."""
     from datetime import date, timedelta
 
-
     if not (await venues.calendar(fresh=True)).sessions:
-        await venues.set_hours(timezone_name="Europe/London",
-                               hours={1: "10:00-13:00, 14:00-17:00", 3: "10:00-13:00, 14:00-19:00", 5: "10:00-16:00"})
+        await venues.set_hours(
+            timezone_name="Europe/London",
+            hours={1: "10:00-13:00, 14:00-17:00", 3: "10:00-13:00, 14:00-19:00", 5: "10:00-16:00"},
+        )
         year = clock.now().year
         await venues.add_closure(starts_on=date(year, 12, 24), ends_on=date(year + 1, 1, 1), reason="Christmas")
         progress("Set the opening hours and a Christmas closure.")
     if not (await venues.settings(fresh=True)).set_up:
-        await venue_details.save_venue_details(details=venues.rules.VenueDetails(
-            name="Cardiff Library of Things", email="hello@demo.example", phone="029 2000 0000",
-            address="Library Street, Cardiff CF5 1QJ", website="https://library.demo.example"))
+        await venue_details.save_venue_details(
+            details=venues.rules.VenueDetails(
+                name="Cardiff Library of Things",
+                email="hello@demo.example",
+                phone="029 2000 0000",
+                address="Library Street, Cardiff CF5 1QJ",
+                website="https://library.demo.example",
+            )
+        )
         hub = await Site.select(Site.id).where(Site.name == "Grangetown Hub").first().run()
         if hub:
             await venues.set_hours(site_id=hub["id"], hours={2: "16:00-19:00", 5: "10:00-13:00"})
             year = clock.now().year
-            await venues.add_closure(site_id=hub["id"], starts_on=date(year + 1, 2, 16), ends_on=date(year + 1, 2, 20),
-                                     reason="Half-term: the hub is closed")
+            await venues.add_closure(
+                site_id=hub["id"],
+                starts_on=date(year + 1, 2, 16),
+                ends_on=date(year + 1, 2, 20),
+                reason="Half-term: the hub is closed",
+            )
         progress("Named the venue; the Grangetown Hub has its own hours.")
     if await Loan.count().run():
         return
@@ -264,17 +394,30 @@ async def _load_lending(progress: Callable[[str], None]) -> None:
     sam = await Account.select(Account.id).where(Account.email == "member2@demo.example").first().run()
     if not (volunteer and alex and sam):
         return
-    available = [row["code"] for row in await Item.select(Item.code).where(Item.status == "available").order_by(
-        Item.id).limit(3).run()]
+    available = [
+        row["code"]
+        for row in await Item.select(Item.code).where(Item.status == "available").order_by(Item.id).limit(3).run()
+    ]
     if len(available) < 2:
         return
     now = clock.now()
-    [past] = await loans.check_out(member_id=alex["id"], item_codes=[available[0]], actor_id=volunteer["id"],
-                                   via="cli", lent_at=now - timedelta(days=20))
-    await loans.check_in(loan_id=past.id, returned_at=now - timedelta(days=14), condition="good",
-                         actor_id=volunteer["id"], via="cli")
-    await loans.check_out(member_id=sam["id"], item_codes=[available[1]], actor_id=volunteer["id"], via="cli",
-                          lent_at=now - timedelta(days=12))
+    [past] = await loans.check_out(
+        member_id=alex["id"],
+        item_codes=[available[0]],
+        actor_id=volunteer["id"],
+        via="cli",
+        lent_at=now - timedelta(days=20),
+    )
+    await loans.check_in(
+        loan_id=past.id, returned_at=now - timedelta(days=14), condition="good", actor_id=volunteer["id"], via="cli"
+    )
+    await loans.check_out(
+        member_id=sam["id"],
+        item_codes=[available[1]],
+        actor_id=volunteer["id"],
+        via="cli",
+        lent_at=now - timedelta(days=12),
+    )
     await loans.place_hold(member_id=alex["id"], item_code=available[1], via="cli")
     progress("Lent a few things: Sam has one overdue, Alex is waiting for it.")
 
@@ -284,12 +427,12 @@ async def _load_referrals(progress: Callable[[str], None]) -> None:
     organisations: issued, redeemed (with a first loan), expired, withdrawn and completed."""
     from datetime import timedelta
 
-
     settings = await referrals.settings()
     if settings.tier_id is None:
         tier = next(t for t in await memberships.list_tiers(include_inactive=True) if t.name == "Concession")
-        await referrals.save_settings(tier_id=tier.id, months_options="3, 6, 12", redeem_days="60",
-                                      erase_after_days="365")
+        await referrals.save_settings(
+            tier_id=tier.id, months_options="3, 6, 12", redeem_days="60", erase_after_days="365"
+        )
     if await Referral.count().run():
         return
     lowri = await members.account_by_email(email="linkworker@demo.example")
@@ -297,8 +440,15 @@ async def _load_referrals(progress: Callable[[str], None]) -> None:
     today = clock.now().date()
 
     def person(name: str, **changes) -> rules.Details:
-        values = dict(name=name, contact_route="through_me", months=6, redeem_by=today + timedelta(days=45),
-                      consent_referral=True, consent_share=True, need_category="connection")
+        values = dict(
+            name=name,
+            contact_route="through_me",
+            months=6,
+            redeem_by=today + timedelta(days=45),
+            consent_referral=True,
+            consent_share=True,
+            need_category="connection",
+        )
         values.update(changes)
         return rules.Details(**values)
 
@@ -307,11 +457,13 @@ async def _load_referrals(progress: Callable[[str], None]) -> None:
     old = await referrals.issue_referral(issuer=lowri, details=person("Megan", consent_share=False))
     gone = await referrals.issue_referral(issuer=huw, details=person("Owen"))
     done = await referrals.issue_referral(issuer=huw, details=person("Ceri", months=3, need_category="money"))
-    rhian = await members.create_account(name="Rhian Hughes", email="rhian@demo.example", role="member",
-                                         password="demo-member4")
+    rhian = await members.create_account(
+        name="Rhian Hughes", email="rhian@demo.example", role="member", password="demo-member4"
+    )
     await referrals.redeem(code=used.code, member_id=rhian.id, address="demo")
-    ceri = await members.create_account(name="Ceri Price", email="ceri@demo.example", role="member",
-                                        password="demo-member5")
+    ceri = await members.create_account(
+        name="Ceri Price", email="ceri@demo.example", role="member", password="demo-member5"
+    )
     await referrals.redeem(code=done.code, member_id=ceri.id, address="demo")
     await referrals.withdraw(viewer=huw, code=gone.code)
     # Time passes for two of them: Megan's code was never used; Ceri's free months have ended.
@@ -319,7 +471,9 @@ async def _load_referrals(progress: Callable[[str], None]) -> None:
     await Referral.update({Referral.ends_at: clock.now() - timedelta(days=1)}).where(Referral.code == done.code).run()
     await referrals.sweep()
 
-    free = await Item.select(Item.code).where(Item.status == "available").order_by(Item.id, ascending=False).first().run()
+    free = (
+        await Item.select(Item.code).where(Item.status == "available").order_by(Item.id, ascending=False).first().run()
+    )
     if free:
         volunteer = await members.account_by_email(email="volunteer@demo.example")
         await loans.check_out(member_id=rhian.id, item_codes=[free["code"]], actor_id=volunteer.id, via="cli")

@@ -31,9 +31,17 @@ def forget() -> None:
     _started = False
 
 
-async def start(*, name: str, email: str, password: str, venue_name: str = "", timezone: str = rules.DEFAULT_TIMEZONE,
-                languages: tuple[str, ...] = ("en", "cy"), setup_file: bytes | None = None,
-                language: str = "en") -> tuple[members.AccountView, str]:
+async def start(
+    *,
+    name: str,
+    email: str,
+    password: str,
+    venue_name: str = "",
+    timezone: str = rules.DEFAULT_TIMEZONE,
+    languages: tuple[str, ...] = ("en", "cy"),
+    setup_file: bytes | None = None,
+    language: str = "en",
+) -> tuple[members.AccountView, str]:
     """Create the first coordinator and the venue; returns the account and a session token.
     With ``setup_file`` the venue comes from it (its own name and settings); else from
     ``venue_name``, ``timezone`` and ``languages``."""
@@ -41,17 +49,21 @@ async def start(*, name: str, email: str, password: str, venue_name: str = "", t
     checked = setup_file.check_text(setup_file) if setup_file else None
     details = rules.VenueDetails(name=venue_name.strip(), timezone=timezone.strip(), languages=languages)
     if checked is None and (problems := rules.details_problems(details, label_templates=tuple(TEMPLATES))):
-        raise errors.InvalidInput(_l("Some of the venue's details need correcting."), code="invalid_venue",
-                                  errors=problems)
+        raise errors.InvalidInput(
+            _l("Some of the venue's details need correcting."), code="invalid_venue", errors=problems
+        )
     async with db.transaction(write=True):
         if db.is_postgres():  # two first visitors at the same moment: one of them waits, then finds a coordinator
             await Account.raw("SELECT pg_advisory_xact_lock(7270001)").run()
         if await Account.exists().where(Account.role == Role.coordinator.value).run():
-            raise errors.Conflict(_l("This library has been set up already. Sign in instead."),
-                                  code="already_set_up")
-        account = await members.create_account(name=name, email=email, role=Role.coordinator.value,
-                                               password=password, language=language if language in i18n.LANGUAGES
-                                               else "en")
+            raise errors.Conflict(_l("This library has been set up already. Sign in instead."), code="already_set_up")
+        account = await members.create_account(
+            name=name,
+            email=email,
+            role=Role.coordinator.value,
+            password=password,
+            language=language if language in i18n.LANGUAGES else "en",
+        )
         if setup_file:
             await setup_file.import_text(setup_file, actor_id=account.id)
         else:

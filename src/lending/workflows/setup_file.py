@@ -30,13 +30,29 @@ from lending.workflows import setup_file_rules
 
 _POLICY_FIELDS = (*(name for name in setup_file_rules.loan_rules.POLICY_BOUNDS), "fees_enabled")
 _BATCH = 500  # rows per INSERT (SQLite allows 32,766 parameters; a thing has 9)
-_TIER_FIELDS = ("name", "description", "suggested_pence", "min_pence", "max_pence", "allow_free", "interval",
-                "offer_pay_forward", "gift_aid", "loan_limit", "loan_days", "public", "active")
+_TIER_FIELDS = (
+    "name",
+    "description",
+    "suggested_pence",
+    "min_pence",
+    "max_pence",
+    "allow_free",
+    "interval",
+    "offer_pay_forward",
+    "gift_aid",
+    "loan_limit",
+    "loan_days",
+    "public",
+    "active",
+)
 
 
 def _closure_out(closure: rules.Closure) -> dict:
-    return {"starts_on": closure.starts_on.isoformat(), "ends_on": closure.ends_on.isoformat(),
-            "reason": closure.reason}
+    return {
+        "starts_on": closure.starts_on.isoformat(),
+        "ends_on": closure.ends_on.isoformat(),
+        "reason": closure.reason,
+    }
 
 
 async def export_setup(*, include_catalogue: bool = False, actor_id: int | None = None) -> dict:
@@ -52,9 +68,14 @@ async def export_setup(*, include_catalogue: bool = False, actor_id: int | None 
     sites = []
     for row in await Site.select(Site.id, Site.name, Site.address).order_by(Site.name).run():
         own = snap.sessions.get(row["id"])
-        sites.append({"name": row["name"], "address": row["address"],
-                      "hours": setup_file_rules.weekday_hours(own) if own else None,
-                      "closures": upcoming(snap.closures.get(row["id"], ()))})
+        sites.append(
+            {
+                "name": row["name"],
+                "address": row["address"],
+                "hours": setup_file_rules.weekday_hours(own) if own else None,
+                "closures": upcoming(snap.closures.get(row["id"], ())),
+            }
+        )
     policy = await LoanPolicy.select().order_by(LoanPolicy.id).first().run()
     defaults = setup_file_rules.loan_rules.Policy()
     tiers = []
@@ -71,33 +92,50 @@ async def export_setup(*, include_catalogue: bool = False, actor_id: int | None 
         "format": setup_file_rules.FORMAT,
         "version": setup_file_rules.VERSION,
         "venue": {
-            "name": settings.name, "timezone": settings.timezone, "currency": settings.currency,
-            "email": settings.email, "phone": settings.phone, "address": settings.address,
-            "website": settings.website, "colour": settings.colour, "languages": list(settings.languages),
+            "name": settings.name,
+            "timezone": settings.timezone,
+            "currency": settings.currency,
+            "email": settings.email,
+            "phone": settings.phone,
+            "address": settings.address,
+            "website": settings.website,
+            "colour": settings.colour,
+            "languages": list(settings.languages),
             "label_template": settings.label_template,
             "logo_png_base64": base64.b64encode(logo).decode("ascii") if logo else None,
         },
         "hours": setup_file_rules.weekday_hours(snap.sessions.get(None, ())),
         "closures": upcoming(snap.closures.get(None, ())),
         "sites": sites,
-        "loan_policy": {name: (bool(policy[name]) if name == "fees_enabled" else policy[name]) if policy
-                        else getattr(defaults, name) for name in _POLICY_FIELDS},
+        "loan_policy": {
+            name: (bool(policy[name]) if name == "fees_enabled" else policy[name])
+            if policy
+            else getattr(defaults, name)
+            for name in _POLICY_FIELDS
+        },
         "membership_tiers": tiers,
-        "referral_settings": None if referral is None else {
+        "referral_settings": None
+        if referral is None
+        else {
             "tier": tier_names.get(referral["tier"]),
             "months_options": [int(m) for m in referral["months_options"].split(",") if m.strip().isdigit()],
-            "redeem_days": referral["redeem_days"], "erase_after_days": referral["erase_after_days"]},
+            "redeem_days": referral["redeem_days"],
+            "erase_after_days": referral["erase_after_days"],
+        },
         "categories": [],
-        "agreements": [{"version": row["version"], "body": row["body"], "body_cy": row["body_cy"]}
-                       for row in await Agreement.select().order_by(Agreement.version).run()],
-        "email_templates": [{"kind": row["kind"], "language": row["language"], "subject": row["subject"],
-                             "body": row["body"]}
-                            for row in await EmailTemplate.select().order_by(EmailTemplate.kind).order_by(
-                                EmailTemplate.language).run()],
+        "agreements": [
+            {"version": row["version"], "body": row["body"], "body_cy": row["body_cy"]}
+            for row in await Agreement.select().order_by(Agreement.version).run()
+        ],
+        "email_templates": [
+            {"kind": row["kind"], "language": row["language"], "subject": row["subject"], "body": row["body"]}
+            for row in await EmailTemplate.select().order_by(EmailTemplate.kind).order_by(EmailTemplate.language).run()
+        ],
     }
     paths, loan_days = await _category_paths()
-    document["categories"] = [{"path": list(path), "loan_days": loan_days[category_id]}
-                              for category_id, path in paths.items()]
+    document["categories"] = [
+        {"path": list(path), "loan_days": loan_days[category_id]} for category_id, path in paths.items()
+    ]
     if include_catalogue:
         copies: dict[int, int] = {}
         for row in await Item.select(Item.item_group).where(Item.status != "retired").run():
@@ -106,15 +144,25 @@ async def export_setup(*, include_catalogue: bool = False, actor_id: int | None 
         for row in await ItemGroup.select().run():
             parts = row["parts"]
             parts = json.loads(parts) if isinstance(parts, str) else (parts or [])
-            things.append({"name": row["name"],
-                           "category": list(paths[row["category"]]) if row["category"] in paths else None,
-                           "description": row["description"], "safety_notes": row["safety_notes"],
-                           "parts": [str(p) for p in parts], "loan_days": row["loan_days"],
-                           "copies": max(copies.get(row["id"], 0), row["wanted"])})
+            things.append(
+                {
+                    "name": row["name"],
+                    "category": list(paths[row["category"]]) if row["category"] in paths else None,
+                    "description": row["description"],
+                    "safety_notes": row["safety_notes"],
+                    "parts": [str(p) for p in parts],
+                    "loan_days": row["loan_days"],
+                    "copies": max(copies.get(row["id"], 0), row["wanted"]),
+                }
+            )
         document["catalogue"] = sorted(things, key=lambda t: (t["name"].casefold(), t["name"], t["description"]))
     if actor_id is not None:
-        await audit.record(action="venue.export", actor_id=actor_id, subject="venue",
-                           detail="with catalogue" if include_catalogue else "")
+        await audit.record(
+            action="venue.export",
+            actor_id=actor_id,
+            subject="venue",
+            detail="with catalogue" if include_catalogue else "",
+        )
     return document
 
 
@@ -140,6 +188,7 @@ async def export_text(*, include_catalogue: bool = False, actor_id: int | None =
 
 # --- import ---------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class ImportResult:
     venue_name: str
@@ -150,8 +199,11 @@ def _invalid(problems: list[tuple[str, str]]) -> errors.InvalidInput:
     report: dict[str, str] = {}
     for where, message in problems:
         report[where] = f"{report[where]} {message}" if where in report else message
-    return errors.InvalidInput(_l("The setup file has %(count)d problem(s); nothing was imported.",
-                                  count=len(problems)), code="invalid_setup", errors=report)
+    return errors.InvalidInput(
+        _l("The setup file has %(count)d problem(s); nothing was imported.", count=len(problems)),
+        code="invalid_setup",
+        errors=report,
+    )
 
 
 def check_text(text: str | bytes) -> setup_file_rules.Setup:
@@ -184,39 +236,64 @@ async def import_text(text: str | bytes, *, actor_id: int | None = None) -> Impo
     setup = check_text(text)
     async with db.transaction(write=True):
         if await is_set_up():
-            raise errors.Conflict(_l("This venue is already set up, so a setup file cannot be imported into it. "
-                                     "Start from a setup on a new, empty installation."),
-                                  code="venue_already_set_up")
+            raise errors.Conflict(
+                _l(
+                    "This venue is already set up, so a setup file cannot be imported into it. "
+                    "Start from a setup on a new, empty installation."
+                ),
+                code="venue_already_set_up",
+            )
         await _write(setup)
-        await audit.record(action="venue.import", actor_id=actor_id, subject="venue",
-                           detail=", ".join(f"{k}={v}" for k, v in setup.counts.items()))
+        await audit.record(
+            action="venue.import",
+            actor_id=actor_id,
+            subject="venue",
+            detail=", ".join(f"{k}={v}" for k, v in setup.counts.items()),
+        )
     venues.forget_cache()
     return ImportResult(venue_name=setup.venue.name, counts=setup.counts)
 
 
 def _sessions_rows(sessions, site_id: int | None) -> list[OpeningSession]:
-    return [OpeningSession(site=site_id, weekday=s.weekday, opens=s.opens.strftime("%H:%M"),
-                           closes=s.closes.strftime("%H:%M")) for s in sessions]
+    return [
+        OpeningSession(
+            site=site_id, weekday=s.weekday, opens=s.opens.strftime("%H:%M"), closes=s.closes.strftime("%H:%M")
+        )
+        for s in sessions
+    ]
 
 
 def _closure_rows(closures, site_id: int | None, now) -> list[Closure]:
-    return [Closure(site=site_id, starts_on=c.starts_on, ends_on=c.ends_on, reason=c.reason, created_at=now)
-            for c in closures]
+    return [
+        Closure(site=site_id, starts_on=c.starts_on, ends_on=c.ends_on, reason=c.reason, created_at=now)
+        for c in closures
+    ]
 
 
 async def _write(setup: setup_file_rules.Setup) -> None:
     now = clock.now()
     v = setup.venue
     await Venue.delete(force=True).run()
-    await Venue.insert(Venue(name=v.name, timezone=v.timezone, currency=v.currency, email=v.email, phone=v.phone,
-                             address=v.address, website=v.website, colour=v.colour, logo=setup.logo_png,
-                             languages=",".join(v.languages), label_template=v.label_template,
-                             updated_at=now)).run()
+    await Venue.insert(
+        Venue(
+            name=v.name,
+            timezone=v.timezone,
+            currency=v.currency,
+            email=v.email,
+            phone=v.phone,
+            address=v.address,
+            website=v.website,
+            colour=v.colour,
+            logo=setup.logo_png,
+            languages=",".join(v.languages),
+            label_template=v.label_template,
+            updated_at=now,
+        )
+    ).run()
     rows = _sessions_rows(setup.hours, None)
     closures = _closure_rows(setup.closures, None, now)
     for site in setup.sites:
-        created = await Site.insert(Site(name=site.name, address=site.address, created_at=now)).returning(
-            Site.id).run()
+        created = await Site.insert(Site(name=site.name, address=site.address, created_at=now)).returning(Site.id).run()
         rows += _sessions_rows(site.hours or (), created[0]["id"])
         closures += _closure_rows(site.closures, created[0]["id"], now)
     if rows:
@@ -234,32 +311,59 @@ async def _write(setup: setup_file_rules.Setup) -> None:
     if setup.referral_settings is not None:
         referral = setup.referral_settings
         await ReferralSettings.delete(force=True).run()
-        await ReferralSettings.insert(ReferralSettings(
-            tier=tier_ids.get((referral["tier"] or "").casefold()),
-            months_options=",".join(str(m) for m in referral["months_options"]),
-            redeem_days=referral["redeem_days"], erase_after_days=referral["erase_after_days"], updated_at=now)).run()
+        await ReferralSettings.insert(
+            ReferralSettings(
+                tier=tier_ids.get((referral["tier"] or "").casefold()),
+                months_options=",".join(str(m) for m in referral["months_options"]),
+                redeem_days=referral["redeem_days"],
+                erase_after_days=referral["erase_after_days"],
+                updated_at=now,
+            )
+        ).run()
     category_ids: dict[tuple[str, ...], int] = {}
     siblings: dict[tuple[str, ...], int] = {}
     for category in setup.categories:
         parent_key = tuple(p.casefold() for p in category.path[:-1])
         position = siblings.get(parent_key, 0)
         siblings[parent_key] = position + 1
-        created = await Category.insert(Category(name=category.path[-1], parent=category_ids.get(parent_key),
-                                                 position=position, loan_days=category.loan_days,
-                                                 created_at=now)).returning(Category.id).run()
+        created = (
+            await Category.insert(
+                Category(
+                    name=category.path[-1],
+                    parent=category_ids.get(parent_key),
+                    position=position,
+                    loan_days=category.loan_days,
+                    created_at=now,
+                )
+            )
+            .returning(Category.id)
+            .run()
+        )
         category_ids[tuple(p.casefold() for p in category.path)] = created[0]["id"]
     for version, body, body_cy in setup.agreements:
         await Agreement.insert(Agreement(version=version, body=body, body_cy=body_cy, published_at=now)).run()
     if setup.email_templates:
-        await EmailTemplate.insert(*[EmailTemplate(kind=kind, language=language, subject=subject, body=body,
-                                                   updated_at=now)
-                                     for kind, language, subject, body in setup.email_templates]).run()
+        await EmailTemplate.insert(
+            *[
+                EmailTemplate(kind=kind, language=language, subject=subject, body=body, updated_at=now)
+                for kind, language, subject, body in setup.email_templates
+            ]
+        ).run()
     # Things to acquire: no copies yet, so nothing to search for until the first arrives (adding
     # it indexes the thing). Inserted in batches: one statement each would take a minute at 100,000.
-    things = [ItemGroup(name=thing.name, description=thing.description,
-                        category=category_ids.get(tuple(p.casefold() for p in thing.category)) if thing.category
-                        else None, safety_notes=thing.safety_notes, parts=json.dumps(list(thing.parts)),
-                        loan_days=thing.loan_days, wanted=thing.copies, created_at=now, updated_at=now)
-              for thing in setup.catalogue or ()]
+    things = [
+        ItemGroup(
+            name=thing.name,
+            description=thing.description,
+            category=category_ids.get(tuple(p.casefold() for p in thing.category)) if thing.category else None,
+            safety_notes=thing.safety_notes,
+            parts=json.dumps(list(thing.parts)),
+            loan_days=thing.loan_days,
+            wanted=thing.copies,
+            created_at=now,
+            updated_at=now,
+        )
+        for thing in setup.catalogue or ()
+    ]
     for start in range(0, len(things), _BATCH):
-        await ItemGroup.insert(*things[start:start + _BATCH]).run()
+        await ItemGroup.insert(*things[start : start + _BATCH]).run()

@@ -138,8 +138,14 @@ def _is(value: object, types: type | tuple) -> bool:
 
 
 def _kind_name(types: type | tuple) -> str:
-    names = {str: _l("text"), int: _l("a whole number"), bool: _l("true or false"), list: _l("a list"),
-             dict: _l("an object"), type(None): _l("null")}
+    names = {
+        str: _l("text"),
+        int: _l("a whole number"),
+        bool: _l("true or false"),
+        list: _l("a list"),
+        dict: _l("an object"),
+        type(None): _l("null"),
+    }
     types = types if isinstance(types, tuple) else (types,)
     return str(_l(" or ")).join(str(names.get(t, t.__name__)) for t in types)
 
@@ -166,8 +172,9 @@ def _closures(reader: _Reader, value: object, where: str) -> tuple[rules.Closure
     out = []
     for index, entry in enumerate(reader.items(value, where)):
         here = f"{where}[{index}]"
-        found = reader.fields(entry, here, {"starts_on": (str, _REQUIRED), "ends_on": (str, _REQUIRED),
-                                            "reason": (str, "")})
+        found = reader.fields(
+            entry, here, {"starts_on": (str, _REQUIRED), "ends_on": (str, _REQUIRED), "reason": (str, "")}
+        )
         if found is None or found["starts_on"] is None or found["ends_on"] is None:
             continue
         days: dict[str, date] = {}
@@ -205,12 +212,23 @@ def _loan_days(reader: _Reader, value: int | None, where: str) -> int | None:
 
 
 def _venue(reader: _Reader, value: object, label_templates: tuple[str, ...]) -> tuple[rules.VenueDetails, str | None]:
-    found = reader.fields(value, "venue", {
-        "name": (str, _REQUIRED), "timezone": (str, rules.DEFAULT_TIMEZONE), "currency": (str, "gbp"),
-        "email": (str, ""), "phone": (str, ""), "address": (str, ""), "website": (str, ""),
-        "colour": (str, rules.DEFAULT_COLOUR), "languages": (list, ["en", "cy"]), "label_template": (str, "L7160"),
-        "logo_png_base64": ((str, type(None)), None),
-    })
+    found = reader.fields(
+        value,
+        "venue",
+        {
+            "name": (str, _REQUIRED),
+            "timezone": (str, rules.DEFAULT_TIMEZONE),
+            "currency": (str, "gbp"),
+            "email": (str, ""),
+            "phone": (str, ""),
+            "address": (str, ""),
+            "website": (str, ""),
+            "colour": (str, rules.DEFAULT_COLOUR),
+            "languages": (list, ["en", "cy"]),
+            "label_template": (str, "L7160"),
+            "logo_png_base64": ((str, type(None)), None),
+        },
+    )
     if found is None:
         return rules.VenueDetails(name=""), None
     languages: tuple[str, ...] = ()
@@ -222,10 +240,17 @@ def _venue(reader: _Reader, value: object, label_templates: tuple[str, ...]) -> 
     else:
         reader.problem("venue.languages", _l('List language codes, like ["en", "cy"].'))
     details = rules.VenueDetails(
-        name=(found["name"] or "").strip(), timezone=found["timezone"].strip(), currency=found["currency"].strip(),
-        email=found["email"].strip(), phone=found["phone"].strip(), address=found["address"].strip(),
-        website=found["website"].strip(), colour=found["colour"].strip().lower(), languages=languages or ("en",),
-        label_template=found["label_template"].strip())
+        name=(found["name"] or "").strip(),
+        timezone=found["timezone"].strip(),
+        currency=found["currency"].strip(),
+        email=found["email"].strip(),
+        phone=found["phone"].strip(),
+        address=found["address"].strip(),
+        website=found["website"].strip(),
+        colour=found["colour"].strip().lower(),
+        languages=languages or ("en",),
+        label_template=found["label_template"].strip(),
+    )
     for name, problem in rules.details_problems(details, label_templates=label_templates).items():
         if name != "languages" or languages:
             reader.problem(f"venue.{name}", problem)
@@ -237,12 +262,25 @@ def _tiers(reader: _Reader, value: object) -> tuple[membership_rules.TierInput, 
     seen: dict[str, int] = {}
     for index, entry in enumerate(reader.items(value, "membership_tiers")):
         here = f"membership_tiers[{index}]"
-        found = reader.fields(entry, here, {
-            "name": (str, _REQUIRED), "description": (str, ""), "suggested_pence": (list, []),
-            "min_pence": (int, 0), "max_pence": (int, 10000), "allow_free": (bool, False),
-            "interval": (str, "one_off"), "offer_pay_forward": (bool, True), "gift_aid": (bool, False),
-            "loan_limit": (int, 3), "loan_days": (int, 7), "public": (bool, True), "active": (bool, True),
-        })
+        found = reader.fields(
+            entry,
+            here,
+            {
+                "name": (str, _REQUIRED),
+                "description": (str, ""),
+                "suggested_pence": (list, []),
+                "min_pence": (int, 0),
+                "max_pence": (int, 10000),
+                "allow_free": (bool, False),
+                "interval": (str, "one_off"),
+                "offer_pay_forward": (bool, True),
+                "gift_aid": (bool, False),
+                "loan_limit": (int, 3),
+                "loan_days": (int, 7),
+                "public": (bool, True),
+                "active": (bool, True),
+            },
+        )
         if found is None or found["name"] is None:
             continue
         name = _text(found["name"])
@@ -251,22 +289,41 @@ def _tiers(reader: _Reader, value: object) -> tuple[membership_rules.TierInput, 
             reader.problem(f"{here}.suggested_pence", _l("List amounts in pence, like [300, 500, 1000]."))
             suggested = []
         for key, problem in membership_rules.tier_problems(
-                name=name, min_pence=found["min_pence"], max_pence=found["max_pence"], suggested=suggested,
-                interval=found["interval"], loan_limit=found["loan_limit"], loan_days=found["loan_days"],
-                allow_free=found["allow_free"]).items():
+            name=name,
+            min_pence=found["min_pence"],
+            max_pence=found["max_pence"],
+            suggested=suggested,
+            interval=found["interval"],
+            loan_limit=found["loan_limit"],
+            loan_days=found["loan_days"],
+            allow_free=found["allow_free"],
+        ).items():
             reader.problem(f"{here}.{key}", problem)
         if len(found["description"]) > 2000:
             reader.problem(f"{here}.description", _l("Keep the explanation to at most 2000 characters."))
         if name.casefold() in seen:
-            reader.problem(f"{here}.name", _l("membership_tiers[%(index)d] already has this name.",
-                                              index=seen[name.casefold()]))
+            reader.problem(
+                f"{here}.name", _l("membership_tiers[%(index)d] already has this name.", index=seen[name.casefold()])
+            )
         seen.setdefault(name.casefold(), index)
-        out.append(membership_rules.TierInput(
-            name=name, description=found["description"].strip(), suggested=sorted(set(suggested)),
-            min_pence=found["min_pence"], max_pence=found["max_pence"], allow_free=found["allow_free"],
-            interval=found["interval"], offer_pay_forward=found["offer_pay_forward"], gift_aid=found["gift_aid"],
-            loan_limit=found["loan_limit"], loan_days=found["loan_days"], public=found["public"],
-            active=found["active"], position=index))
+        out.append(
+            membership_rules.TierInput(
+                name=name,
+                description=found["description"].strip(),
+                suggested=sorted(set(suggested)),
+                min_pence=found["min_pence"],
+                max_pence=found["max_pence"],
+                allow_free=found["allow_free"],
+                interval=found["interval"],
+                offer_pay_forward=found["offer_pay_forward"],
+                gift_aid=found["gift_aid"],
+                loan_limit=found["loan_limit"],
+                loan_days=found["loan_days"],
+                public=found["public"],
+                active=found["active"],
+                position=index,
+            )
+        )
     return tuple(out)
 
 
@@ -286,8 +343,10 @@ def _categories(reader: _Reader, value: object) -> tuple[CategorySetup, ...]:
             reader.problem(f"{here}.path", _l("categories[%(index)d] already names this category.", index=seen[key]))
             continue
         if len(path) > 1 and key[:-1] not in seen:
-            reader.problem(f"{here}.path", _l("Its parent, %(parent)s, must come earlier in the list.",
-                                              parent=" › ".join(path[:-1])))
+            reader.problem(
+                f"{here}.path",
+                _l("Its parent, %(parent)s, must come earlier in the list.", parent=" › ".join(path[:-1])),
+            )
         seen[key] = index
         out.append(CategorySetup(path=path, loan_days=_loan_days(reader, found["loan_days"], f"{here}.loan_days")))
     return tuple(out)
@@ -298,8 +357,16 @@ def _sites(reader: _Reader, value: object) -> tuple[SiteSetup, ...]:
     seen: dict[str, int] = {}
     for index, entry in enumerate(reader.items(value, "sites")):
         here = f"sites[{index}]"
-        found = reader.fields(entry, here, {"name": (str, _REQUIRED), "address": (str, ""),
-                                            "hours": ((dict, type(None)), None), "closures": (list, [])})
+        found = reader.fields(
+            entry,
+            here,
+            {
+                "name": (str, _REQUIRED),
+                "address": (str, ""),
+                "hours": ((dict, type(None)), None),
+                "closures": (list, []),
+            },
+        )
         if found is None or found["name"] is None:
             continue
         name = _text(found["name"])
@@ -309,8 +376,14 @@ def _sites(reader: _Reader, value: object) -> tuple[SiteSetup, ...]:
             reader.problem(f"{here}.name", _l("sites[%(index)d] already has this name.", index=seen[name.casefold()]))
         seen.setdefault(name.casefold(), index)
         hours = None if found["hours"] is None else _hours(reader, found["hours"], f"{here}.hours")
-        out.append(SiteSetup(name=name, address=found["address"].strip(), hours=hours or None,
-                             closures=_closures(reader, found["closures"], f"{here}.closures")))
+        out.append(
+            SiteSetup(
+                name=name,
+                address=found["address"].strip(),
+                hours=hours or None,
+                closures=_closures(reader, found["closures"], f"{here}.closures"),
+            )
+        )
     return tuple(out)
 
 
@@ -329,44 +402,66 @@ def _policy(reader: _Reader, value: object) -> dict[str, int | bool]:
 def _referral_settings(reader: _Reader, value: object, tiers: tuple[membership_rules.TierInput, ...]) -> dict | None:
     if value is None:
         return None
-    found = reader.fields(value, "referral_settings", {
-        "tier": ((str, type(None)), None), "months_options": (list, list(referral_rules.DEFAULT_MONTHS)),
-        "redeem_days": (int, referral_rules.DEFAULT_REDEEM_DAYS),
-        "erase_after_days": (int, referral_rules.DEFAULT_ERASE_AFTER_DAYS)})
+    found = reader.fields(
+        value,
+        "referral_settings",
+        {
+            "tier": ((str, type(None)), None),
+            "months_options": (list, list(referral_rules.DEFAULT_MONTHS)),
+            "redeem_days": (int, referral_rules.DEFAULT_REDEEM_DAYS),
+            "erase_after_days": (int, referral_rules.DEFAULT_ERASE_AFTER_DAYS),
+        },
+    )
     if found is None:
         return None
     if found["tier"] is not None and _text(found["tier"]).casefold() not in {t.name.casefold() for t in tiers}:
-        reader.problem("referral_settings.tier", _l("There is no membership tier called %(name)s in this file.",
-                                                    name=found["tier"]))
+        reader.problem(
+            "referral_settings.tier",
+            _l("There is no membership tier called %(name)s in this file.", name=found["tier"]),
+        )
     try:
         months = referral_rules.parse_months_options(",".join(str(m) for m in found["months_options"]))
     except ValueError:
-        reader.problem("referral_settings.months_options", _l("List the lengths in months from 1 to 24, like [3, 6, 12]."))
+        reader.problem(
+            "referral_settings.months_options", _l("List the lengths in months from 1 to 24, like [3, 6, 12].")
+        )
         months = referral_rules.DEFAULT_MONTHS
     for name, low, high in (("redeem_days", 1, referral_rules.MAX_REDEEM_DAYS), ("erase_after_days", 30, 3650)):
         if not low <= found[name] <= high:
-            reader.problem(f"referral_settings.{name}", _l("Enter a whole number from %(low)d to %(high)d.",
-                                                           low=low, high=high))
-    return {"tier": _text(found["tier"]) if found["tier"] else None, "months_options": months,
-            "redeem_days": found["redeem_days"], "erase_after_days": found["erase_after_days"]}
+            reader.problem(
+                f"referral_settings.{name}", _l("Enter a whole number from %(low)d to %(high)d.", low=low, high=high)
+            )
+    return {
+        "tier": _text(found["tier"]) if found["tier"] else None,
+        "months_options": months,
+        "redeem_days": found["redeem_days"],
+        "erase_after_days": found["erase_after_days"],
+    }
 
 
 def _agreements(reader: _Reader, value: object) -> tuple[tuple[int, str, str], ...]:
     out: list[tuple[int, str, str]] = []
     for index, entry in enumerate(reader.items(value, "agreements")):
         here = f"agreements[{index}]"
-        found = reader.fields(entry, here, {"version": (int, _REQUIRED), "body": (str, _REQUIRED),
-                                            "body_cy": (str, "")})
+        found = reader.fields(
+            entry, here, {"version": (int, _REQUIRED), "body": (str, _REQUIRED), "body_cy": (str, "")}
+        )
         if found is None or found["version"] is None or found["body"] is None:
             continue
         expected = (out[-1][0] + 1) if out else 1
         if found["version"] != expected:
-            reader.problem(f"{here}.version", _l("Versions count up from 1 in order: expected %(version)d.",
-                                                 version=expected))
+            reader.problem(
+                f"{here}.version", _l("Versions count up from 1 in order: expected %(version)d.", version=expected)
+            )
         for name, problem in membership_rules.agreement_problems(body=found["body"], body_cy=found["body_cy"]).items():
             reader.problem(f"{here}.{name}", problem)
-        out.append((found["version"], found["body"].replace("\r\n", "\n").strip(),
-                    found["body_cy"].replace("\r\n", "\n").strip()))
+        out.append(
+            (
+                found["version"],
+                found["body"].replace("\r\n", "\n").strip(),
+                found["body_cy"].replace("\r\n", "\n").strip(),
+            )
+        )
     return tuple(out)
 
 
@@ -375,21 +470,34 @@ def _email_templates(reader: _Reader, value: object) -> tuple[tuple[str, str, st
     seen: dict[tuple[str, str], int] = {}
     for index, entry in enumerate(reader.items(value, "email_templates")):
         here = f"email_templates[{index}]"
-        found = reader.fields(entry, here, {"kind": (str, _REQUIRED), "language": (str, _REQUIRED),
-                                            "subject": (str, _REQUIRED), "body": (str, _REQUIRED)})
+        found = reader.fields(
+            entry,
+            here,
+            {
+                "kind": (str, _REQUIRED),
+                "language": (str, _REQUIRED),
+                "subject": (str, _REQUIRED),
+                "body": (str, _REQUIRED),
+            },
+        )
         if found is None or None in found.values():
             continue
         if found["language"] not in LANGUAGES:
             reader.problem(f"{here}.language", _l("Use one of: %(choices)s.", choices=", ".join(LANGUAGES)))
-        for name, problem in mail_rules.problems(found["kind"], found["subject"].strip(), found["body"].strip()).items():
+        for name, problem in mail_rules.problems(
+            found["kind"], found["subject"].strip(), found["body"].strip()
+        ).items():
             reader.problem(f"{here}.{name}", problem)
         key = (found["kind"], found["language"])
         if key in seen:
-            reader.problem(here, _l("email_templates[%(index)d] is already the words for this message and language.",
-                                    index=seen[key]))
+            reader.problem(
+                here,
+                _l("email_templates[%(index)d] is already the words for this message and language.", index=seen[key]),
+            )
         seen.setdefault(key, index)
-        out.append((found["kind"], found["language"], found["subject"].strip(),
-                    found["body"].strip().replace("\r\n", "\n")))
+        out.append(
+            (found["kind"], found["language"], found["subject"].strip(), found["body"].strip().replace("\r\n", "\n"))
+        )
     return tuple(out)
 
 
@@ -398,10 +506,19 @@ def _catalogue(reader: _Reader, value: object, categories: tuple[CategorySetup, 
     out: list[ThingSetup] = []
     for index, entry in enumerate(reader.items(value, "catalogue", limit=MAX_ITEMS)):
         here = f"catalogue[{index}]"
-        found = reader.fields(entry, here, {
-            "name": (str, _REQUIRED), "category": ((list, type(None)), None), "description": (str, ""),
-            "safety_notes": (str, ""), "parts": (list, []), "loan_days": ((int, type(None)), None),
-            "copies": (int, 1)})
+        found = reader.fields(
+            entry,
+            here,
+            {
+                "name": (str, _REQUIRED),
+                "category": ((list, type(None)), None),
+                "description": (str, ""),
+                "safety_notes": (str, ""),
+                "parts": (list, []),
+                "loan_days": ((int, type(None)), None),
+                "copies": (int, 1),
+            },
+        )
         if found is None or found["name"] is None:
             continue
         name = _text(found["name"])
@@ -411,19 +528,29 @@ def _catalogue(reader: _Reader, value: object, categories: tuple[CategorySetup, 
         if found["category"] is not None:
             category = _category_path(reader, found["category"], f"{here}.category")
             if category is not None and tuple(p.casefold() for p in category) not in known:
-                reader.problem(f"{here}.category", _l("There is no category %(path)s in this file's categories.",
-                                                      path=" › ".join(category)))
+                reader.problem(
+                    f"{here}.category",
+                    _l("There is no category %(path)s in this file's categories.", path=" › ".join(category)),
+                )
         parts = found["parts"]
         if not all(isinstance(p, str) for p in parts) or len(parts) > 50 or any(len(p) > 200 for p in parts):
             reader.problem(f"{here}.parts", _l("List at most 50 parts, each at most 200 characters."))
             parts = []
         if not 0 <= found["copies"] <= MAX_COPIES:
-            reader.problem(f"{here}.copies", _l("Enter a whole number from %(low)d to %(high)d.", low=0,
-                                                high=MAX_COPIES))
-        out.append(ThingSetup(name=name, category=category, description=found["description"].strip(),
-                              safety_notes=found["safety_notes"].strip(), parts=tuple(_text(p) for p in parts if _text(p)),
-                              loan_days=_loan_days(reader, found["loan_days"], f"{here}.loan_days"),
-                              copies=found["copies"]))
+            reader.problem(
+                f"{here}.copies", _l("Enter a whole number from %(low)d to %(high)d.", low=0, high=MAX_COPIES)
+            )
+        out.append(
+            ThingSetup(
+                name=name,
+                category=category,
+                description=found["description"].strip(),
+                safety_notes=found["safety_notes"].strip(),
+                parts=tuple(_text(p) for p in parts if _text(p)),
+                loan_days=_loan_days(reader, found["loan_days"], f"{here}.loan_days"),
+                copies=found["copies"],
+            )
+        )
     return tuple(out)
 
 
@@ -439,10 +566,19 @@ def parse_text(text: str | bytes) -> object:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        message = (_l("The file ends too early, at line %(line)d: it may have been cut short while copying.",
-                      line=text.count("\n") + 1) if _unclosed(text) else
-                   _l("The file is not valid JSON at line %(line)d, column %(column)d: %(reason)s.",
-                      line=exc.lineno, column=exc.colno, reason=exc.msg))
+        message = (
+            _l(
+                "The file ends too early, at line %(line)d: it may have been cut short while copying.",
+                line=text.count("\n") + 1,
+            )
+            if _unclosed(text)
+            else _l(
+                "The file is not valid JSON at line %(line)d, column %(column)d: %(reason)s.",
+                line=exc.lineno,
+                column=exc.colno,
+                reason=exc.msg,
+            )
+        )
         raise SetupProblems([("file", str(message))]) from None
 
 
@@ -470,21 +606,52 @@ def check(document: object, *, label_templates: tuple[str, ...]) -> Setup:
     """The checked contents of a parsed setup file, or SetupProblems listing every problem."""
     reader = _Reader()
     if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise SetupProblems([("format", str(_l('This is not a setup file from lending: it has no "format": '
-                                                '"%(format)s".', format=FORMAT)))])
+        raise SetupProblems(
+            [
+                (
+                    "format",
+                    str(_l('This is not a setup file from lending: it has no "format": "%(format)s".', format=FORMAT)),
+                )
+            ]
+        )
     version = document.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise SetupProblems([("version", str(_l("The file's version is missing or not a whole number.")))])
     if version > VERSION:
-        raise SetupProblems([("version", str(_l(
-            "This file was made by a newer version of lending (setup format %(theirs)d); this one reads format "
-            "%(ours)d. Upgrade this installation first.", theirs=version, ours=VERSION)))])
-    top = reader.fields(document, "", {
-        "format": (str, _REQUIRED), "version": (int, _REQUIRED), "venue": (dict, _REQUIRED),
-        "hours": ((dict, type(None)), None), "closures": (list, []), "sites": (list, []),
-        "loan_policy": ((dict, type(None)), None), "membership_tiers": (list, []),
-        "referral_settings": ((dict, type(None)), None), "categories": (list, []), "agreements": (list, []),
-        "email_templates": (list, []), "catalogue": ((list, type(None)), None)})
+        raise SetupProblems(
+            [
+                (
+                    "version",
+                    str(
+                        _l(
+                            "This file was made by a newer version of lending (setup format %(theirs)d); "
+                            "this one reads format %(ours)d. Upgrade this installation first.",
+                            theirs=version,
+                            ours=VERSION,
+                        )
+                    ),
+                )
+            ]
+        )
+    top = reader.fields(
+        document,
+        "",
+        {
+            "format": (str, _REQUIRED),
+            "version": (int, _REQUIRED),
+            "venue": (dict, _REQUIRED),
+            "hours": ((dict, type(None)), None),
+            "closures": (list, []),
+            "sites": (list, []),
+            "loan_policy": ((dict, type(None)), None),
+            "membership_tiers": (list, []),
+            "referral_settings": ((dict, type(None)), None),
+            "categories": (list, []),
+            "agreements": (list, []),
+            "email_templates": (list, []),
+            "catalogue": ((list, type(None)), None),
+        },
+    )
     assert top is not None
     reader.problems = [(where.lstrip("."), message) for where, message in reader.problems]
     venue, logo = _venue(reader, top["venue"] if top["venue"] is not None else {}, label_templates)
@@ -506,15 +673,33 @@ def check(document: object, *, label_templates: tuple[str, ...]) -> Setup:
             reader.problem("venue.logo_png_base64", _l("The logo is not valid base64."))
     if reader.problems:
         raise SetupProblems(reader.problems)
-    return Setup(venue=venue, logo_png=logo_png, hours=hours, closures=closures, sites=sites, loan_policy=policy,
-                 tiers=tiers, referral_settings=referral, categories=categories, agreements=agreements,
-                 email_templates=templates, catalogue=catalogue,
-                 counts={"sites": len(sites), "membership_tiers": len(tiers), "categories": len(categories),
-                         "agreements": len(agreements), "email_templates": len(templates),
-                         "catalogue": len(catalogue or ())})
+    return Setup(
+        venue=venue,
+        logo_png=logo_png,
+        hours=hours,
+        closures=closures,
+        sites=sites,
+        loan_policy=policy,
+        tiers=tiers,
+        referral_settings=referral,
+        categories=categories,
+        agreements=agreements,
+        email_templates=templates,
+        catalogue=catalogue,
+        counts={
+            "sites": len(sites),
+            "membership_tiers": len(tiers),
+            "categories": len(categories),
+            "agreements": len(agreements),
+            "email_templates": len(templates),
+            "catalogue": len(catalogue or ()),
+        },
+    )
 
 
 def weekday_hours(sessions: tuple[rules.Session, ...]) -> dict[str, str]:
     """Sessions as the file writes them: {"monday": "10:00-13:00, 14:00-17:00", ...}."""
-    return {day: rules.format_sessions(tuple(s for s in sessions if s.weekday == weekday))
-            for weekday, day in enumerate(WEEKDAYS)}
+    return {
+        day: rules.format_sessions(tuple(s for s in sessions if s.weekday == weekday))
+        for weekday, day in enumerate(WEEKDAYS)
+    }

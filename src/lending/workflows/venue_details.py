@@ -11,5 +11,6 @@ from lending.venues import services as venues
 
 async def save_venue_details(*, details: rules.VenueDetails, actor_id: int | None = None) -> venues.VenueSettings:
     """``venues.save_details`` with the currencies payments were taken in."""
-    return await venues.save_details(details=details, currencies_taken=await memberships.currencies_taken(),
-                                     actor_id=actor_id)
+    return await venues.save_details(
+        details=details, currencies_taken=await memberships.currencies_taken(), actor_id=actor_id
+    )
