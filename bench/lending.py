@@ -3,7 +3,7 @@ limit for the same writes, measured in the same run on the same database.
 
     python bench/lending.py [--pairs 500] [--postgres postgresql://postgres@127.0.0.1:5432/test]
 
-Scenarios (in process, through ``loans.check_out`` and ``loans.check_in``, what the desk and
+Scenarios (in process, through ``checkout.check_out`` and ``checkin.check_in``, what the desk and
 the API call):
   * ``sequential``: one pair after another on one item;
   * ``20 concurrent on 5 items``: twenty tasks at once, each looping check-out then check-in on
@@ -74,14 +74,14 @@ async def seed(prefix: str, members: int, items: int) -> tuple[list[int], list[s
 
 
 async def app_sequential(member_id: int, code: str, pairs: int) -> tuple[float, list[float]]:
-    from lending.loans import services as loans
+    from lending.loans import checkin, checkout
 
     times = []
     start = time.perf_counter()
     for _ in range(pairs):
         began = time.perf_counter()
-        [loan] = await loans.check_out(member_id=member_id, item_codes=[code], actor_id=None, via="api")
-        await loans.check_in(loan_id=loan.id, actor_id=None, via="api")
+        [loan] = await checkout.check_out(member_id=member_id, item_codes=[code], actor_id=None, via="api")
+        await checkin.check_in(loan_id=loan.id, actor_id=None, via="api")
         times.append(time.perf_counter() - began)
     return pairs / (time.perf_counter() - start), times
 
@@ -91,7 +91,7 @@ async def app_concurrent(member_ids: list[int], item_codes: list[str], pairs: in
     double loans seen by the monitor while it ran, and loans of one item whose recorded times
     overlap in the history afterwards."""
     from lending import errors
-    from lending.loans import services as loans
+    from lending.loans import checkin, checkout
     from lending.loans.tables import Loan
 
     done = 0
@@ -103,12 +103,12 @@ async def app_concurrent(member_ids: list[int], item_codes: list[str], pairs: in
         code = item_codes[n % len(item_codes)]
         while not stop.is_set():
             try:
-                [loan] = await loans.check_out(member_id=member_ids[n], item_codes=[code], actor_id=None, via="api")
+                [loan] = await checkout.check_out(member_id=member_ids[n], item_codes=[code], actor_id=None, via="api")
             except errors.Conflict:
                 refused += 1
                 await asyncio.sleep(0)
                 continue
-            await loans.check_in(loan_id=loan.id, actor_id=None, via="api")
+            await checkin.check_in(loan_id=loan.id, actor_id=None, via="api")
             done += 1
             if done >= pairs:
                 stop.set()

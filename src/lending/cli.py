@@ -163,7 +163,7 @@ def cmd_reminders_send(args: argparse.Namespace) -> int:
 
     async def work() -> None:
         from lending import i18n
-        from lending.loans import services as loans
+        from lending.loans import reminders
         from lending.venues import services as venues
 
         venue = await venues.settings()
@@ -171,7 +171,7 @@ def cmd_reminders_send(args: argparse.Namespace) -> int:
         i18n.set_currency(venue.currency)
         if args.dry_run:
             due = await memberships.queue_expiry_reminders(dry_run=True)
-            lending = await loans.queue_loan_reminders(dry_run=True)
+            lending = await reminders.queue_loan_reminders(dry_run=True)
             print(
                 f"Would queue {_counted(due, 'membership expiry reminder')}, "
                 f"{_counted(lending.due_soon, 'due-soon reminder')} and "
@@ -181,7 +181,7 @@ def cmd_reminders_send(args: argparse.Namespace) -> int:
             return
         expired = await memberships.expire_lapsed()
         queued = await memberships.queue_expiry_reminders()
-        lending = await loans.queue_loan_reminders()
+        lending = await reminders.queue_loan_reminders()
         from lending.referrals import services as referrals
 
         lapsed, completed, erased = await referrals.sweep()

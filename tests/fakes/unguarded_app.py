@@ -7,13 +7,13 @@ loan; so the same load is also run against a server that has no guard, and there
 must find more than one loan. The control's database has the partial unique index
 ``loan_one_open`` dropped (tests/fakes/loan_race_data.py ``--drop-guard-index``), and this
 factory, started by granian instead of ``lending run``, patches the rest of the guard out of
-``lending.loans.services`` before building the app. App code is not changed.
+``lending.loans.checkout`` before building the app. App code is not changed.
 
 ``LENDING_UNGUARDED`` picks what is removed:
 
 ``no_guard`` (the default)
     The whole guard: ``_copy_facts`` reports every copy as on the shelf and not on loan,
-    ``_raise_for`` ignores ``item_unavailable``, and ``_item_row`` takes no ``FOR UPDATE``
+    ``_raise_for`` ignores ``item_unavailable``, and ``item_row`` takes no ``FOR UPDATE``
     lock (a no-op on SQLite, where ``BEGIN IMMEDIATE`` still serialises the writers). Every
     check-out is then allowed, so the test must see every double loan the database accepts.
 ``no_lock`` (meant for PostgreSQL)
@@ -32,14 +32,14 @@ import asyncio
 import dataclasses
 import os
 
-from lending.loans import services
+from lending.loans import checkout
 
 MODES = ("no_guard", "no_lock")
 RACE_WINDOW_SECONDS = 0.2
 
 
 def _unguard_check() -> None:
-    copy_facts, raise_for = services._copy_facts, services._raise_for
+    copy_facts, raise_for = checkout._copy_facts, checkout._raise_for
 
     async def copy_facts_always_free(item, **kwargs):
         facts = await copy_facts(item, **kwargs)
@@ -52,28 +52,28 @@ def _unguard_check() -> None:
         )
         return raise_for(dataclasses.replace(assessment, lines=lines))
 
-    services._copy_facts = copy_facts_always_free
-    services._raise_for = raise_for_ignoring_unavailable
+    checkout._copy_facts = copy_facts_always_free
+    checkout._raise_for = raise_for_ignoring_unavailable
 
 
 def _unguard_lock() -> None:
-    item_row = services._item_row
+    item_row = checkout.item_row
 
     async def item_row_never_locked(code, *, lock):
         return await item_row(code, lock=False)
 
-    services._item_row = item_row_never_locked
+    checkout.item_row = item_row_never_locked
 
 
 def _widen_race_window() -> None:
-    copy_facts = services._copy_facts
+    copy_facts = checkout._copy_facts
 
     async def copy_facts_then_wait(item, **kwargs):
         facts = await copy_facts(item, **kwargs)
         await asyncio.sleep(RACE_WINDOW_SECONDS)
         return facts
 
-    services._copy_facts = copy_facts_then_wait
+    checkout._copy_facts = copy_facts_then_wait
 
 
 def create_app():

@@ -28,7 +28,7 @@ from schemathesis.specs.openapi.checks import (
 
 from lending.catalog import services as catalog
 from lending.catalog.services import ItemDetails
-from lending.loans import services as loans
+from lending.loans import checkout
 from lending.members import services as members
 from lending.memberships import services as memberships
 from lending.memberships.services import TierInput
@@ -54,7 +54,7 @@ async def seed(people: dict) -> dict[str, object]:
     await members.register_member(
         name="Nia Jones", email="nia@example.org", language="cy", actor_id=people["volunteer"].id
     )
-    lent = await loans.check_out(
+    lent = await checkout.check_out(
         member_id=people["member"].id, item_codes=[drill.code], actor_id=people["volunteer"].id, via="api"
     )
     return {"code": drill.code, "loan_id": lent[0].id, "member_id": people["member"].id}

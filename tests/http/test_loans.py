@@ -12,7 +12,7 @@ import pytest
 from lending import clock
 from lending.catalog import services as catalog
 from lending.catalog.services import ItemDetails
-from lending.loans import services as loans
+from lending.loans import checkout, loan_policy, records
 from lending.loans.tables import Loan, Reservation
 from lending.members import services as members
 from lending.memberships import services as memberships
@@ -58,7 +58,7 @@ async def test_the_desk_finds_a_member_by_card_lends_two_items_and_checks_one_in
         assert "Lent 2 items" in after.text and "On loan now" in after.text and after.text.count("Renew") >= 2
         returns = await desk.get("/desk/returns", params={"item": kit["drill"].code})
         assert "Missing: Charger" in returns.text and "Lent to Test member" in returns.text
-        loan = await loans.open_loan_for_item(code=kit["drill"].code)
+        loan = await records.open_loan_for_item(code=kit["drill"].code)
         back = await post_form(
             desk,
             "/desk/returns",
@@ -69,12 +69,12 @@ async def test_the_desk_finds_a_member_by_card_lends_two_items_and_checks_one_in
         assert "Checked in Cordless drill from Test member." in shown.text
         twice = await post_form(desk, "/desk/returns", {"item_code": kit["drill"].code, "loan_id": str(loan.id)})
         assert "already checked in; nothing changed" in (await desk.get(twice.headers["location"])).text
-    assert (await loans.get_loan(loan_id=loan.id)).return_notes == "Battery weak"
+    assert (await records.get_loan(loan_id=loan.id)).return_notes == "Battery weak"
 
 
 async def test_the_desk_panel_gives_every_reason_and_a_distinct_outcome(as_role, people, kit):
     member = people["member"]
-    await loans.check_out(member_id=member.id, item_codes=[kit["saw"].code], actor_id=None)
+    await checkout.check_out(member_id=member.id, item_codes=[kit["saw"].code], actor_id=None)
     await catalog.set_status(code=kit["tent"].code, status="maintenance", reason="torn")
     async with as_role("volunteer") as desk:
         unknown = await desk.get(f"/desk/members/{member.id}", params={"add": "ZZZZ-ZZZZ"})
@@ -123,7 +123,7 @@ async def test_a_member_cannot_use_the_desk_and_a_card_qr_leads_each_role_to_its
 
 async def test_members_renew_hold_book_and_subscribe_to_their_due_dates(as_role, client, people, kit):
     member = people["member"]
-    [loan] = await loans.check_out(member_id=member.id, item_codes=[kit["drill"].code], actor_id=None)
+    [loan] = await checkout.check_out(member_id=member.id, item_codes=[kit["drill"].code], actor_id=None)
     async with as_role("member") as me:
         renewed = await post_form(me, f"/account/loans/{loan.id}/renew", {})
         assert renewed.status_code == 303
@@ -156,7 +156,7 @@ async def test_members_renew_hold_book_and_subscribe_to_their_due_dates(as_role,
 
 
 async def test_the_item_page_offers_holds_and_says_when_it_is_due_back(as_role, people, kit):
-    [loan] = await loans.check_out(member_id=people["member"].id, item_codes=[kit["tent"].code], actor_id=None)
+    [loan] = await checkout.check_out(member_id=people["member"].id, item_codes=[kit["tent"].code], actor_id=None)
     async with as_role("member") as me:
         page = await me.get(f"/i/{kit['tent'].code}")
         assert "Place a hold" in page.text and "due back" in page.text and "Book it" in page.text
@@ -197,7 +197,7 @@ async def test_the_coordinator_sets_rules_hours_and_closures_with_clear_errors(a
             },
         )
         assert good.status_code == 303
-        policy = await loans.policy()
+        policy = await loan_policy.policy()
         assert policy.renewal_limit == 1 and policy.fees_enabled and policy.fee_per_day_pence == 20
         hours = await post_form(
             manage,
@@ -317,7 +317,7 @@ async def test_api_holds_and_reservations(client, people, kit):
     twice = await client.post("/api/v1/holds", json={"item_code": kit["tent"].code}, headers=member)
     assert twice.status_code == 409 and twice.json()["code"] == "hold_exists"
     renew = await client.post(
-        f"/api/v1/loans/{(await loans.open_loan_for_item(code=kit['tent'].code)).id}/renew", headers=desk
+        f"/api/v1/loans/{(await records.open_loan_for_item(code=kit['tent'].code)).id}/renew", headers=desk
     )
     assert renew.status_code == 409 and renew.json()["code"] == "someone_waiting"
     listed = await client.get("/api/v1/holds", headers=member)
@@ -374,7 +374,7 @@ async def test_the_session_api_needs_the_csrf_token(as_role, people, kit):
 async def test_the_admin_shows_loans_but_changes_them_only_through_the_desk(client, people, kit):
     from tests.conftest import sign_in
 
-    [loan] = await loans.check_out(member_id=people["member"].id, item_codes=[kit["tent"].code], actor_id=None)
+    [loan] = await checkout.check_out(member_id=people["member"].id, item_codes=[kit["tent"].code], actor_id=None)
     await sign_in(client, "coordinator@example.org")
     admin_csrf = (await client.get("/admin/api/tables/")).cookies.get("csrftoken") or client.cookies.get("csrftoken")
     headers = {"X-CSRFToken": admin_csrf or ""}
@@ -389,11 +389,11 @@ async def test_the_admin_shows_loans_but_changes_them_only_through_the_desk(clie
     assert added.status_code == 405
     too_long = await client.patch("/admin/api/tables/category/1/", json={"loan_days": 999}, headers=headers)
     assert too_long.status_code in (404, 422)
-    assert (await loans.get_loan(loan_id=loan.id)).open
+    assert (await records.get_loan(loan_id=loan.id)).open
 
 
 async def test_the_desk_lists_what_is_overdue_and_finds_members_by_phone(as_role, people, kit):
-    [loan] = await loans.check_out(member_id=people["member"].id, item_codes=[kit["tent"].code], actor_id=None)
+    [loan] = await checkout.check_out(member_id=people["member"].id, item_codes=[kit["tent"].code], actor_id=None)
     await Loan.update({Loan.due_at: clock.now() - timedelta(days=2)}).where(Loan.id == loan.id).run()
     phoned = await members.register_member(name="Phone Only", phone="029 2000 1234")
     async with as_role("volunteer") as desk:

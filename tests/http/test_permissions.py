@@ -35,7 +35,7 @@ from litestar.routes import ASGIRoute, HTTPRoute
 from lending import clock
 from lending.catalog import services as catalog
 from lending.catalog.services import ItemDetails
-from lending.loans import services as loans
+from lending.loans import calendar_feed, checkout, holds, records, reservations
 from lending.mail import rules as mail_rules
 from lending.members import organisations
 from lending.members import services as members
@@ -410,10 +410,10 @@ async def seed_library(people) -> dict:
     tent = await catalog.add_item(details=ItemDetails(name="Tent"))
     saw = await catalog.add_item(details=ItemDetails(name="Jigsaw"))
     spare = await catalog.add_item(details=ItemDetails(name="Sewing machine"))
-    [loan] = await loans.check_out(member_id=member.id, item_codes=[drill.code], actor_id=None)
-    hold = await loans.place_hold(member_id=member.id, item_code=tent.code)
+    [loan] = await checkout.check_out(member_id=member.id, item_codes=[drill.code], actor_id=None)
+    hold = await holds.place_hold(member_id=member.id, item_code=tent.code)
     start = clock.now().date() + timedelta(days=3)
-    booking = await loans.reserve(
+    booking = await reservations.reserve(
         member_id=member.id, item_code=saw.code, starts_on=start, ends_on=start + timedelta(days=1)
     )
     problem = await catalog.report_problem(code=saw.code, description="The blade is blunt")
@@ -447,7 +447,7 @@ async def seed_library(people) -> dict:
         "payment_id": payment.id,
         "suggestion_id": suggestion.id,
         "kind": next(iter(mail_rules.KINDS)),
-        "token": f"{await loans.calendar_token(member_id=member.id)}.ics",
+        "token": f"{await calendar_feed.calendar_token(member_id=member.id)}.ics",
         "file_path": "css/app.css",
         "path": "openapi.yaml",
         # made up: a 404 behind the guard is as good as a real row here
@@ -790,10 +790,10 @@ async def test_a_member_sees_only_their_own_loans_and_account(app, people):
             loan["id"] for loan in (await api.get(f"/api/v1/loans?member_id={owner.id}", headers=desk)).json()["loans"]
         ] == [seed["loan_id"]]
     assert not leaks, "another member's records reached a member:\n" + "\n".join(leaks)
-    loan = await loans.get_loan(loan_id=seed["loan_id"])
+    loan = await records.get_loan(loan_id=seed["loan_id"])
     assert loan.returned_at is None and loan.renewals == 0
-    assert [h.id for h in await loans.member_holds(member_id=owner.id)] == [seed["hold_id"]]
-    assert [b.id for b in await loans.member_reservations(member_id=owner.id)] == [seed["reservation_id"]]
+    assert [h.id for h in await records.member_holds(member_id=owner.id)] == [seed["hold_id"]]
+    assert [b.id for b in await records.member_reservations(member_id=owner.id)] == [seed["reservation_id"]]
     assert await memberships.current_membership(member_id=other.id) is None
 
 

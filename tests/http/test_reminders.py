@@ -117,7 +117,7 @@ async def test_a_bad_smtp_url_is_one_clear_line(database):
 async def test_loan_reminders_and_hold_notices_go_once_even_from_two_runs_at_once(database, smtp):
     from lending.catalog import services as catalog
     from lending.catalog.services import ItemDetails
-    from lending.loans import services as loans
+    from lending.loans import checkin, checkout, holds
     from lending.loans.tables import Loan
 
     inbox, url = smtp
@@ -130,12 +130,12 @@ async def test_loan_reminders_and_hold_notices_go_once_even_from_two_runs_at_onc
         )
     tent = await catalog.add_item(details=ItemDetails(name="Tent"))
     drill = await catalog.add_item(details=ItemDetails(name="Drill"))
-    [soon] = await loans.check_out(member_id=gwen.id, item_codes=[tent.code], actor_id=None)
-    [late] = await loans.check_out(member_id=tom.id, item_codes=[drill.code], actor_id=None)
+    [soon] = await checkout.check_out(member_id=gwen.id, item_codes=[tent.code], actor_id=None)
+    [late] = await checkout.check_out(member_id=tom.id, item_codes=[drill.code], actor_id=None)
     await Loan.update({Loan.due_at: clock.now() + timedelta(hours=30)}).where(Loan.id == soon.id).run()
     await Loan.update({Loan.due_at: clock.now() - timedelta(days=2)}).where(Loan.id == late.id).run()
-    await loans.place_hold(member_id=gwen.id, item_code=drill.code)
-    await loans.check_in(loan_id=late.id, actor_id=None)  # the drill is now ready for Gwen
+    await holds.place_hold(member_id=gwen.id, item_code=drill.code)
+    await checkin.check_in(loan_id=late.id, actor_id=None)  # the drill is now ready for Gwen
     env = server_env(DATABASE_URL=database, SECRET_KEY=SECRET, SMTP_URL=url)
     results = await run_reminders(env, copies=2)
     assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
@@ -152,7 +152,7 @@ async def test_loan_reminders_and_hold_notices_go_once_even_from_two_runs_at_onc
 async def test_an_overdue_reminder_goes_once_per_due_date(database, smtp):
     from lending.catalog import services as catalog
     from lending.catalog.services import ItemDetails
-    from lending.loans import services as loans
+    from lending.loans import checkout
     from lending.loans.tables import Loan
 
     inbox, url = smtp
@@ -160,7 +160,7 @@ async def test_an_overdue_reminder_goes_once_per_due_date(database, smtp):
     tom = await members.create_account(name="Tom", email="tom@example.org", role="member")
     await memberships.record_counter_payment(member_id=tom.id, tier=tier.id, amount=0, method="cash", actor_id=None)
     drill = await catalog.add_item(details=ItemDetails(name="Drill"))
-    [late] = await loans.check_out(member_id=tom.id, item_codes=[drill.code], actor_id=None)
+    [late] = await checkout.check_out(member_id=tom.id, item_codes=[drill.code], actor_id=None)
     await Loan.update({Loan.due_at: clock.now() - timedelta(days=2)}).where(Loan.id == late.id).run()
     env = server_env(DATABASE_URL=database, SECRET_KEY=SECRET, SMTP_URL=url)
     [first] = await run_reminders(env)

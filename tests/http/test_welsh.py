@@ -19,7 +19,7 @@ import pytest
 from lending import clock, i18n
 from lending.catalog import services as catalog
 from lending.catalog.services import ItemDetails
-from lending.loans import services as loans
+from lending.loans import calendar_feed, checkout, reminders
 from lending.loans.tables import Loan
 from lending.mail.tables import Email
 from lending.members import services as members
@@ -179,9 +179,9 @@ async def test_a_welsh_members_receipts_and_reminders_are_welsh_whoever_triggers
         member_id=member.id, tier=tier.id, amount=550, method="cash", actor_id=people["volunteer"].id
     )
     tent = await catalog.add_item(details=ItemDetails(name="Tent"))
-    [loan] = await loans.check_out(member_id=member.id, item_codes=[tent.code], actor_id=people["volunteer"].id)
+    [loan] = await checkout.check_out(member_id=member.id, item_codes=[tent.code], actor_id=people["volunteer"].id)
     await Loan.update({Loan.due_at: clock.now() + timedelta(hours=30)}).where(Loan.id == loan.id).run()
-    counts = await loans.queue_loan_reminders()
+    counts = await reminders.queue_loan_reminders()
     assert counts.due_soon == 1
     mail = {row["key"].split(":")[0]: row for row in await Email.select(Email.key, Email.subject, Email.body).run()}
     assert set(mail) == {"receipt", "loan-receipt", "loan-due-soon"}
@@ -219,8 +219,8 @@ async def test_the_calendar_feed_is_in_the_members_language_whatever_asks_for_it
         member_id=member.id, tier=(await free_tier()).id, amount=0, method="cash", actor_id=None
     )
     tent = await catalog.add_item(details=ItemDetails(name="Tent"))
-    await loans.check_out(member_id=member.id, item_codes=[tent.code], actor_id=None)
-    token = await loans.calendar_token(member_id=member.id)
+    await checkout.check_out(member_id=member.id, item_codes=[tent.code], actor_id=None)
+    token = await calendar_feed.calendar_token(member_id=member.id)
     feed = await client.get(f"/calendar/{token}.ics", headers={"Accept-Language": "en-GB"})
     text = feed.text.replace("\r\n ", "")  # unfold long lines
     assert feed.status_code == 200

@@ -13,7 +13,20 @@ from lending.audit.tables import AuditEvent
 from lending.catalog import services as catalog
 from lending.catalog.services import ItemDetails
 from lending.catalog.tables import Item
-from lending.loans import services as loans
+from lending.loans import (
+    availability,
+    calendar_feed,
+    checkin,
+    checkout,
+    facts,
+    fees,
+    holds,
+    loan_policy,
+    records,
+    reminders,
+    renewals,
+    reservations,
+)
 from lending.loans.tables import Fee, Hold, Loan
 from lending.mail.tables import Email
 from lending.members import services as members
@@ -59,7 +72,7 @@ async def library(database):
 
 
 async def lend(library, member, *items):
-    return await loans.check_out(
+    return await checkout.check_out(
         member_id=member.id, item_codes=[i.code for i in items], actor_id=library["volunteer"].id
     )
 
@@ -71,7 +84,7 @@ async def test_a_check_out_lends_every_item_in_one_step_with_due_dates_and_a_rec
     assert (by_code[library["tent"].code].due_at - clock.now()).days in (2, 3)  # the thing's own 3 days
     assert (by_code[library["drill"].code].due_at - clock.now()).days in (6, 7)  # the membership's 7
     assert (await catalog.get_item(code=library["drill"].code)).status == "on_loan"
-    assert (await catalog.get_item(code=library["drill"].code)).due_back == by_code[library["drill"].code].due_at
+    assert (await availability.get_item(code=library["drill"].code)).due_back == by_code[library["drill"].code].due_at
     receipt = await Email.select().where(Email.key.like("loan-receipt:%")).run()
     assert len(receipt) == 1 and "Cordless drill" in receipt[0]["body"] and "Tent" in receipt[0]["body"]
     events = await AuditEvent.select().where(AuditEvent.action == "loan.check_out").run()
@@ -98,7 +111,7 @@ async def test_every_reason_a_member_cannot_borrow_is_given(library):
         .where(Membership.member == expired.id)
         .run()
     )
-    assessment = await loans.assess(
+    assessment = await checkout.assess(
         member_id=expired.id, item_codes=[library["drill"].code, library["tent"].code, library["ladder"].code]
     )
     assert not assessment.ok
@@ -107,7 +120,7 @@ async def test_every_reason_a_member_cannot_borrow_is_given(library):
         await lend(library, expired, library["drill"])
     assert caught.value.code == "borrower_blocked"
     nobody = await members.create_account(name="New", email="new@example.org", role="member")
-    assert [r.code for r in (await loans.assess(member_id=nobody.id, item_codes=[])).borrower_reasons] == [
+    assert [r.code for r in (await checkout.assess(member_id=nobody.id, item_codes=[])).borrower_reasons] == [
         "no_membership",
         "over_limit",
     ]
@@ -118,14 +131,18 @@ async def test_overdue_items_and_the_limit_block_new_loans(library):
     await Loan.update({Loan.due_at: clock.now() - timedelta(days=1)}).where(Loan.id == loan.id).run()
     codes = [
         r.code
-        for r in (await loans.assess(member_id=library["ann"].id, item_codes=[library["tent"].code])).borrower_reasons
+        for r in (
+            await checkout.assess(member_id=library["ann"].id, item_codes=[library["tent"].code])
+        ).borrower_reasons
     ]
     assert codes == ["overdue_items"]
     await Loan.update({Loan.due_at: clock.now() + timedelta(days=1)}).where(Loan.id == loan.id).run()
     codes = [
         r.code
         for r in (
-            await loans.assess(member_id=library["ann"].id, item_codes=[library["tent"].code, library["ladder"].code])
+            await checkout.assess(
+                member_id=library["ann"].id, item_codes=[library["tent"].code, library["ladder"].code]
+            )
         ).borrower_reasons
     ]
     assert codes == ["over_limit"]
@@ -134,7 +151,7 @@ async def test_overdue_items_and_the_limit_block_new_loans(library):
 async def test_unknown_retired_and_maintenance_items_each_say_why(library):
     await catalog.set_status(code=library["ladder"].code, status="maintenance", reason="wobbly rung")
     await catalog.set_status(code=library["drill2"].code, status="retired", reason="burnt out")
-    assessment = await loans.assess(
+    assessment = await checkout.assess(
         member_id=library["ann"].id, item_codes=["ZZZZZZZZ", library["ladder"].code, library["drill2"].code]
     )
     assert [line.reasons[0].code for line in assessment.lines] == [
@@ -143,22 +160,22 @@ async def test_unknown_retired_and_maintenance_items_each_say_why(library):
         "item_retired",
     ]
     with pytest.raises(errors.NotFound) as caught:
-        await loans.check_out(member_id=library["ann"].id, item_codes=["ZZZZZZZZ"], actor_id=None)
+        await checkout.check_out(member_id=library["ann"].id, item_codes=["ZZZZZZZZ"], actor_id=None)
     assert caught.value.code == "item_not_found"
 
 
 async def test_a_scanned_label_url_and_a_typed_code_with_look_alikes_both_work(library):
     code = library["tent"].code
     url = f"http://testserver.local/i/{code}"
-    assert loans.code_from_scan(url) == code
-    assert loans.code_from_scan(f"{code[:4].lower()}-{code[4:].lower()}") == code
-    [loan] = await loans.check_out(member_id=library["ann"].id, item_codes=[url], actor_id=None)
+    assert facts.code_from_scan(url) == code
+    assert facts.code_from_scan(f"{code[:4].lower()}-{code[4:].lower()}") == code
+    [loan] = await checkout.check_out(member_id=library["ann"].id, item_codes=[url], actor_id=None)
     assert loan.item_code == code
 
 
 async def test_checking_in_twice_changes_nothing_and_needs_repair_goes_to_maintenance(library):
     [loan] = await lend(library, library["ann"], library["drill"])
-    back = await loans.check_in(
+    back = await checkin.check_in(
         item_code=library["drill"].code,
         condition="worn",
         notes="Chuck sticks",
@@ -168,42 +185,42 @@ async def test_checking_in_twice_changes_nothing_and_needs_repair_goes_to_mainte
     assert back.changed and back.needs_repair and back.loan.parts_missing == ["Case"]
     item = await catalog.get_item(code=library["drill"].code)
     assert item.status == "maintenance" and item.condition == "worn" and item.status_reason == "Chuck sticks"
-    again = await loans.check_in(item_code=library["drill"].code, actor_id=library["volunteer"].id)
+    again = await checkin.check_in(item_code=library["drill"].code, actor_id=library["volunteer"].id)
     assert not again.changed and again.loan.id == loan.id and again.loan.return_notes == "Chuck sticks"
-    by_id = await loans.check_in(loan_id=loan.id, actor_id=library["volunteer"].id)
+    by_id = await checkin.check_in(loan_id=loan.id, actor_id=library["volunteer"].id)
     assert not by_id.changed and by_id.loan.returned_at == back.loan.returned_at
     assert await AuditEvent.count().where(AuditEvent.action == "loan.check_in").run() == 1
     with pytest.raises(errors.Conflict) as never_lent:
-        await loans.check_in(item_code=library["tent"].code, actor_id=None)
+        await checkin.check_in(item_code=library["tent"].code, actor_id=None)
     assert never_lent.value.code == "not_on_loan"
     await lend(library, library["ann"], library["tent"])
     with pytest.raises(errors.InvalidInput):
-        await loans.check_in(item_code=library["tent"].code, parts_missing=["Wheels"], actor_id=None)
-    assert (await loans.open_loan_for_item(code=library["tent"].code)) is not None  # still out
+        await checkin.check_in(item_code=library["tent"].code, parts_missing=["Wheels"], actor_id=None)
+    assert (await records.open_loan_for_item(code=library["tent"].code)) is not None  # still out
 
 
 async def test_a_forgotten_check_out_and_check_in_are_backdated_and_the_log_says_so(library):
     earlier = (clock.now() - timedelta(days=2)).replace(microsecond=0)
-    [loan] = await loans.check_out(
+    [loan] = await checkout.check_out(
         member_id=library["ann"].id, item_codes=[library["drill"].code], actor_id=None, lent_at=earlier
     )
     assert loan.lent_at == earlier and loan.recorded_at > earlier
     assert (loan.due_at - earlier).days in (6, 7)
     with pytest.raises(errors.InvalidInput) as before_loan:
-        await loans.check_in(loan_id=loan.id, returned_at=earlier - timedelta(hours=1), actor_id=None)
+        await checkin.check_in(loan_id=loan.id, returned_at=earlier - timedelta(hours=1), actor_id=None)
     assert before_loan.value.code == "invalid_date"
     with pytest.raises(errors.InvalidInput):
-        await loans.check_out(
+        await checkout.check_out(
             member_id=library["ann"].id, item_codes=[library["tent"].code], actor_id=None, lent_at="last tuesday"
         )
     with pytest.raises(errors.InvalidInput):
-        await loans.check_out(
+        await checkout.check_out(
             member_id=library["ann"].id,
             item_codes=[library["tent"].code],
             actor_id=None,
             lent_at=clock.now() - timedelta(days=90),
         )
-    back = await loans.check_in(loan_id=loan.id, returned_at=earlier + timedelta(days=1), actor_id=None)
+    back = await checkin.check_in(loan_id=loan.id, returned_at=earlier + timedelta(days=1), actor_id=None)
     assert back.loan.returned_at == earlier + timedelta(days=1)
     details = [e["detail"] for e in await AuditEvent.select().where(AuditEvent.action.like("loan.%")).run()]
     assert all("backdated to" in detail for detail in details), details
@@ -212,79 +229,79 @@ async def test_a_forgotten_check_out_and_check_in_are_backdated_and_the_log_says
 
 async def test_renewals_stop_at_the_limit_and_when_someone_is_waiting(library):
     [loan] = await lend(library, library["ann"], library["tent"])
-    first = await loans.renew(loan_id=loan.id, actor_id=None, borrower_id=library["ann"].id, via="account")
+    first = await renewals.renew(loan_id=loan.id, actor_id=None, borrower_id=library["ann"].id, via="account")
     assert first.due_at > loan.due_at and first.renewals == 1
-    await loans.renew(loan_id=loan.id, actor_id=library["volunteer"].id)
+    await renewals.renew(loan_id=loan.id, actor_id=library["volunteer"].id)
     with pytest.raises(errors.Conflict) as limit:
-        await loans.renew(loan_id=loan.id, actor_id=None)
+        await renewals.renew(loan_id=loan.id, actor_id=None)
     assert limit.value.code == "renewal_limit"
     with pytest.raises(errors.NotFound):  # not Bob's to renew
-        await loans.renew(loan_id=loan.id, actor_id=None, borrower_id=library["bob"].id)
+        await renewals.renew(loan_id=loan.id, actor_id=None, borrower_id=library["bob"].id)
     [ladder] = await lend(library, library["ann"], library["ladder"])
-    await loans.place_hold(member_id=library["bob"].id, item_code=library["ladder"].code)
+    await holds.place_hold(member_id=library["bob"].id, item_code=library["ladder"].code)
     with pytest.raises(errors.Conflict) as waiting:
-        await loans.renew(loan_id=ladder.id, actor_id=None)
+        await renewals.renew(loan_id=ladder.id, actor_id=None)
     assert waiting.value.code == "someone_waiting"
 
 
 async def test_a_hold_queues_then_the_return_puts_the_copy_aside_and_tells_the_member(library):
     await lend(library, library["ann"], library["tent"])
-    hold = await loans.place_hold(member_id=library["bob"].id, item_code=library["tent"].code)
+    hold = await holds.place_hold(member_id=library["bob"].id, item_code=library["tent"].code)
     assert hold.status == "waiting" and hold.position == 1
     with pytest.raises(errors.Conflict) as twice:
-        await loans.place_hold(member_id=library["bob"].id, item_code=library["tent"].code)
+        await holds.place_hold(member_id=library["bob"].id, item_code=library["tent"].code)
     assert twice.value.code == "hold_exists"
-    back = await loans.check_in(item_code=library["tent"].code, actor_id=None)
+    back = await checkin.check_in(item_code=library["tent"].code, actor_id=None)
     assert back.hold_for == "Bob"
-    ready = await loans.get_hold(hold_id=hold.id)
+    ready = await records.get_hold(hold_id=hold.id)
     assert ready.status == "ready" and ready.item_code == library["tent"].code and ready.expires_at > clock.now()
     assert (await catalog.get_item(code=library["tent"].code)).status == "reserved"
     message = await Email.select().where(Email.key == f"hold-ready:{hold.id}").first().run()
     assert message and message["to_address"] == "bob@example.org" and "Tent" in message["subject"]
-    blocked = await loans.assess(member_id=library["ann"].id, item_codes=[library["tent"].code])
+    blocked = await checkout.assess(member_id=library["ann"].id, item_codes=[library["tent"].code])
     assert blocked.lines[0].reasons[0].code == "held_for_other"
     [loan] = await lend(library, library["bob"], library["tent"])
-    assert (await loans.get_hold(hold_id=hold.id)).status == "collected" and loan.member_id == library["bob"].id
+    assert (await records.get_hold(hold_id=hold.id)).status == "collected" and loan.member_id == library["bob"].id
 
 
 async def test_an_uncollected_hold_expires_and_passes_to_the_next_member(library):
     carol = await member_with_membership("Carol", tier_id=library["tier"].id)
     await lend(library, library["ann"], library["tent"])
-    bobs = await loans.place_hold(member_id=library["bob"].id, item_code=library["tent"].code)
-    carols = await loans.place_hold(member_id=carol.id, item_code=library["tent"].code)
+    bobs = await holds.place_hold(member_id=library["bob"].id, item_code=library["tent"].code)
+    carols = await holds.place_hold(member_id=carol.id, item_code=library["tent"].code)
     assert carols.position == 2
-    await loans.check_in(item_code=library["tent"].code, actor_id=None)
+    await checkin.check_in(item_code=library["tent"].code, actor_id=None)
     await Hold.update({Hold.expires_at: clock.now() - timedelta(minutes=1)}).where(Hold.id == bobs.id).run()
-    assert await loans.expire_holds() == 1
-    assert (await loans.get_hold(hold_id=bobs.id)).status == "expired"
-    assert (await loans.get_hold(hold_id=carols.id)).status == "ready"
-    await loans.cancel_hold(hold_id=carols.id, actor_id=carol.id, member_id=carol.id)
+    assert await holds.expire_holds() == 1
+    assert (await records.get_hold(hold_id=bobs.id)).status == "expired"
+    assert (await records.get_hold(hold_id=carols.id)).status == "ready"
+    await holds.cancel_hold(hold_id=carols.id, actor_id=carol.id, member_id=carol.id)
     assert (await catalog.get_item(code=library["tent"].code)).status == "available"
 
 
 async def test_a_hold_on_a_thing_with_a_copy_on_the_shelf_is_ready_at_once(library):
     await lend(library, library["ann"], library["drill"])
-    hold = await loans.place_hold(member_id=library["bob"].id, item_code=library["drill"].code)
+    hold = await holds.place_hold(member_id=library["bob"].id, item_code=library["drill"].code)
     assert hold.status == "ready" and hold.item_code == library["drill2"].code
 
 
 async def test_copies_back_from_repair_go_to_the_queue_first(library):
     await catalog.set_status(code=library["ladder"].code, status="maintenance", reason="check")
-    hold = await loans.place_hold(member_id=library["bob"].id, item_code=library["ladder"].code)
+    hold = await holds.place_hold(member_id=library["bob"].id, item_code=library["ladder"].code)
     assert hold.status == "waiting"
-    await loans.set_item_status(code=library["ladder"].code, status="available")
-    assert (await loans.get_hold(hold_id=hold.id)).status == "ready"
+    await holds.set_item_status(code=library["ladder"].code, status="available")
+    assert (await records.get_hold(hold_id=hold.id)).status == "ready"
 
 
 async def test_bookings_check_overlaps_loans_buffers_and_closed_days(library):
     today = venues.today(await venues.calendar())
     start, end = today + timedelta(days=10), today + timedelta(days=12)
-    booking = await loans.reserve(
+    booking = await reservations.reserve(
         member_id=library["ann"].id, item_code=library["tent"].code, starts_on=start, ends_on=end
     )
     assert booking.status == "booked"
     with pytest.raises(errors.Conflict) as overlap:
-        await loans.reserve(
+        await reservations.reserve(
             member_id=library["bob"].id,
             item_code=library["tent"].code,
             starts_on=end.isoformat(),
@@ -292,21 +309,21 @@ async def test_bookings_check_overlaps_loans_buffers_and_closed_days(library):
         )
     assert overlap.value.code == "reservation_conflict"
     # Another copy of the same thing is booked instead of refusing.
-    drill = await loans.reserve(
+    drill = await reservations.reserve(
         member_id=library["ann"].id, item_code=library["drill"].code, starts_on=start, ends_on=end
     )
-    other = await loans.reserve(
+    other = await reservations.reserve(
         member_id=library["bob"].id, item_code=library["drill"].code, starts_on=start, ends_on=end
     )
     assert {drill.item_code, other.item_code} == {library["drill"].code, library["drill2"].code}
     with pytest.raises(errors.InvalidInput) as malformed:
-        await loans.reserve(
+        await reservations.reserve(
             member_id=library["bob"].id, item_code=library["ladder"].code, starts_on="31/12/2026", ends_on="2027-01-02"
         )
     assert malformed.value.code == "invalid_date"
     await venues.add_closure(starts_on=start + timedelta(days=20), reason="Stocktake")
     with pytest.raises(errors.RuleViolation) as closed:
-        await loans.reserve(
+        await reservations.reserve(
             member_id=library["bob"].id,
             item_code=library["ladder"].code,
             starts_on=start + timedelta(days=20),
@@ -315,13 +332,13 @@ async def test_bookings_check_overlaps_loans_buffers_and_closed_days(library):
     assert closed.value.code == "closed_day"
     # Someone else's booking stops a loan that would run into it.
     bookings_start = today + timedelta(days=3)
-    await loans.reserve(
+    await reservations.reserve(
         member_id=library["ann"].id,
         item_code=library["ladder"].code,
         starts_on=bookings_start,
         ends_on=bookings_start + timedelta(days=1),
     )
-    assessment = await loans.assess(member_id=library["bob"].id, item_codes=[library["ladder"].code])
+    assessment = await checkout.assess(member_id=library["bob"].id, item_codes=[library["ladder"].code])
     assert [r.code for r in assessment.lines[0].reasons] == ["reserved_by_other"]
 
 
@@ -339,8 +356,8 @@ async def test_due_dates_land_on_open_days(library):
 async def test_late_returns_cost_nothing_unless_the_venue_charges_and_fees_can_be_written_off(library):
     [loan] = await lend(library, library["ann"], library["tent"])
     await Loan.update({Loan.due_at: clock.now() - timedelta(days=3)}).where(Loan.id == loan.id).run()
-    assert (await loans.check_in(loan_id=loan.id, actor_id=None)).fee_pence == 0
-    await loans.save_policy(
+    assert (await checkin.check_in(loan_id=loan.id, actor_id=None)).fee_pence == 0
+    await loan_policy.save_policy(
         values={
             "renewal_limit": 2,
             "buffer_hours": 0,
@@ -356,17 +373,17 @@ async def test_late_returns_cost_nothing_unless_the_venue_charges_and_fees_can_b
     )
     [again] = await lend(library, library["ann"], library["tent"])
     await Loan.update({Loan.due_at: clock.now() - timedelta(days=3)}).where(Loan.id == again.id).run()
-    assert (await loans.check_in(loan_id=again.id, actor_id=None)).fee_pence == 100  # capped
-    [fee] = await loans.list_fees(member_id=library["ann"].id)
-    await loans.settle_fee(fee_id=fee.id, settlement="written_off", note="first time", actor_id=None)
-    assert await loans.list_fees(member_id=library["ann"].id) == []
+    assert (await checkin.check_in(loan_id=again.id, actor_id=None)).fee_pence == 100  # capped
+    [fee] = await fees.list_fees(member_id=library["ann"].id)
+    await fees.settle_fee(fee_id=fee.id, settlement="written_off", note="first time", actor_id=None)
+    assert await fees.list_fees(member_id=library["ann"].id) == []
     assert (await Fee.select().first().run())["settlement"] == "written_off"
     with pytest.raises(errors.InvalidInput):
-        await loans.save_policy(values={"renewal_limit": -1})
+        await loan_policy.save_policy(values={"renewal_limit": -1})
 
 
 async def test_a_buffer_keeps_a_returned_copy_back_for_cleaning(library):
-    await loans.save_policy(
+    await loan_policy.save_policy(
         values={
             "renewal_limit": 2,
             "buffer_hours": 24,
@@ -380,8 +397,8 @@ async def test_a_buffer_keeps_a_returned_copy_back_for_cleaning(library):
         }
     )
     await lend(library, library["ann"], library["tent"])
-    await loans.check_in(item_code=library["tent"].code, actor_id=None)
-    assessment = await loans.assess(member_id=library["bob"].id, item_codes=[library["tent"].code])
+    await checkin.check_in(item_code=library["tent"].code, actor_id=None)
+    assessment = await checkout.assess(member_id=library["bob"].id, item_codes=[library["tent"].code])
     assert [r.code for r in assessment.lines[0].reasons] == ["in_buffer"]
 
 
@@ -390,11 +407,11 @@ async def test_reminders_are_queued_once_per_loan_and_due_date_in_the_members_la
     [late] = await lend(library, library["ann"], library["drill"])
     await Loan.update({Loan.due_at: clock.now() + timedelta(hours=20)}).where(Loan.id == soon.id).run()
     await Loan.update({Loan.due_at: clock.now() - timedelta(days=1)}).where(Loan.id == late.id).run()
-    dry = await loans.queue_loan_reminders(dry_run=True)
+    dry = await reminders.queue_loan_reminders(dry_run=True)
     assert (dry.due_soon, dry.overdue) == (1, 1)
-    counts = await loans.queue_loan_reminders()
+    counts = await reminders.queue_loan_reminders()
     assert (counts.due_soon, counts.overdue) == (1, 1)
-    again = await loans.queue_loan_reminders()
+    again = await reminders.queue_loan_reminders()
     assert (again.due_soon, again.overdue) == (0, 0)
     welsh = await Email.select().where(Email.key.like(f"loan-due-soon:{soon.id}:%")).first().run()
     assert welsh["to_address"] == "bob@example.org" and "Tent" in welsh["subject"]
@@ -403,17 +420,17 @@ async def test_reminders_are_queued_once_per_loan_and_due_date_in_the_members_la
 
 async def test_the_calendar_feed_lists_due_dates_and_a_new_address_stops_the_old(library):
     await lend(library, library["ann"], library["tent"])
-    token = await loans.calendar_token(member_id=library["ann"].id)
-    assert await loans.calendar_token(member_id=library["ann"].id) == token
-    feed = await loans.calendar_feed(member_id=library["ann"].id, base_url="http://testserver.local")
+    token = await calendar_feed.calendar_token(member_id=library["ann"].id)
+    assert await calendar_feed.calendar_token(member_id=library["ann"].id) == token
+    feed = await calendar_feed.calendar_feed(member_id=library["ann"].id, base_url="http://testserver.local")
     assert (
         feed.startswith("BEGIN:VCALENDAR\r\n") and "SUMMARY:Due back: Tent" in feed and feed.count("BEGIN:VEVENT") == 1
     )
     assert all(len(line.encode()) <= 75 for line in feed.split("\r\n"))
-    fresh = await loans.calendar_token(member_id=library["ann"].id, renew=True)
-    assert fresh != token and await loans.member_for_calendar(token=fresh) == library["ann"].id
+    fresh = await calendar_feed.calendar_token(member_id=library["ann"].id, renew=True)
+    assert fresh != token and await calendar_feed.member_for_calendar(token=fresh) == library["ann"].id
     with pytest.raises(errors.NotFound):
-        await loans.member_for_calendar(token=token)
+        await calendar_feed.member_for_calendar(token=token)
 
 
 async def test_the_loan_index_refuses_a_second_open_loan_even_past_the_service(library):
@@ -453,13 +470,13 @@ def test_days_between_bookings_round_the_buffer_up():
 async def test_a_copy_lent_after_its_hold_lapsed_is_not_offered_to_the_queue_while_out(library):
     carol = await member_with_membership("Carol", tier_id=library["tier"].id)
     await lend(library, library["ann"], library["tent"])
-    bobs = await loans.place_hold(member_id=library["bob"].id, item_code=library["tent"].code)
-    await loans.check_in(item_code=library["tent"].code, actor_id=None)
+    bobs = await holds.place_hold(member_id=library["bob"].id, item_code=library["tent"].code)
+    await checkin.check_in(item_code=library["tent"].code, actor_id=None)
     await Hold.update({Hold.expires_at: clock.now() - timedelta(minutes=1)}).where(Hold.id == bobs.id).run()
-    carols = await loans.place_hold(member_id=carol.id, item_code=library["drill"].code)  # another thing
+    carols = await holds.place_hold(member_id=carol.id, item_code=library["drill"].code)  # another thing
     [loan] = await lend(library, library["ann"], library["tent"])  # the lapsed hold no longer holds it
-    assert (await loans.get_hold(hold_id=bobs.id)).status == "expired"
-    assert await loans.expire_holds() == 0
+    assert (await records.get_hold(hold_id=bobs.id)).status == "expired"
+    assert await holds.expire_holds() == 0
     assert (await catalog.get_item(code=library["tent"].code)).status == "on_loan"
     assert loan.item_code == library["tent"].code and carols.status == "ready"
 
@@ -478,11 +495,11 @@ async def test_loans_of_one_copy_never_overlap_in_time_under_concurrent_desks(li
         nonlocal done
         for _ in range(15):
             try:
-                [loan] = await loans.check_out(member_id=member.id, item_codes=[library["tent"].code], actor_id=None)
+                [loan] = await checkout.check_out(member_id=member.id, item_codes=[library["tent"].code], actor_id=None)
             except errors.Conflict:
                 await asyncio.sleep(0.001)
                 continue
-            await loans.check_in(loan_id=loan.id, actor_id=None)
+            await checkin.check_in(loan_id=loan.id, actor_id=None)
             done += 1
 
     await asyncio.gather(*(desk(member) for member in people))

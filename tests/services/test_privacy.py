@@ -11,7 +11,7 @@ from lending import errors
 from lending.audit.tables import AuditEvent
 from lending.catalog import services as catalog
 from lending.catalog.services import ItemDetails
-from lending.loans import services as loans
+from lending.loans import checkin, checkout
 from lending.loans.tables import Loan
 from lending.members import services as members
 from lending.members.tables import Account
@@ -30,7 +30,7 @@ async def borrower(database):
     )
     await memberships.record_counter_payment(member_id=person.id, tier=tier.id, amount=0, method="cash", actor_id=None)
     item = await catalog.add_item(details=ItemDetails(name="Tent"))
-    [loan] = await loans.check_out(member_id=person.id, item_codes=[item.code], actor_id=None)
+    [loan] = await checkout.check_out(member_id=person.id, item_codes=[item.code], actor_id=None)
     return person, item, loan
 
 
@@ -48,7 +48,7 @@ async def test_erasure_waits_for_returns_then_keeps_only_anonymous_records(borro
     with pytest.raises(errors.Conflict) as caught:
         await person_data.erase_person(account_id=person.id, actor_id=None)
     assert caught.value.code == "open_loans"
-    await loans.check_in(loan_id=loan.id, notes="Left a jumper inside", actor_id=None)
+    await checkin.check_in(loan_id=loan.id, notes="Left a jumper inside", actor_id=None)
     await person_data.erase_person(account_id=person.id, actor_id=None)
     row = await Account.select().where(Account.id == person.id).first().run()
     assert row["email"] is None and row["phone"] is None and row["name"] == "Erased person"

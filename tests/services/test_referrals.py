@@ -223,7 +223,7 @@ async def test_a_link_worker_whose_organisation_was_removed_cannot_issue(world):
 async def test_the_referrer_learns_how_it_went_only_with_consent(world):
     from lending.catalog import services as catalog
     from lending.catalog.services import ItemDetails
-    from lending.loans import services as loans
+    from lending.loans import checkout
 
     tools = await catalog.create_category(name="Tools")
     drills = await catalog.create_category(name="Drills", parent_id=tools.id)
@@ -233,7 +233,7 @@ async def test_the_referrer_learns_how_it_went_only_with_consent(world):
     quiet = await members.create_account(name="Quiet", email="quiet@example.org", role="member")
     await referrals.redeem(code=sharing.code, member_id=world["member"].id, address="1")
     await referrals.redeem(code=private.code, member_id=quiet.id, address="1")
-    await loans.check_out(member_id=world["member"].id, item_codes=[drill.code], actor_id=None)
+    await checkout.check_out(member_id=world["member"].id, item_codes=[drill.code], actor_id=None)
     told = await referrals.outcome(viewer=world["lw_a"], code=sharing.code)
     assert told.shared and told.loans == 1 and told.kinds == (("Tools", 1),) and told.first_loan_at
     message = referrals.outcome_message(told)

@@ -15,7 +15,7 @@ from lending import errors
 from lending.catalog import services as catalog
 from lending.catalog.services import ItemDetails
 from lending.catalog.tables import Category, ItemGroup
-from lending.loans import services as loans
+from lending.loans import loan_policy
 from lending.mail import services as mail
 from lending.mail.tables import EmailTemplate
 from lending.members import organisations
@@ -62,7 +62,7 @@ async def build_venue() -> None:
     await venues.add_closure(starts_on=date(2099, 12, 24), ends_on=date(2100, 1, 1), reason="Christmas")
     await venues.add_closure(starts_on=date(2099, 8, 1), ends_on=date(2099, 8, 7), reason="Eisteddfod", site_id=hall.id)
     await venues.add_closure(starts_on=date(2001, 1, 1), ends_on=date(2001, 1, 2), reason="Long ago")
-    await loans.save_policy(
+    await loan_policy.save_policy(
         values={
             "renewal_limit": 1,
             "buffer_hours": 24,

@@ -81,7 +81,7 @@ def test_no_import_of_ours_hides_inside_a_function():
 
 def test_the_hidden_import_check_sees_one(tmp_path):
     sample = tmp_path / "sample.py"
-    sample.write_text("async def f():\n    from lending.loans import services\n    return services\n")
+    sample.write_text("async def f():\n    from lending.loans import holds\n    return holds\n")
     assert function_imports(sample) == ["sample.py:2 lending.loans"]
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 from lending import i18n
+from lending.loans import fees
 from lending.loans import rules as loan_rules
-from lending.loans import services as loans
 
 
 def in_welsh(value: object) -> str:
@@ -57,8 +57,8 @@ def test_the_renewal_limit_counts_in_the_readers_language():
 
 
 def test_a_fees_stored_reason_is_shown_in_the_readers_language():
-    assert loans.LATE_RETURN == "Late return"  # stored in English, whoever recorded it
-    assert in_welsh(loans.FEE_REASONS[loans.LATE_RETURN]) != "Late return"
+    assert fees.LATE_RETURN == "Late return"  # stored in English, whoever recorded it
+    assert in_welsh(fees.FEE_REASONS[fees.LATE_RETURN]) != "Late return"
 
 
 def test_a_signed_in_persons_account_decides_their_language():

@@ -16,8 +16,7 @@ from lending.catalog.schemas import ItemIn, ItemList, ItemOut, LabelsIn, item_ou
 from lending.catalog.services import ItemDetails
 from lending.i18n import gettext as _
 from lending.i18n import lazy_gettext as _l
-from lending.loans import availability
-from lending.loans import services as loans
+from lending.loans import availability, holds
 from lending.members.rules import Role
 from lending.venues import services as venues
 from lending.web import flash
@@ -279,7 +278,7 @@ async def edit_submit(request: Request, code: FromPath[str]) -> Response:
 async def status_submit(request: Request, code: FromPath[str]) -> Response:
     form = await request.form()
     try:
-        item = await loans.set_item_status(
+        item = await holds.set_item_status(
             code=code,
             status=str(form.get("status", "")),
             reason=str(form.get("reason", "")),

@@ -476,7 +476,7 @@ async def update_item(*, code: str, details: ItemDetails, actor_id: int | None =
 
 async def set_status(*, code: str, status: str, reason: str = "", actor_id: int | None = None) -> ItemView:
     """Retire an item (with a reason), send it for repair, mark it missing or available again.
-    ``loans.services.set_item_status`` is the use case: a copy back in use goes to the queue."""
+    ``loans.holds.set_item_status`` is the use case: a copy back in use goes to the queue."""
     current = await get_item(code=code)
     if problem := rules.status_change_problem(current=current.status, new=status, reason=reason):
         raise errors.RuleViolation(problem, code="status_not_allowed", field="status")

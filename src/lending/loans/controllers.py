@@ -17,8 +17,19 @@ from lending.catalog import rules as catalog_rules
 from lending.catalog import services as catalog
 from lending.i18n import gettext as _
 from lending.i18n import lazy_gettext as _l
-from lending.loans import rules
-from lending.loans import services as loans
+from lending.loans import (
+    calendar_feed,
+    checkin,
+    checkout,
+    facts,
+    fees,
+    holds,
+    loan_policy,
+    records,
+    renewals,
+    reservations,
+    rules,
+)
 from lending.loans.schemas import (
     EligibilityOut,
     HoldIn,
@@ -58,7 +69,7 @@ def _is_volunteer(request: Request) -> bool:
     return user is not None and may_act_as(user.role, Role.volunteer)
 
 
-def _outcome(assessment: loans.Assessment, added: str) -> tuple[str, str] | None:
+def _outcome(assessment: checkout.Assessment, added: str) -> tuple[str, str] | None:
     """What the desk says (and sounds) after a scan: the line just added decides it."""
     if not added:
         return None
@@ -87,10 +98,10 @@ async def _all(request: Request, name: str) -> list[str]:
 def _basket(items: list[str], add: str = "", remove: str = "") -> tuple[list[str], str]:
     basket: list[str] = []
     for raw in items:
-        code = loans.code_from_scan(raw)
+        code = facts.code_from_scan(raw)
         if code and code not in basket and code != remove:
             basket.append(code)
-    added = loans.code_from_scan(add) if add.strip() else ""
+    added = facts.code_from_scan(add) if add.strip() else ""
     if add.strip() and not added:
         added = add.strip()[:40]
     if added and added not in basket:
@@ -109,7 +120,7 @@ async def _member_page(
     status: int = 200,
 ) -> Template:
     member = await members.get_account(account_id=member_id)
-    assessment = await loans.assess(member_id=member_id, item_codes=basket)
+    assessment = await checkout.assess(member_id=member_id, item_codes=basket)
     outcome = _outcome(assessment, added)
     if error is not None:
         outcome = (
@@ -129,10 +140,10 @@ async def _member_page(
             "basket": [line for line in assessment.lines],
             "codes_in_basket": [line.code for line in assessment.lines],
             "outcome": outcome,
-            "loans": await loans.member_loans(member_id=member_id),
-            "holds": await loans.member_holds(member_id=member_id),
-            "reservations": await loans.member_reservations(member_id=member_id),
-            "fees": await loans.list_fees(member_id=member_id),
+            "loans": await records.member_loans(member_id=member_id),
+            "holds": await records.member_holds(member_id=member_id),
+            "reservations": await records.member_reservations(member_id=member_id),
+            "fees": await fees.list_fees(member_id=member_id),
             "values": values or {},
             "errors": error.errors if error is not None else {},
             "now": clock.now(),
@@ -147,7 +158,7 @@ async def _member_page(
 async def desk(request: Request, q: FromQuery[str] = "") -> Response:
     results = []
     if q.strip():
-        code = loans.code_from_scan(q)
+        code = facts.code_from_scan(q)
         if code:  # a scanned or typed card goes straight to its member
             try:
                 member = await members.member_by_card(card_code=code)
@@ -162,8 +173,8 @@ async def desk(request: Request, q: FromQuery[str] = "") -> Response:
             "q": q,
             "results": results,
             "problems": await catalog.open_problems(),
-            "ready": await loans.ready_holds(limit=50),
-            "overdue": await loans.overdue_loans(limit=50),
+            "ready": await records.ready_holds(limit=50),
+            "overdue": await records.overdue_loans(limit=50),
         },
     )
 
@@ -176,7 +187,7 @@ async def desk_member(
     add: FromQuery[str] = "",
     remove: FromQuery[str] = "",
 ) -> Template:
-    basket, added = _basket(item or [], add, loans.code_from_scan(remove))
+    basket, added = _basket(item or [], add, facts.code_from_scan(remove))
     return await _member_page(request, member_id, basket, added=added)
 
 
@@ -186,7 +197,7 @@ async def desk_check_out(request: Request, member_id: FromPath[int]) -> Response
     basket, _added = _basket(await _all(request, "item"))
     lent_at = str(form.get("lent_at", "")).strip() if form.get("backdate") == "yes" else None
     try:
-        lent = await loans.check_out(
+        lent = await checkout.check_out(
             member_id=member_id, item_codes=basket, actor_id=current_user(request).id, via="desk", lent_at=lent_at
         )
     except (errors.Conflict, errors.RuleViolation, errors.NotFound, errors.InvalidInput) as exc:
@@ -207,9 +218,9 @@ async def desk_check_out(request: Request, member_id: FromPath[int]) -> Response
 
 @post("/loans/{loan_id:int}/renew", name="loans:desk_renew", include_in_schema=False)
 async def desk_renew(request: Request, loan_id: FromPath[int]) -> Response:
-    loan = await loans.get_loan(loan_id=loan_id)
+    loan = await records.get_loan(loan_id=loan_id)
     try:
-        renewed = await loans.renew(loan_id=loan_id, actor_id=current_user(request).id, via="desk")
+        renewed = await renewals.renew(loan_id=loan_id, actor_id=current_user(request).id, via="desk")
         flash.add(
             request.scope,
             _(
@@ -227,10 +238,10 @@ async def desk_renew(request: Request, loan_id: FromPath[int]) -> Response:
 async def desk_returns(request: Request, item: FromQuery[str] = "", done: FromQuery[int | None] = None) -> Template:
     context: dict = {"item_code": item, "loan": None, "item": None, "outcome": None, "errors": {}, "values": {}}
     if done is not None:
-        loan = await loans.get_loan(loan_id=done)
+        loan = await records.get_loan(loan_id=done)
         context["done"] = loan
     if item.strip():
-        code = loans.code_from_scan(item)
+        code = facts.code_from_scan(item)
         try:
             found = await catalog.get_item(code=code) if code else None
         except errors.NotFound:
@@ -242,7 +253,7 @@ async def desk_returns(request: Request, item: FromQuery[str] = "", done: FromQu
             )
         else:
             context["item"] = found
-            context["loan"] = await loans.open_loan_for_item(code=found.code)
+            context["loan"] = await records.open_loan_for_item(code=found.code)
             if context["loan"] is None:
                 context["outcome"] = ("already", _("%(name)s is not on loan: nothing to check in.", name=found.name))
     return Template(
@@ -259,7 +270,7 @@ async def desk_check_in(request: Request) -> Response:
     returned_at = str(form.get("returned_at", "")).strip() if form.get("backdate") == "yes" else None
     loan_id = str(form.get("loan_id", "")).strip()
     try:
-        result = await loans.check_in(
+        result = await checkin.check_in(
             loan_id=int(loan_id) if loan_id.isdigit() else None,
             item_code=code,
             condition=str(form.get("condition", "")),
@@ -273,7 +284,7 @@ async def desk_check_in(request: Request) -> Response:
     except (errors.InvalidInput, errors.NotFound, errors.Conflict) as exc:
         found = None
         try:
-            found = await catalog.get_item(code=loans.code_from_scan(code)) if loans.code_from_scan(code) else None
+            found = await catalog.get_item(code=facts.code_from_scan(code)) if facts.code_from_scan(code) else None
         except errors.NotFound:
             pass
         kind = "unknown" if isinstance(exc, errors.NotFound) else "already" if exc.code == "not_on_loan" else "blocked"
@@ -283,7 +294,7 @@ async def desk_check_in(request: Request) -> Response:
             context={
                 "item_code": code,
                 "item": found,
-                "loan": await loans.open_loan_for_item(code=found.code) if found else None,
+                "loan": await records.open_loan_for_item(code=found.code) if found else None,
                 "outcome": (kind, str(exc.detail)),
                 "errors": exc.errors,
                 "conditions": catalog_rules.CONDITION_LABELS,
@@ -313,8 +324,8 @@ async def desk_check_in(request: Request) -> Response:
 
 @post("/holds/{hold_id:int}/cancel", name="loans:desk_cancel_hold", include_in_schema=False)
 async def desk_cancel_hold(request: Request, hold_id: FromPath[int]) -> Response:
-    hold = await loans.get_hold(hold_id=hold_id)
-    await loans.cancel_hold(hold_id=hold_id, actor_id=current_user(request).id, via="desk")
+    hold = await records.get_hold(hold_id=hold_id)
+    await holds.cancel_hold(hold_id=hold_id, actor_id=current_user(request).id, via="desk")
     flash.add(request.scope, _("The hold on %(item)s is cancelled.", item=hold.item_name))
     return Redirect(path=f"/desk/members/{hold.member_id}#holds", status_code=303, background=_send_mail(request))
 
@@ -354,15 +365,15 @@ async def card_target(request: Request, code: FromPath[str]) -> Response:
 @get("/loans", name="loans:mine", include_in_schema=False)
 async def my_loans(request: Request) -> Template:
     user = current_user(request)
-    token = await loans.calendar_token(member_id=user.id)
+    token = await calendar_feed.calendar_token(member_id=user.id)
     return Template(
         template_name="loans/mine.html",
         context={
-            "loans": await loans.member_loans(member_id=user.id),
-            "history": await loans.member_loans(member_id=user.id, open_only=False, limit=50),
-            "holds": await loans.member_holds(member_id=user.id),
-            "reservations": await loans.member_reservations(member_id=user.id),
-            "fees": await loans.list_fees(member_id=user.id),
+            "loans": await records.member_loans(member_id=user.id),
+            "history": await records.member_loans(member_id=user.id, open_only=False, limit=50),
+            "holds": await records.member_holds(member_id=user.id),
+            "reservations": await records.member_reservations(member_id=user.id),
+            "fees": await fees.list_fees(member_id=user.id),
             "calendar_url": f"{request.app.state.settings.base_url}/calendar/{token}.ics",
             "now": clock.now(),
         },
@@ -378,7 +389,7 @@ async def my_card(request: Request) -> Template:
 async def my_renew(request: Request, loan_id: FromPath[int]) -> Response:
     user = current_user(request)
     try:
-        renewed = await loans.renew(loan_id=loan_id, actor_id=user.id, borrower_id=user.id, via="account")
+        renewed = await renewals.renew(loan_id=loan_id, actor_id=user.id, borrower_id=user.id, via="account")
         flash.add(
             request.scope,
             _(
@@ -398,7 +409,7 @@ async def my_hold(request: Request) -> Response:
     form = await form_data(request)
     code = str(form.get("item_code", ""))
     try:
-        hold = await loans.place_hold(member_id=user.id, item_code=code, via="account")
+        hold = await holds.place_hold(member_id=user.id, item_code=code, via="account")
     except (errors.Conflict, errors.RuleViolation, errors.NotFound) as exc:
         flash.add(request.scope, str(exc.detail), "error")
         return Redirect(
@@ -428,7 +439,7 @@ async def my_hold(request: Request) -> Response:
 @post("/holds/{hold_id:int}/cancel", name="loans:my_cancel_hold", include_in_schema=False)
 async def my_cancel_hold(request: Request, hold_id: FromPath[int]) -> Response:
     user = current_user(request)
-    await loans.cancel_hold(hold_id=hold_id, actor_id=user.id, member_id=user.id, via="account")
+    await holds.cancel_hold(hold_id=hold_id, actor_id=user.id, member_id=user.id, via="account")
     flash.add(request.scope, _("You have left the queue."))
     return Redirect(path="/account/loans#holds", status_code=303, background=_send_mail(request))
 
@@ -439,7 +450,7 @@ async def my_reserve(request: Request) -> Response:
     form = await form_data(request)
     code = codes.normalise(str(form.get("item_code", "")))
     try:
-        booking = await loans.reserve(
+        booking = await reservations.reserve(
             member_id=user.id,
             item_code=code,
             starts_on=str(form.get("starts_on", "")),
@@ -464,26 +475,26 @@ async def my_reserve(request: Request) -> Response:
 @post("/reservations/{reservation_id:int}/cancel", name="loans:my_cancel_reservation", include_in_schema=False)
 async def my_cancel_reservation(request: Request, reservation_id: FromPath[int]) -> Response:
     user = current_user(request)
-    await loans.cancel_reservation(reservation_id=reservation_id, actor_id=user.id, member_id=user.id)
+    await reservations.cancel_reservation(reservation_id=reservation_id, actor_id=user.id, member_id=user.id)
     flash.add(request.scope, _("Your booking is cancelled."))
     return Redirect(path="/account/loans#bookings", status_code=303)
 
 
 @post("/calendar/renew", name="loans:my_calendar_renew", include_in_schema=False)
 async def my_calendar_renew(request: Request) -> Response:
-    await loans.calendar_token(member_id=current_user(request).id, renew=True)
+    await calendar_feed.calendar_token(member_id=current_user(request).id, renew=True)
     flash.add(request.scope, _("Your calendar has a new address; the old one no longer works."))
     return Redirect(path="/account/loans#calendar", status_code=303)
 
 
 @get("/calendar/{token:str}", name="loans:calendar_feed", include_in_schema=False)
-async def calendar_feed(request: Request, token: FromPath[str]) -> Response:
+async def member_calendar(request: Request, token: FromPath[str]) -> Response:
     """A member's due dates, holds and bookings for their calendar app (which cannot sign in):
     the address is the secret."""
-    member_id = await loans.member_for_calendar(token=token.removesuffix(".ics"))
+    member_id = await calendar_feed.member_for_calendar(token=token.removesuffix(".ics"))
     member = await members.get_account(account_id=member_id)
     with i18n.in_language(member.language):
-        body = await loans.calendar_feed(member_id=member_id, base_url=request.app.state.settings.base_url)
+        body = await calendar_feed.calendar_feed(member_id=member_id, base_url=request.app.state.settings.base_url)
     return Response(
         content=body,
         media_type="text/calendar; charset=utf-8",
@@ -511,7 +522,7 @@ async def _manage_page(
         template_name="loans/manage.html",
         status_code=status,
         context={
-            "policy": await loans.policy(),
+            "policy": await loan_policy.policy(),
             "calendar": snap.calendar(),
             "hours_text": hours_text,
             "weekdays": hours.WEEKDAY_NAMES,
@@ -519,7 +530,7 @@ async def _manage_page(
             "site": site,
             "site_options": [("", _("The whole venue")), *((str(each.id), each.name) for each in sites)],
             "closures": await venues.list_closures(from_day=venues.today(snap.calendar())),
-            "fees": await loans.list_fees(),
+            "fees": await fees.list_fees(),
             "categories": await catalog.category_tree(),
             "errors": error.errors if error else {},
             "error": error,
@@ -531,11 +542,11 @@ async def _manage_page(
 @post("/policy", name="loans:save_policy", include_in_schema=False)
 async def save_policy(request: Request) -> Response:
     form = await form_data(request)
-    values = {key: form.get(key, "") for key in (*loans._POLICY_FIELDS, "fees_enabled")}
+    values = {key: form.get(key, "") for key in (*loan_policy._POLICY_FIELDS, "fees_enabled")}
     for key in ("fee_per_day_pence", "fee_cap_pence", "block_over_pence"):
         values[key] = _pence(form.get(key.removesuffix("_pence"), ""))
     try:
-        await loans.save_policy(values=values, actor_id=current_user(request).id)
+        await loan_policy.save_policy(values=values, actor_id=current_user(request).id)
     except errors.InvalidInput as exc:
         return await _manage_page(request, error=exc, values=dict(form), status=422)
     flash.add(request.scope, _("The lending rules are saved."))
@@ -617,7 +628,7 @@ async def remove_closure(request: Request, closure_id: FromPath[int]) -> Respons
 @post("/fees/{fee_id:int}", name="loans:settle_fee", include_in_schema=False)
 async def settle_fee(request: Request, fee_id: FromPath[int]) -> Response:
     form = await form_data(request)
-    await loans.settle_fee(
+    await fees.settle_fee(
         fee_id=fee_id,
         settlement=str(form.get("settlement", "")),
         note=str(form.get("note", "")),
@@ -634,7 +645,7 @@ async def _api_member_id(request: Request, member_id: int | None, card_code: str
     if member_id is not None:
         return member_id
     if card_code:
-        return (await members.member_by_card(card_code=loans.code_from_scan(card_code) or card_code)).id
+        return (await members.member_by_card(card_code=facts.code_from_scan(card_code) or card_code)).id
     raise errors.InvalidInput(_l("Send member_id or card_code."), code="member_required", field="member_id")
 
 
@@ -647,7 +658,7 @@ async def _api_member_id(request: Request, member_id: int | None, card_code: str
 )
 async def api_check_out(request: Request, data: JSONBody[LoanIn]) -> Response[LoanOut]:
     member_id = await _api_member_id(request, data.member_id, data.card_code)
-    lent = await loans.check_out(
+    lent = await checkout.check_out(
         member_id=member_id,
         item_codes=[data.item_code],
         actor_id=current_user(request).id,
@@ -670,11 +681,11 @@ async def api_loans(
     user = current_user(request)
     if member_id is None or not _is_volunteer(request):
         member_id = user.id
-    return LoanList(loans=[loan_out(loan) for loan in await loans.member_loans(member_id=member_id, open_only=open)])
+    return LoanList(loans=[loan_out(loan) for loan in await records.member_loans(member_id=member_id, open_only=open)])
 
 
-async def _visible_loan(request: Request, loan_id: int) -> loans.LoanView:
-    loan = await loans.get_loan(loan_id=loan_id)
+async def _visible_loan(request: Request, loan_id: int) -> records.LoanView:
+    loan = await records.get_loan(loan_id=loan_id)
     if loan.member_id != current_user(request).id and not _is_volunteer(request):
         raise errors.NotFound(_l("There is no such loan."), code="loan_not_found")
     return loan
@@ -685,7 +696,7 @@ async def api_loan(request: Request, loan_id: FromPath[int]) -> LoanOut:
     return loan_out(await _visible_loan(request, loan_id))
 
 
-def _return_out(result: loans.Return) -> ReturnOut:
+def _return_out(result: checkin.Return) -> ReturnOut:
     base = loan_out(result.loan)
     return ReturnOut(
         **{f: getattr(base, f) for f in base.__struct_fields__},
@@ -705,7 +716,7 @@ def _return_out(result: loans.Return) -> ReturnOut:
     summary="Check a loan in; returning twice changes nothing",
 )
 async def api_return(request: Request, loan_id: FromPath[int], data: JSONBody[ReturnIn]) -> Response[ReturnOut]:
-    result = await loans.check_in(
+    result = await checkin.check_in(
         loan_id=loan_id,
         condition=data.condition,
         notes=data.notes,
@@ -727,7 +738,7 @@ async def api_return(request: Request, loan_id: FromPath[int], data: JSONBody[Re
     summary="Check in by item code, as the desk's scanner does",
 )
 async def api_return_item(request: Request, data: JSONBody[ItemReturnIn]) -> Response[ReturnOut]:
-    result = await loans.check_in(
+    result = await checkin.check_in(
         item_code=data.item_code,
         condition=data.condition,
         notes=data.notes,
@@ -751,7 +762,7 @@ async def api_return_item(request: Request, data: JSONBody[ItemReturnIn]) -> Res
 async def api_renew(request: Request, loan_id: FromPath[int]) -> LoanOut:
     user = current_user(request)
     borrower = None if _is_volunteer(request) else user.id
-    return loan_out(await loans.renew(loan_id=loan_id, actor_id=user.id, borrower_id=borrower, via="api"))
+    return loan_out(await renewals.renew(loan_id=loan_id, actor_id=user.id, borrower_id=borrower, via="api"))
 
 
 @get(
@@ -765,7 +776,7 @@ async def api_eligibility(
     request: Request, member_id: FromPath[int], item_code: FromQuery[list[str] | None] = None
 ) -> EligibilityOut:
     await members.get_account(account_id=member_id)
-    return eligibility_out(await loans.assess(member_id=member_id, item_codes=item_code or []))
+    return eligibility_out(await checkout.assess(member_id=member_id, item_codes=item_code or []))
 
 
 def _holder(request: Request, member_id: int | None) -> int:
@@ -786,7 +797,7 @@ def _holder(request: Request, member_id: int | None) -> int:
     summary="Join the queue for a thing (any copy); ready at once when a copy is on the shelf",
 )
 async def api_hold(request: Request, data: JSONBody[HoldIn]) -> Response[HoldOut]:
-    hold = await loans.place_hold(
+    hold = await holds.place_hold(
         member_id=_holder(request, data.member_id),
         item_code=data.item_code,
         actor_id=current_user(request).id,
@@ -797,7 +808,7 @@ async def api_hold(request: Request, data: JSONBody[HoldIn]) -> Response[HoldOut
 
 @get("/holds", name="api:holds_list", guards=[signed_in], tags=["holds"], summary="Your holds and places in queues")
 async def api_holds(request: Request, member_id: FromQuery[int | None] = None) -> HoldList:
-    return HoldList(holds=[hold_out(h) for h in await loans.member_holds(member_id=_holder(request, member_id))])
+    return HoldList(holds=[hold_out(h) for h in await records.member_holds(member_id=_holder(request, member_id))])
 
 
 @delete(
@@ -810,7 +821,7 @@ async def api_holds(request: Request, member_id: FromQuery[int | None] = None) -
 )
 async def api_cancel_hold(request: Request, hold_id: FromPath[int]) -> None:
     user = current_user(request)
-    await loans.cancel_hold(
+    await holds.cancel_hold(
         hold_id=hold_id, actor_id=user.id, member_id=None if _is_volunteer(request) else user.id, via="api"
     )
 
@@ -823,7 +834,7 @@ async def api_cancel_hold(request: Request, hold_id: FromPath[int]) -> None:
     summary="Book a copy for future days (409 reservation_conflict; 422 closed_day, invalid_date ...)",
 )
 async def api_reserve(request: Request, data: JSONBody[ReservationIn]) -> Response[ReservationOut]:
-    booking = await loans.reserve(
+    booking = await reservations.reserve(
         member_id=_holder(request, data.member_id),
         item_code=data.item_code,
         starts_on=data.starts_on,
@@ -836,7 +847,7 @@ async def api_reserve(request: Request, data: JSONBody[ReservationIn]) -> Respon
 
 @get("/reservations", name="api:reservations_list", guards=[signed_in], tags=["reservations"], summary="Your bookings")
 async def api_reservations(request: Request, member_id: FromQuery[int | None] = None) -> ReservationList:
-    found = await loans.member_reservations(member_id=_holder(request, member_id))
+    found = await records.member_reservations(member_id=_holder(request, member_id))
     return ReservationList(reservations=[reservation_out(b) for b in found])
 
 
@@ -850,7 +861,7 @@ async def api_reservations(request: Request, member_id: FromQuery[int | None] = 
 )
 async def api_cancel_reservation(request: Request, reservation_id: FromPath[int]) -> None:
     user = current_user(request)
-    await loans.cancel_reservation(
+    await reservations.cancel_reservation(
         reservation_id=reservation_id,
         actor_id=user.id,
         member_id=None if _is_volunteer(request) else user.id,
@@ -875,7 +886,7 @@ API_ROUTES = [
 ]
 ROUTES = [
     card_target,
-    calendar_feed,
+    member_calendar,
     Router(
         path="/desk",
         guards=[requires(Role.volunteer)],

@@ -7,7 +7,8 @@ from datetime import date, datetime
 
 import msgspec
 
-from lending.loans.services import Assessment, HoldView, LoanView, ReservationView
+from lending.loans.checkout import Assessment
+from lending.loans.records import HoldView, LoanView, ReservationView
 
 
 class LoanIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -10,7 +10,7 @@ from litestar.response import Redirect, Template
 from lending import errors, i18n
 from lending.adapters import qr
 from lending.i18n import gettext as _
-from lending.loans import services as loans
+from lending.loans import records
 from lending.members import organisations, rules
 from lending.members import services as members
 from lending.members.rules import Role
@@ -35,7 +35,7 @@ async def account_page(request: Request) -> Template:
             "account": user,
             **await membership_pages.account_context(user.id),
             "card_qr": qr.qr_svg(card_url).decode(),
-            "loans": await loans.member_loans(member_id=user.id),
+            "loans": await records.member_loans(member_id=user.id),
         },
     )
 

@@ -11,7 +11,7 @@ from lending.adapters import photos
 from lending.catalog import services as catalog
 from lending.catalog.services import ItemDetails
 from lending.catalog.tables import Item, ItemGroup
-from lending.loans import services as loans
+from lending.loans import checkin, checkout, holds
 from lending.loans.tables import Loan
 from lending.members import organisations
 from lending.members import services as members
@@ -401,24 +401,24 @@ async def _load_lending(progress: Callable[[str], None]) -> None:
     if len(available) < 2:
         return
     now = clock.now()
-    [past] = await loans.check_out(
+    [past] = await checkout.check_out(
         member_id=alex["id"],
         item_codes=[available[0]],
         actor_id=volunteer["id"],
         via="cli",
         lent_at=now - timedelta(days=20),
     )
-    await loans.check_in(
+    await checkin.check_in(
         loan_id=past.id, returned_at=now - timedelta(days=14), condition="good", actor_id=volunteer["id"], via="cli"
     )
-    await loans.check_out(
+    await checkout.check_out(
         member_id=sam["id"],
         item_codes=[available[1]],
         actor_id=volunteer["id"],
         via="cli",
         lent_at=now - timedelta(days=12),
     )
-    await loans.place_hold(member_id=alex["id"], item_code=available[1], via="cli")
+    await holds.place_hold(member_id=alex["id"], item_code=available[1], via="cli")
     progress("Lent a few things: Sam has one overdue, Alex is waiting for it.")
 
 
@@ -476,5 +476,5 @@ async def _load_referrals(progress: Callable[[str], None]) -> None:
     )
     if free:
         volunteer = await members.account_by_email(email="volunteer@demo.example")
-        await loans.check_out(member_id=rhian.id, item_codes=[free["code"]], actor_id=volunteer.id, via="cli")
+        await checkout.check_out(member_id=rhian.id, item_codes=[free["code"]], actor_id=volunteer.id, via="cli")
     progress("Added referrals in every state from both organisations.")
