@@ -153,18 +153,17 @@ def scratch_database(engine: str, folder: Path | str, server_url: str = "", name
 @contextlib.asynccontextmanager
 async def app_database(url: str):
     """lending.db on this database, migrated, for seeding in process; stopped afterwards."""
-    from lending import db, schema
-    from lending.venues import services as venues
+    from lending import config_cache, db, schema
 
     schema.configure(url)
     await db.start()
-    venues.forget_cache()
+    config_cache.forget_all()
     try:
         await db.migrate()
         yield
     finally:
         await db.stop()
-        venues.forget_cache()
+        config_cache.forget_all()
 
 
 # --- processes ----------------------------------------------------------------------------------

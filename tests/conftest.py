@@ -108,10 +108,10 @@ async def empty_tables() -> None:
                         "DELETE FROM category WHERE id NOT IN (SELECT parent FROM category WHERE parent IS NOT NULL)"
                     )
             await db.engine().run_ddl(f"DELETE FROM {name}")
-    from lending.venues import services as venues
+    from lending import config_cache
     from lending.workflows import first_run
 
-    venues.forget_cache()  # the venue's settings (currency, hours) are cached for seconds per process
+    config_cache.forget_all()  # each process keeps the venue's settings, categories and policy
     first_run.forget()
 
 

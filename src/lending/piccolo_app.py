@@ -6,6 +6,7 @@ from piccolo.conf.apps import AppConfig
 
 from lending.audit.tables import AuditEvent
 from lending.catalog.tables import Category, Item, ItemGroup, Manual, Photo, ProblemReport, Sticker
+from lending.config_cache import ConfigVersion
 from lending.loans.tables import CalendarFeed, Fee, Hold, Loan, LoanPolicy, Reservation
 from lending.mail.tables import Email, EmailTemplate
 from lending.members.tables import Account, ApiToken, LoginAttempt, Organisation, Session
@@ -66,6 +67,7 @@ APP_CONFIG = AppConfig(
         CalendarFeed,
         Referral,
         ReferralSettings,
+        ConfigVersion,
     ],
     migration_dependencies=[],
     commands=[],

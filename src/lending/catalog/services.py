@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from lending import clock, codes, db, errors
+from lending import clock, codes, config_cache, db, errors
 from lending.adapters import labels, photos, qr
 from lending.audit import services as audit
 from lending.catalog import rules, search
@@ -33,8 +33,14 @@ class CategoryNode:
     loan_days: int | None = None
 
 
-async def category_tree() -> list[CategoryNode]:
-    """Every category in tree order (parents before children, siblings by position and name)."""
+async def category_tree(*, fresh: bool = False) -> list[CategoryNode]:
+    """Every category in tree order (parents before children, siblings by position and name).
+    Pages and due dates read it often, so each process keeps it until the configuration changes
+    anywhere (``config_cache``)."""
+    return await _kept_tree.get(fresh=fresh)
+
+
+async def _load_tree() -> list[CategoryNode]:
     rows = await Category.select(
         Category.id, Category.name, Category.parent, Category.position, Category.loan_days
     ).run()
@@ -57,6 +63,9 @@ async def category_tree() -> list[CategoryNode]:
     return ordered
 
 
+_kept_tree: config_cache.Kept[list[CategoryNode]] = config_cache.Kept(_load_tree)
+
+
 async def create_category(*, name: str, parent_id: int | None = None, actor_id: int | None = None) -> CategoryNode:
     """Category names are unique within their parent, ignoring case (the database holds to it)."""
     name = _category_name(name)
@@ -70,6 +79,7 @@ async def create_category(*, name: str, parent_id: int | None = None, actor_id: 
                 .run()
             )
             await audit.record(action="category.create", actor_id=actor_id, subject=f"category:{row[0]['id']}")
+            await config_cache.changed()
     return next(node for node in await category_tree() if node.id == row[0]["id"])
 
 
@@ -108,6 +118,7 @@ async def set_category_loan_days(*, periods: dict[int, object], actor_id: int | 
             subject="categories",
             detail=", ".join(f"{k}={v}" for k, v in sorted(cleaned.items())),
         )
+        await config_cache.changed()
 
 
 def _category_name(name: str | None) -> str:
@@ -861,6 +872,7 @@ async def admin_update_category(*, category_id: int, values: dict) -> dict:
         async with db.transaction(write=True):
             await Category.update(cleaned).where(Category.id == category_id).run()
             await search.index_category(category_id)
+            await config_cache.changed()
     return cleaned
 
 

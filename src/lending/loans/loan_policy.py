@@ -3,7 +3,7 @@ or nothing within their bounds."""
 
 from __future__ import annotations
 
-from lending import clock, db, errors
+from lending import clock, config_cache, db, errors
 from lending.audit import services as audit
 from lending.i18n import lazy_gettext as _l
 from lending.loans import rules
@@ -22,11 +22,20 @@ _POLICY_FIELDS = (
 )
 
 
-async def policy() -> rules.Policy:
+async def policy(*, fresh: bool = False) -> rules.Policy:
+    """The venue's lending rules; each process keeps them until the configuration changes
+    anywhere (``config_cache``)."""
+    return await _kept.get(fresh=fresh)
+
+
+async def _load() -> rules.Policy:
     row = await LoanPolicy.select().order_by(LoanPolicy.id).first().run()
     if row is None:
         return rules.Policy()
     return rules.Policy(**{name: row[name] for name in _POLICY_FIELDS}, fees_enabled=bool(row["fees_enabled"]))
+
+
+_kept: config_cache.Kept[rules.Policy] = config_cache.Kept(_load)
 
 
 async def save_policy(*, values: dict[str, object], actor_id: int | None = None) -> rules.Policy:
@@ -60,4 +69,5 @@ async def save_policy(*, values: dict[str, object], actor_id: int | None = None)
             subject="loan_policy",
             detail=", ".join(f"{k}={v}" for k, v in sorted({**numbers, "fees": fees_enabled}.items())),
         )
-    return await policy()
+        await config_cache.changed()
+    return await policy(fresh=True)

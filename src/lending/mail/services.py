@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from lending import clock, db, errors, i18n
+from lending import clock, config_cache, db, errors, i18n
 from lending.audit import services as audit
 from lending.i18n import lazy_gettext as _l
 from lending.mail import rules
@@ -122,16 +122,23 @@ async def waiting() -> int:
 # --- the coordinator's own words ------------------------------------------------------------------
 
 
+async def _load_words() -> dict[tuple[str, str], tuple[str, str]]:
+    rows = await EmailTemplate.select(
+        EmailTemplate.kind, EmailTemplate.language, EmailTemplate.subject, EmailTemplate.body
+    ).run()
+    return {(row["kind"], row["language"]): (row["subject"], row["body"]) for row in rows}
+
+
+# Every message queued looks here, so each process keeps the words until the configuration changes.
+_kept_words: config_cache.Kept[dict[tuple[str, str], tuple[str, str]]] = config_cache.Kept(_load_words)
+
+
 async def _own_words(kind: str, language: str, values: dict[str, str], *, default: tuple[str, str]) -> tuple[str, str]:
-    row = (
-        await EmailTemplate.select(EmailTemplate.subject, EmailTemplate.body)
-        .where(EmailTemplate.kind == kind, EmailTemplate.language == language)
-        .first()
-        .run()
-    )
-    if row is None:
+    words = (await _kept_words.get()).get((kind, language))
+    if words is None:
         return default
-    return rules.fill(row["subject"], values).replace("\n", " ")[:300], rules.fill(row["body"], values)
+    subject, body = words
+    return rules.fill(subject, values).replace("\n", " ")[:300], rules.fill(body, values)
 
 
 @dataclass(frozen=True)
@@ -168,6 +175,7 @@ async def save_template(
             EmailTemplate(kind=kind, language=language, subject=subject, body=body, updated_at=clock.now())
         ).run()
         await audit.record(action="email_template.save", actor_id=actor_id, subject=f"email:{kind}:{language}")
+        await config_cache.changed()
     return TemplateView(kind=kind, language=language, subject=subject, body=body)
 
 
@@ -183,3 +191,4 @@ async def reset_template(*, kind: str, language: str, actor_id: int | None = Non
         )
         if deleted:
             await audit.record(action="email_template.reset", actor_id=actor_id, subject=f"email:{kind}:{language}")
+            await config_cache.changed()

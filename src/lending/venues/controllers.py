@@ -269,7 +269,7 @@ async def start_venue(request: Request) -> Response:
             venue_name=values.get("venue_name", ""),
             timezone=values.get("timezone", rules.DEFAULT_TIMEZONE),
             languages=rules.offered_languages(languages, tuple(i18n.LANGUAGES), values.get("default_language", "")),
-            setup_file=data,
+            setup_text=data,
             language=i18n.current_language(),
         )
     except errors.Conflict:

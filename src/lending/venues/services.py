@@ -3,26 +3,16 @@ measured against."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import time as monotonic
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from lending import clock, db, errors, i18n
+from lending import clock, config_cache, db, errors, i18n
 from lending.adapters import labels, photos
 from lending.audit import services as audit
 from lending.i18n import lazy_gettext as _l
 from lending.venues import rules
 from lending.venues.tables import Closure, OpeningSession, Site, Venue
-
-# Every process reads the settings and calendar often (each page, each due date) and they
-# change rarely: a short cache keeps them cheap while a change made through another process
-# shows within seconds (CACHE_SECONDS, LENDING_CACHE_SECONDS to change it).
-CACHE_SECONDS = float(os.environ.get("LENDING_CACHE_SECONDS", "") or 10.0)
-_cache: tuple[float, Snapshot] | None = None
-_loading: asyncio.Future | None = None
 
 
 @dataclass(frozen=True)
@@ -84,8 +74,7 @@ class Snapshot:
 
 
 def forget_cache() -> None:
-    global _cache, _loading
-    _cache, _loading = None, None
+    _kept.forget()
 
 
 _SETTINGS_COLUMNS = (
@@ -151,19 +140,12 @@ def _clock_time(text: str) -> time:
 
 async def snapshot(*, fresh: bool = False) -> Snapshot:
     """The venue's settings, weekly sessions and closures (those that ended over a year ago left
-    out). Requests arriving together while the cache is stale share one read."""
-    global _loading
-    if not fresh and _cache is not None and monotonic.monotonic() - _cache[0] < CACHE_SECONDS:
-        return _cache[1]
-    if fresh or db.in_transaction():
-        return await _load()  # a writer sees its own transaction's settings
-    if _loading is None or _loading.done():
-        _loading = asyncio.ensure_future(_load())
-    return await asyncio.shield(_loading)
+    out). Every page and every due date reads them, so each process keeps them until the
+    configuration changes anywhere (``config_cache.Kept``); ``fresh`` reads the tables again."""
+    return await _kept.get(fresh=fresh)
 
 
 async def _load() -> Snapshot:
-    global _cache
     settings = _settings_of(await _select_venue())
     sessions: dict[int | None, list[rules.Session]] = {}
     for row in await OpeningSession.select().order_by(OpeningSession.weekday).order_by(OpeningSession.opens).run():
@@ -180,13 +162,14 @@ async def _load() -> Snapshot:
         closures.setdefault(row["site"], []).append(
             rules.Closure(starts_on=row["starts_on"], ends_on=row["ends_on"], reason=row["reason"])
         )
-    result = Snapshot(
+    return Snapshot(
         settings=settings,
         sessions={k: tuple(v) for k, v in sessions.items()},
         closures={k: tuple(v) for k, v in closures.items()},
     )
-    _cache = (monotonic.monotonic(), result)
-    return result
+
+
+_kept: config_cache.Kept[Snapshot] = config_cache.Kept(_load)
 
 
 async def calendar(*, fresh: bool = False, site_id: int | None = None) -> rules.Calendar:
@@ -251,7 +234,7 @@ async def save_details(
             .run()
         )
         await audit.record(action="venue.settings", actor_id=actor_id, subject="venue", detail=details.name[:200])
-    forget_cache()
+        await config_cache.changed()
     return await settings(fresh=True)
 
 
@@ -267,7 +250,7 @@ async def set_logo(*, data: bytes | None, actor_id: int | None = None) -> None:
             subject="venue",
             detail="removed" if logo is None else f"{len(logo)} bytes",
         )
-    forget_cache()
+        await config_cache.changed()
 
 
 async def logo() -> bytes | None:
@@ -359,7 +342,7 @@ async def set_hours(
             subject="venue" if site_id is None else f"site:{site_id}",
             detail=f"{(timezone_name or venue['timezone']).strip()}; {len(sessions)} session(s)",
         )
-    forget_cache()
+        await config_cache.changed()
     return await calendar(fresh=True, site_id=site_id)
 
 
@@ -405,7 +388,7 @@ async def add_closure(
             subject=f"closure:{rows[0]['id']}",
             detail=f"{start.isoformat()}..{end.isoformat()}",
         )
-    forget_cache()
+        await config_cache.changed()
     return ClosureView(id=rows[0]["id"], starts_on=start, ends_on=end, reason=reason.strip(), site_id=site_id)
 
 
@@ -415,7 +398,7 @@ async def remove_closure(*, closure_id: int, actor_id: int | None = None) -> Non
         if not deleted:
             raise errors.NotFound(_l("There is no such closure."), code="closure_not_found")
         await audit.record(action="venue.closure_removed", actor_id=actor_id, subject=f"closure:{closure_id}")
-    forget_cache()
+        await config_cache.changed()
 
 
 def today(cal: rules.Calendar, now: datetime | None = None) -> date:

@@ -16,7 +16,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from lending import errors, i18n
+from lending import config_cache, errors, i18n
 from lending.i18n import lazy_gettext as _l
 from lending.members import rules
 from lending.members import services as members
@@ -51,6 +51,8 @@ class RequestContextMiddleware(ASGIMiddleware):
         self.secure = secure
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        if scope["path"] != "/health":
+            await config_cache.refresh()  # what this process keeps of the configuration is current
         headers = Headers.from_scope(scope)
         jar = _cookies(scope)
         user: AccountView | None = None

@@ -11,8 +11,7 @@ from lending.members import services as members
 from lending.members.rules import Role
 from lending.members.tables import Account
 from lending.venues import rules
-from lending.venues import services as venues
-from lending.workflows import venue_details
+from lending.workflows import setup_file, venue_details
 
 _started = False  # once a coordinator exists, it always will: no need to ask again
 
@@ -39,14 +38,13 @@ async def start(
     venue_name: str = "",
     timezone: str = rules.DEFAULT_TIMEZONE,
     languages: tuple[str, ...] = ("en", "cy"),
-    setup_file: bytes | None = None,
+    setup_text: bytes | None = None,
     language: str = "en",
 ) -> tuple[members.AccountView, str]:
     """Create the first coordinator and the venue; returns the account and a session token.
-    With ``setup_file`` the venue comes from it (its own name and settings); else from
+    With ``setup_text`` (a setup file) the venue comes from it (its own name and settings); else from
     ``venue_name``, ``timezone`` and ``languages``."""
-
-    checked = setup_file.check_text(setup_file) if setup_file else None
+    checked = setup_file.check_text(setup_text) if setup_text else None
     details = rules.VenueDetails(name=venue_name.strip(), timezone=timezone.strip(), languages=languages)
     if checked is None and (problems := rules.details_problems(details, label_templates=tuple(TEMPLATES))):
         raise errors.InvalidInput(
@@ -64,10 +62,9 @@ async def start(
             password=password,
             language=language if language in i18n.LANGUAGES else "en",
         )
-        if setup_file:
-            await setup_file.import_text(setup_file, actor_id=account.id)
+        if setup_text:
+            await setup_file.import_text(setup_text, actor_id=account.id)
         else:
             await venue_details.save_venue_details(details=details, actor_id=account.id)
-    venues.forget_cache()
     token = await members.start_session(account_id=account.id)
     return account, token

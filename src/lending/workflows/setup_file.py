@@ -12,7 +12,7 @@ import base64
 import json
 from dataclasses import dataclass, replace
 
-from lending import clock, db, errors
+from lending import clock, config_cache, db, errors
 from lending.adapters import photos
 from lending.adapters.labels import TEMPLATES
 from lending.audit import services as audit
@@ -250,7 +250,7 @@ async def import_text(text: str | bytes, *, actor_id: int | None = None) -> Impo
             subject="venue",
             detail=", ".join(f"{k}={v}" for k, v in setup.counts.items()),
         )
-    venues.forget_cache()
+        await config_cache.changed()
     return ImportResult(venue_name=setup.venue.name, counts=setup.counts)
 
 
