@@ -31,6 +31,7 @@ class ConfigVersion(Table, tablename="config_version"):
     version = BigInt(default=0)
 
 
+_CHANGED = "configuration changed"
 _forget: list[Callable[[], None]] = []
 _seen: int | None = None
 
@@ -63,19 +64,20 @@ async def refresh() -> None:
 
 
 async def changed() -> None:
-    """Inside the transaction that changes the configuration: every process, this one at once,
-    forgets its copy. (A copy reloaded here before the commit is forgotten again on the next
-    request, because the number this process saw is still the old one.)"""
+    """Inside the transaction that changes the configuration: every process forgets its copy,
+    this one at once and again when the change has committed (a copy another request loaded
+    meanwhile held the old configuration); until then this transaction keeps nothing it reads."""
     await ConfigVersion.raw(_BUMP).run()
+    db.mark(_CHANGED)
     forget_all()
+    db.after_commit(forget_all)
 
 
 class Kept(Generic[T]):
-    """One piece of configuration a process keeps: loaded on first use, shared by requests that
-    arrive together while it loads, forgotten whenever the configuration changes. Inside a
-    transaction the kept copy is used (it is what was committed), but a copy loaded there is not
-    kept, because the transaction may yet roll back; ``fresh`` loads again (a writer reading its
-    own change)."""
+    """One piece of configuration a process keeps: loaded on first use (requests that arrive
+    together while it loads share one read), forgotten whenever the configuration changes.
+    Read inside a transaction, it is loaded there and kept, unless that transaction changed the
+    configuration; ``fresh`` loads again (a writer reading its own change)."""
 
     def __init__(self, load: Callable[[], Awaitable[T]]) -> None:
         self._load = load
@@ -89,10 +91,12 @@ class Kept(Generic[T]):
         self._generation += 1
 
     async def get(self, *, fresh: bool = False) -> T:
-        if not fresh and self._value is not None:
-            return self._value
-        if fresh or db.in_transaction():
+        if fresh or db.marked(_CHANGED):
             return await self._load()
+        if self._value is not None:
+            return self._value
+        if db.in_transaction():  # on this transaction's connection, so not shared with other requests
+            return await self._load_and_keep()
         if self._loading is None or self._loading.done():
             self._loading = asyncio.ensure_future(self._load_and_keep())
         return await asyncio.shield(self._loading)

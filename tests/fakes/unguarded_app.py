@@ -12,8 +12,8 @@ factory, started by granian instead of ``lending run``, patches the rest of the 
 ``LENDING_UNGUARDED`` picks what is removed:
 
 ``no_guard`` (the default)
-    The whole guard: ``_copy_facts`` reports every copy as on the shelf and not on loan,
-    ``_raise_for`` ignores ``item_unavailable``, and ``item_row`` takes no ``FOR UPDATE``
+    The whole guard: ``load_basket`` reports every copy as on the shelf and not on loan,
+    ``raise_for`` ignores ``item_unavailable``, and ``lock_copies`` takes no ``FOR UPDATE``
     lock (a no-op on SQLite, where ``BEGIN IMMEDIATE`` still serialises the writers). Every
     check-out is then allowed, so the test must see every double loan the database accepts.
 ``no_lock`` (meant for PostgreSQL)
@@ -39,11 +39,11 @@ RACE_WINDOW_SECONDS = 0.2
 
 
 def _unguard_check() -> None:
-    copy_facts, raise_for = checkout._copy_facts, checkout._raise_for
+    load_basket, raise_for = checkout.load_basket, checkout.raise_for
 
-    async def copy_facts_always_free(item, **kwargs):
-        facts = await copy_facts(item, **kwargs)
-        return dataclasses.replace(facts, status="available", on_loan=False)
+    async def basket_always_free(codes, **kwargs):
+        copies = await load_basket(codes, **kwargs)
+        return {code: dataclasses.replace(copy, status="available", on_loan=False) for code, copy in copies.items()}
 
     def raise_for_ignoring_unavailable(assessment):
         lines = tuple(
@@ -52,28 +52,26 @@ def _unguard_check() -> None:
         )
         return raise_for(dataclasses.replace(assessment, lines=lines))
 
-    checkout._copy_facts = copy_facts_always_free
-    checkout._raise_for = raise_for_ignoring_unavailable
+    checkout.load_basket = basket_always_free
+    checkout.raise_for = raise_for_ignoring_unavailable
 
 
 def _unguard_lock() -> None:
-    item_row = checkout.item_row
+    async def never_locked(codes):
+        return None
 
-    async def item_row_never_locked(code, *, lock):
-        return await item_row(code, lock=False)
-
-    checkout.item_row = item_row_never_locked
+    checkout.lock_copies = never_locked
 
 
 def _widen_race_window() -> None:
-    copy_facts = checkout._copy_facts
+    load_basket = checkout.load_basket
 
-    async def copy_facts_then_wait(item, **kwargs):
-        facts = await copy_facts(item, **kwargs)
+    async def basket_then_wait(codes, **kwargs):
+        copies = await load_basket(codes, **kwargs)
         await asyncio.sleep(RACE_WINDOW_SECONDS)
-        return facts
+        return copies
 
-    checkout._copy_facts = copy_facts_then_wait
+    checkout.load_basket = basket_then_wait
 
 
 def create_app():

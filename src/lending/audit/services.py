@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from lending import clock
@@ -70,6 +71,22 @@ async def record(
     await AuditEvent.insert(
         AuditEvent(at=at or clock.now(), actor=actor_id, action=action, subject=subject, detail=detail)
     ).run()
+
+
+@dataclass(frozen=True)
+class Event:
+    action: str
+    actor_id: int | None
+    subject: str = ""
+    detail: str = ""
+
+
+async def record_all(events: list[Event], *, at: datetime) -> None:
+    """Several events of one change in one statement (a check-out of several things)."""
+    if events:
+        await AuditEvent.insert(
+            *(AuditEvent(at=at, actor=e.actor_id, action=e.action, subject=e.subject, detail=e.detail) for e in events)
+        ).run()
 
 
 async def recent(*, limit: int = 100) -> list[dict]:
