@@ -14,11 +14,12 @@ from lending.catalog.rules import Status as ItemStatus
 from lending.catalog.tables import Item
 from lending.i18n import lazy_gettext as _l
 from lending.loans import rules
-from lending.loans.facts import backdated, code_from_scan, group_row, item_row, screen_of
+from lending.loans.facts import backdated, code_from_scan, screen_of
 from lending.loans.fees import LATE_RETURN
-from lending.loans.holds import offer_copy
+from lending.loans.holds import put_aside, waiting_from
 from lending.loans.loan_policy import policy
 from lending.loans.records import LoanView, get_loan
+from lending.loans.rules import HoldStatus
 from lending.loans.tables import Fee, Loan
 from lending.venues import rules as hours
 from lending.venues import services as venues
@@ -43,6 +44,44 @@ def _parts_missing(parts: object, known: list[str]) -> list[str]:
     return missing
 
 
+# The copy, its thing, its open loan and who borrowed it, its last loan, and the first member
+# waiting for the thing: one statement (locking the copy on PostgreSQL). ``{where}`` picks the
+# copy by the loan asked for or by its code.
+_RETURN_SQL = (
+    "SELECT i.id, i.code, i.status, i.item_group, i.site, g.name, g.parts, "
+    "o.id AS loan_id, o.lent_at, o.due_at, o.member, o.renewals, o.recorded_at, a.name AS member_name, "
+    "(SELECT max(l.id) FROM loan l WHERE l.item = i.id) AS last_loan_id, "
+    "w.id AS waiting_id, w.member AS waiting_member, wa.name AS waiting_name, wa.email AS waiting_email, "
+    "wa.language AS waiting_language "
+    "FROM item i JOIN item_group g ON g.id = i.item_group "
+    "LEFT JOIN loan o ON o.item = i.id AND o.returned_at IS NULL "
+    "LEFT JOIN account a ON a.id = o.member "
+    f"LEFT JOIN hold w ON w.id = (SELECT h.id FROM hold h WHERE h.item_group = i.item_group "
+    f"AND h.status = '{HoldStatus.waiting}' ORDER BY h.placed_at, h.id LIMIT 1) "
+    "LEFT JOIN account wa ON wa.id = w.member "
+)
+_BY_LOAN = db.Statement(_RETURN_SQL + "WHERE i.id = (SELECT item FROM loan WHERE id = {loan})")
+_BY_CODE = db.Statement(_RETURN_SQL + "WHERE i.code = {code}")
+_LOCKED = " FOR UPDATE OF i"
+
+
+async def _load(*, loan_id: int | None, code: str) -> dict | None:
+    statement, values = (_BY_LOAN, {"loan": loan_id}) if loan_id is not None else (_BY_CODE, {"code": code})
+    sql, args = statement.bind(**values)
+    rows = await Item.raw(sql + (_LOCKED if db.is_postgres() else ""), *args).run()
+    return rows[0] if rows else None
+
+
+def _checked_input(condition: str, notes: str) -> tuple[str, str]:
+    condition = (condition or "").strip()
+    if condition and condition not in ITEM_CONDITIONS:
+        raise errors.InvalidInput(_l("Choose a condition from the list."), code="invalid_condition", field="condition")
+    notes = (notes or "").strip()
+    if len(notes) > rules.MAX_NOTES:
+        raise errors.InvalidInput(_l("Keep notes under 2,000 characters."), code="notes_too_long", field="notes")
+    return condition, notes
+
+
 async def check_in(
     *,
     loan_id: int | None = None,
@@ -57,107 +96,129 @@ async def check_in(
 ) -> Return:
     """Close the item's open loan. Returning what is already back changes nothing and says so;
     "needs repair" puts the copy into maintenance, otherwise it goes to the next hold or back
-    on the shelf."""
-    condition = (condition or "").strip()
-    if condition and condition not in ITEM_CONDITIONS:
-        raise errors.InvalidInput(_l("Choose a condition from the list."), code="invalid_condition", field="condition")
-    notes = (notes or "").strip()
-    if len(notes) > rules.MAX_NOTES:
-        raise errors.InvalidInput(_l("Keep notes under 2,000 characters."), code="notes_too_long", field="notes")
-    screen = screen_of(via)
+    on the shelf. Load (one statement), decide, write (four to seven)."""
+    condition, notes = _checked_input(condition, notes)
+    pol, venue = await policy(), await venues.snapshot()
     async with db.transaction(write=True):
-        if loan_id is not None:
-            target = await Loan.select(Loan.id, Loan.item).where(Loan.id == loan_id).first().run()
-            if target is None:
+        code = "" if loan_id is not None else code_from_scan(item_code or "")
+        row = await _load(loan_id=loan_id, code=code) if loan_id is not None or code else None
+        if row is None:
+            if loan_id is not None:
                 raise errors.NotFound(_l("There is no such loan."), code="loan_not_found")
-            item = (
-                await Item.select(Item.id, Item.code, Item.status, Item.item_group)
-                .where(Item.id == target["item"])
-                .first()
-                .run()
-            )
-            item = await item_row(item["code"], lock=True)
-        else:
-            code = code_from_scan(item_code or "")
-            item = await item_row(code, lock=True) if code else None
-            if item is None:
-                raise errors.NotFound(_l("There is no item with that code."), code="item_not_found", field="item_code")
+            raise errors.NotFound(_l("There is no item with that code."), code="item_not_found", field="item_code")
         now = clock.now()  # after the lock, so a return is never recorded before the loan it closes
-        open_loan = (
-            await Loan.select(Loan.id, Loan.lent_at, Loan.due_at, Loan.member)
-            .where(Loan.item == item["id"], Loan.returned_at.is_null())
-            .first()
-            .run()
-        )
-        if loan_id is not None and (open_loan is None or open_loan["id"] != loan_id):
-            return Return(loan=await get_loan(loan_id=loan_id), changed=False)
-        if open_loan is None:
-            last = (
-                await Loan.select(Loan.id)
-                .where(Loan.item == item["id"])
-                .order_by(Loan.id, ascending=False)
-                .first()
-                .run()
-            )
-            if last is None:
-                raise errors.Conflict(_l("This item is not on loan."), code="not_on_loan", field="item_code")
-            return Return(loan=await get_loan(loan_id=last["id"]), changed=False)
-        when = backdated(returned_at, now=now, not_before=open_loan["lent_at"], field_name="returned_at")
-        group = await group_row(item["item_group"])
-        known = json.loads(group["parts"]) if isinstance(group["parts"], str) else list(group["parts"] or [])
+        if row["loan_id"] is None or (loan_id is not None and row["loan_id"] != loan_id):
+            return await _unchanged(row, loan_id)
+        when = backdated(returned_at, now=now, not_before=row["lent_at"], field_name="returned_at")
+        parts = row["parts"]
+        known = json.loads(parts) if isinstance(parts, str) else list(parts or [])
         missing = _parts_missing(parts_missing or [], known)
-        await (
-            Loan.update(
-                {
-                    Loan.returned_at: when,
-                    Loan.returned_by: actor_id,
-                    Loan.return_recorded_at: now,
-                    Loan.return_condition: condition,
-                    Loan.return_notes: notes,
-                    Loan.parts_missing: json.dumps(missing),
-                }
-            )
-            .where(Loan.id == open_loan["id"])
-            .run()
-        )
         repair = needs_repair or bool(missing)
-        item_update = {
-            Item.updated_at: now,
-            Item.status: ItemStatus.maintenance.value if repair else ItemStatus.available.value,
-        }
-        if repair:
-            reason = notes or (str(_l("Parts missing: %(parts)s", parts=", ".join(missing))) if missing else "")
-            item_update[Item.status_reason] = reason or str(_l("Needs repair after a loan."))
-        if condition:
-            item_update[Item.condition] = condition
-        await Item.update(item_update).where(Item.id == item["id"]).run()
-        pol = await policy()
-        cal = await venues.calendar()
         fee = rules.late_fee(
             policy=pol,
-            due_on=hours.local_date(open_loan["due_at"], cal.timezone),
-            returned_on=hours.local_date(when, cal.timezone),
+            due_on=hours.local_date(row["due_at"], venue.settings.timezone),
+            returned_on=hours.local_date(when, venue.settings.timezone),
         )
-        if fee:
-            await Fee.insert(
-                Fee(
-                    member=open_loan["member"],
-                    loan=open_loan["id"],
-                    amount_pence=fee,
-                    reason=LATE_RETURN,
-                    created_at=now,
+        waiting = None if repair else waiting_from(row, prefix="waiting_")
+        await _write_return(
+            row,
+            condition=condition,
+            notes=notes,
+            missing=missing,
+            repair=repair,
+            fee=fee,
+            when=when,
+            now=now,
+            actor_id=actor_id,
+        )
+        events = [_return_event(row, condition, repair, when, now, actor_id, screen_of(via))]
+        if waiting is not None:
+            events.append(
+                await put_aside(
+                    waiting, item_id=row["id"], item_name=row["name"], site_id=row["site"], now=now, pol=pol
                 )
-            ).run()
-        detail = f"member:{open_loan['member']}; via:{screen}"
-        if condition:
-            detail += f"; condition:{condition}"
-        if repair:
-            detail += "; needs repair"
-        if when != now:
-            detail += f"; backdated to {when.isoformat()}"
-        await audit.record(
-            action="loan.check_in", actor_id=actor_id, subject=f"item:{item['code']}", detail=detail, at=now
+            )
+        await audit.record_all(events, at=now)
+    loan = LoanView(
+        id=row["loan_id"],
+        item_code=row["code"],
+        item_name=row["name"],
+        group_id=row["item_group"],
+        member_id=row["member"],
+        member_name=row["member_name"],
+        lent_at=row["lent_at"],
+        due_at=row["due_at"],
+        renewals=row["renewals"],
+        recorded_at=row["recorded_at"],
+        returned_at=when,
+        return_condition=condition,
+        return_notes=notes,
+        parts_missing=missing,
+    )
+    return Return(
+        loan=loan, changed=True, hold_for=waiting.name if waiting else None, fee_pence=fee, needs_repair=repair
+    )
+
+
+async def _unchanged(row: dict, loan_id: int | None) -> Return:
+    """Checking in what is already back: the loan as it was closed, and nothing written."""
+    if loan_id is not None:
+        return Return(loan=await get_loan(loan_id=loan_id), changed=False)
+    if row["last_loan_id"] is None:
+        raise errors.Conflict(_l("This item is not on loan."), code="not_on_loan", field="item_code")
+    return Return(loan=await get_loan(loan_id=row["last_loan_id"]), changed=False)
+
+
+async def _write_return(
+    row: dict,
+    *,
+    condition: str,
+    notes: str,
+    missing: list[str],
+    repair: bool,
+    fee: int,
+    when: datetime,
+    now: datetime,
+    actor_id: int | None,
+) -> None:
+    """The loan closed, the copy's status, condition and reason, and a late fee where one is due."""
+    await (
+        Loan.update(
+            {
+                Loan.returned_at: when,
+                Loan.returned_by: actor_id,
+                Loan.return_recorded_at: now,
+                Loan.return_condition: condition,
+                Loan.return_notes: notes,
+                Loan.parts_missing: json.dumps(missing),
+            }
         )
-        hold_for = None if repair else await offer_copy(item["id"], item["item_group"], now=now, pol=pol)
-        loan = await get_loan(loan_id=open_loan["id"])
-    return Return(loan=loan, changed=True, hold_for=hold_for, fee_pence=fee, needs_repair=repair)
+        .where(Loan.id == row["loan_id"])
+        .run()
+    )
+    waiting = row["waiting_id"] is not None and not repair
+    status = ItemStatus.maintenance if repair else ItemStatus.reserved if waiting else ItemStatus.available
+    item_update = {Item.updated_at: now, Item.status: status.value}
+    if repair:
+        reason = notes or (str(_l("Parts missing: %(parts)s", parts=", ".join(missing))) if missing else "")
+        item_update[Item.status_reason] = reason or str(_l("Needs repair after a loan."))
+    if condition:
+        item_update[Item.condition] = condition
+    await Item.update(item_update).where(Item.id == row["id"]).run()
+    if fee:
+        await Fee.insert(
+            Fee(member=row["member"], loan=row["loan_id"], amount_pence=fee, reason=LATE_RETURN, created_at=now)
+        ).run()
+
+
+def _return_event(
+    row: dict, condition: str, repair: bool, when: datetime, now: datetime, actor_id: int | None, via: str
+) -> audit.Event:
+    detail = f"member:{row['member']}; via:{via}"
+    if condition:
+        detail += f"; condition:{condition}"
+    if repair:
+        detail += "; needs repair"
+    if when != now:
+        detail += f"; backdated to {when.isoformat()}"
+    return audit.Event("loan.check_in", actor_id, f"item:{row['code']}", detail)

@@ -3,6 +3,7 @@ out of repair, is put aside for the first person waiting, who is told."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from lending import clock, db, errors, i18n
@@ -13,7 +14,7 @@ from lending.catalog.services import ItemView
 from lending.catalog.tables import Item
 from lending.i18n import lazy_gettext as _l
 from lending.loans import rules
-from lending.loans.facts import code_from_scan, item_row, recipient, refuse_unless_may_queue, screen_of
+from lending.loans.facts import code_from_scan, item_row, refuse_unless_may_queue, screen_of
 from lending.loans.loan_policy import policy
 from lending.loans.records import HoldView, get_hold
 from lending.loans.rules import HoldStatus
@@ -28,37 +29,63 @@ def _hold_expiry(now: datetime, pol: rules.Policy, cal: hours.Calendar) -> datet
     return hours.due_at(calendar=cal, lent_at=now, days=pol.hold_days)
 
 
-async def offer_copy(item_id: int, group_id: int, *, now: datetime, pol: rules.Policy) -> str | None:
-    """A copy back on the shelf goes to the first member waiting for the thing: their hold is
-    ready, the copy reserved for them (until the close of an open day at its site), and they
-    are told. Returns their name, or None."""
-    first = (
-        await Hold.select(Hold.id, Hold.member, Hold.member.name.as_alias("name"))
-        .where(Hold.item_group == group_id, Hold.status == HoldStatus.waiting)
-        .order_by(Hold.placed_at)
-        .order_by(Hold.id)
-        .first()
-        .run()
-    )
-    if first is None:
+@dataclass(frozen=True)
+class Waiting:
+    """The first member waiting for a thing, as a copy put aside for them needs them."""
+
+    hold_id: int
+    member_id: int
+    name: str
+    email: str | None
+    language: str
+
+
+_FIRST_WAITING = db.Statement(
+    "SELECT h.id, h.member, a.name, a.email, a.language FROM hold h JOIN account a ON a.id = h.member "
+    f"WHERE h.item_group = {{group}} AND h.status = '{HoldStatus.waiting}' ORDER BY h.placed_at, h.id LIMIT 1"
+)
+
+
+def waiting_from(row: dict, prefix: str = "") -> Waiting | None:
+    """The first member waiting, from a row that read them (columns ``{prefix}id`` and so on)."""
+    if row.get(f"{prefix}id") is None:
         return None
-    site = await Item.select(Item.site).where(Item.id == item_id).first().run()
-    expires = _hold_expiry(now, pol, await venues.calendar(site_id=site["site"] if site else None))
+    return Waiting(
+        hold_id=row[f"{prefix}id"],
+        member_id=row[f"{prefix}member"],
+        name=row[f"{prefix}name"],
+        email=row[f"{prefix}email"],
+        language=row[f"{prefix}language"],
+    )
+
+
+async def put_aside(
+    waiting: Waiting, *, item_id: int, item_name: str, site_id: int | None, now: datetime, pol: rules.Policy
+) -> audit.Event:
+    """Their hold is ready, the copy theirs until the close of an open day at its site, and
+    they are told. The caller sets the copy ``reserved`` and records the returned event."""
+    expires = _hold_expiry(now, pol, await venues.calendar(site_id=site_id))
     await (
         Hold.update({Hold.status: HoldStatus.ready, Hold.item: item_id, Hold.ready_at: now, Hold.expires_at: expires})
-        .where(Hold.id == first["id"])
+        .where(Hold.id == waiting.hold_id)
         .run()
     )
+    await _queue_hold_ready(waiting, item_name=item_name, expires_at=expires)
+    return audit.Event("hold.ready", None, f"hold:{waiting.hold_id}", f"member:{waiting.member_id}; item:{item_id}")
+
+
+async def offer_copy(item_id: int, group_id: int, *, now: datetime, pol: rules.Policy) -> str | None:
+    """A copy back on the shelf goes to the first member waiting for the thing (``put_aside``).
+    Returns their name, or None."""
+    rows = await _FIRST_WAITING.rows(Hold, group=group_id)
+    if not rows:
+        return None
+    waiting = waiting_from(rows[0])
+    item = await Item.select(Item.site, Item.item_group.name.as_alias("name")).where(Item.id == item_id).first().run()
+    event = await put_aside(waiting, item_id=item_id, item_name=item["name"], site_id=item["site"], now=now, pol=pol)
     await Item.update({Item.status: ItemStatus.reserved.value, Item.updated_at: now}).where(Item.id == item_id).run()
-    await audit.record(
-        action="hold.ready",
-        actor_id=None,
-        subject=f"hold:{first['id']}",
-        detail=f"member:{first['member']}; item:{item_id}",
-        at=now,
-    )
-    await _queue_hold_ready(first["id"])
-    return first["name"]
+    await audit.record_all([event], at=now)
+    return waiting.name
 
 
 async def set_item_status(*, code: str, status: str, reason: str = "", actor_id: int | None = None) -> ItemView:
@@ -221,30 +248,28 @@ async def expire_holds(*, now: datetime | None = None) -> int:
     return expired
 
 
-async def _queue_hold_ready(hold_id: int) -> None:
-    hold = await get_hold(hold_id=hold_id)
-    member = await recipient(hold.member_id)
-    if member is None:
+async def _queue_hold_ready(waiting: Waiting, *, item_name: str, expires_at: datetime) -> None:
+    if not waiting.email:
         return
-    with i18n.in_language(member["language"]):
-        until = i18n.format_when(hold.expires_at)
-        subject = i18n.gettext("%(item)s is ready for you", item=hold.item_name)
+    with i18n.in_language(waiting.language):
+        until = i18n.format_when(expires_at)
+        subject = i18n.gettext("%(item)s is ready for you", item=item_name)
         body = "\n".join(
             [
-                i18n.gettext("Hello %(name)s,", name=member["name"]),
+                i18n.gettext("Hello %(name)s,", name=waiting.name),
                 "",
-                i18n.gettext("The %(item)s you asked for is back and put aside for you.", item=hold.item_name),
+                i18n.gettext("The %(item)s you asked for is back and put aside for you.", item=item_name),
                 i18n.gettext("Collect it by %(when)s; after that it passes to the next person waiting.", when=until),
             ]
         )
     await mail.queue(
         library=(await venues.settings()).name,
-        key=f"hold-ready:{hold_id}",
-        to_address=member["email"],
+        key=f"hold-ready:{waiting.hold_id}",
+        to_address=waiting.email,
         subject=subject,
         body=body,
-        account_id=hold.member_id,
+        account_id=waiting.member_id,
         kind="hold_ready",
-        language=member["language"],
-        values={"name": member["name"], "item": hold.item_name, "until": until},
+        language=waiting.language,
+        values={"name": waiting.name, "item": item_name, "until": until},
     )
