@@ -11,7 +11,7 @@ import sys
 import warnings
 from collections.abc import Awaitable, Callable
 
-from lending import db, errors, i18n, schema
+from lending import db, errors, i18n
 from lending.settings import Settings, SettingsError
 
 EXIT_BAD_INPUT = 2
@@ -27,6 +27,10 @@ def _settings(*, serving: bool = False) -> Settings:
 
 
 async def _with_database(settings: Settings, work: Callable[[], Awaitable[int | None]]) -> int:
+    # Binding the tables builds Piccolo's own engine too, which warns when the database cannot
+    # be reached: imported here, after main() has quietened Piccolo's warnings.
+    from lending import schema
+
     schema.configure(settings.database_url)
     await db.start()
     try:
