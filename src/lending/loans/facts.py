@@ -13,7 +13,7 @@ from lending.i18n import lazy_gettext as _l
 from lending.loans import rules
 from lending.loans.tables import Fee, Loan
 from lending.members.tables import Account
-from lending.memberships import services as memberships
+from lending.memberships import records
 from lending.venues import rules as hours
 
 SCREENS = ("desk", "api", "account", "admin", "cli")
@@ -48,7 +48,7 @@ async def category_days(category_id: int | None) -> tuple[int | None, ...]:
 
 
 async def borrower_facts(member_id: int, now: datetime, pol: rules.Policy) -> tuple[rules.Borrower, object]:
-    membership = await memberships.current_membership(member_id=member_id, now=now)
+    membership = await records.current_membership(member_id=member_id, now=now)
     due = [
         row["due_at"]
         for row in await Loan.select(Loan.due_at).where(Loan.member == member_id, Loan.returned_at.is_null()).run()
