@@ -23,7 +23,7 @@ from lending.loans.tables import Fee, Hold, Loan, LoanPolicy, Reservation
 from lending.mail.tables import EmailTemplate
 from lending.members import services as members
 from lending.members.tables import Account, Organisation, Session
-from lending.memberships import services as memberships
+from lending.memberships import tiers
 from lending.memberships.tables import (
     Agreement,
     AgreementAcceptance,
@@ -105,7 +105,7 @@ async def _before_change_item(row_id: Any, values: dict[str, Any]) -> dict[str, 
 
 async def _before_change_tier(row_id: Any, values: dict[str, Any]) -> dict[str, Any]:
     try:
-        return await memberships.admin_tier_values(values=values, tier_id=int(row_id))
+        return await tiers.admin_tier_values(values=values, tier_id=int(row_id))
     except errors.DomainError as exc:
         raise _reject(exc) from exc
 
@@ -115,7 +115,7 @@ async def _before_add_tier(row: Tier) -> Tier:
         column._meta.name: getattr(row, column._meta.name) for column in Tier._meta.columns if column._meta.name != "id"
     }
     try:
-        cleaned = await memberships.admin_tier_values(values=values)
+        cleaned = await tiers.admin_tier_values(values=values)
     except errors.DomainError as exc:
         raise _reject(exc) from exc
     for key, value in cleaned.items():

@@ -38,10 +38,10 @@ async def seed(prefix: str, members: int, items: int) -> tuple[list[int], list[s
     from lending.catalog.services import ItemDetails
     from lending.catalog.tables import Item
     from lending.members.tables import Account
-    from lending.memberships import services as memberships
-    from lending.memberships.services import TierInput
+    from lending.memberships import counter_payments, tiers
+    from lending.memberships.tiers import TierInput
 
-    tier = await memberships.save_tier(
+    tier = await tiers.save_tier(
         values=TierInput(name=f"Bench {prefix}", min_pence=0, max_pence=100, allow_free=True, loan_limit=100)
     )
     now = clock.now()
@@ -62,7 +62,7 @@ async def seed(prefix: str, members: int, items: int) -> tuple[list[int], list[s
     ]
     ids = [row["id"] for row in await Account.insert(*accounts).returning(Account.id).run()]
     for member_id in ids:
-        await memberships.record_counter_payment(
+        await counter_payments.record_counter_payment(
             member_id=member_id, tier=tier.id, amount=0, method="cash", actor_id=None
         )
     made = [await catalog.add_item(details=ItemDetails(name=f"Bench tent {prefix} {n}")) for n in range(items)]

@@ -3,7 +3,7 @@ own limit for the same effect, measured in the same run on the same database.
 
     python bench/memberships.py [--events 1000] [--postgres postgresql://postgres@127.0.0.1:5432/test]
 
-Scenarios (in process, through ``memberships.handle_stripe_event``, the webhook's service):
+Scenarios (in process, through ``stripe_events.handle_stripe_event``, the webhook's service):
   * ``paid``: distinct ``checkout.session.completed`` events, one after another: each records
     the event, activates a membership, records a payment and queues a receipt;
   * ``5x concurrent``: each of those events delivered five times at once (asyncio.gather):
@@ -36,13 +36,13 @@ async def seed(count: int, prefix: str) -> list[dict]:
     Stripe would send when each is paid."""
     from lending import clock, codes
     from lending.members.tables import Account
-    from lending.memberships import services as memberships
-    from lending.memberships.services import TierInput
+    from lending.memberships import tiers
     from lending.memberships.tables import Checkout, Membership, Tier
+    from lending.memberships.tiers import TierInput
 
     tier_name = f"Bench {prefix}"
     if not await Tier.exists().where(Tier.name == tier_name).run():
-        await memberships.save_tier(values=TierInput(name=tier_name, min_pence=100, max_pence=5000))
+        await tiers.save_tier(values=TierInput(name=tier_name, min_pence=100, max_pence=5000))
     tier = await Tier.select(Tier.id).where(Tier.name == tier_name).first().run()
     now = clock.now()
     accounts = [
@@ -123,25 +123,25 @@ async def seed(count: int, prefix: str) -> list[dict]:
 
 
 async def app_paid(events: list[dict]) -> tuple[float, list[float]]:
-    from lending.memberships import services as memberships
+    from lending.memberships import stripe_events
 
     times = []
     start = time.perf_counter()
     for event in events:
         began = time.perf_counter()
-        assert await memberships.handle_stripe_event(event=event) == "applied"
+        assert await stripe_events.handle_stripe_event(event=event) == "applied"
         times.append(time.perf_counter() - began)
     return len(events) / (time.perf_counter() - start), times
 
 
 async def app_concurrent(events: list[dict]) -> tuple[float, list[float]]:
-    from lending.memberships import services as memberships
+    from lending.memberships import stripe_events
 
     times = []
     start = time.perf_counter()
     for event in events:
         began = time.perf_counter()
-        outcomes = await asyncio.gather(*(memberships.handle_stripe_event(event=event) for _ in range(5)))
+        outcomes = await asyncio.gather(*(stripe_events.handle_stripe_event(event=event) for _ in range(5)))
         assert sorted(outcomes) == ["applied"] + ["duplicate"] * 4, outcomes
         times.append(time.perf_counter() - began)
     return len(events) / (time.perf_counter() - start), times

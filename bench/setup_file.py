@@ -113,8 +113,8 @@ async def median_time_async(repeat: int, run: Callable[[], object]) -> tuple[flo
 async def set_up_venue(categories: list[tuple]) -> dict[int, int]:
     """A venue set up through the services; {fake category id: its id in the database}."""
     from lending.catalog import services as catalog
-    from lending.memberships import services as memberships
-    from lending.memberships.services import TierInput
+    from lending.memberships import tiers
+    from lending.memberships.tiers import TierInput
     from lending.venues import rules
     from lending.venues import services as venues
 
@@ -177,7 +177,7 @@ async def set_up_venue(categories: list[tuple]) -> dict[int, int]:
             ),
         )
     ):
-        await memberships.save_tier(values=replace(tier, position=position))
+        await tiers.save_tier(values=replace(tier, position=position))
     ids: dict[int, int] = {}
     for fake_id, name, parent, *_ in categories:
         ids[fake_id] = (await catalog.create_category(name=name, parent_id=ids.get(parent))).id

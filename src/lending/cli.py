@@ -157,7 +157,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_reminders_send(args: argparse.Namespace) -> int:
     from lending.mail import services as mail
     from lending.mail.smtp import Mailer
-    from lending.memberships import services as memberships
+    from lending.memberships import expiry
 
     settings = _settings()
     try:
@@ -174,7 +174,7 @@ def cmd_reminders_send(args: argparse.Namespace) -> int:
         i18n.set_time_zone(venue.timezone)  # dates and money in messages are the venue's
         i18n.set_currency(venue.currency)
         if args.dry_run:
-            due = await memberships.queue_expiry_reminders(dry_run=True)
+            due = await expiry.queue_expiry_reminders(dry_run=True)
             lending = await reminders.queue_loan_reminders(dry_run=True)
             print(
                 f"Would queue {_counted(due, 'membership expiry reminder')}, "
@@ -183,8 +183,8 @@ def cmd_reminders_send(args: argparse.Namespace) -> int:
                 "wait to be sent. Nothing was written or sent."
             )
             return
-        expired = await memberships.expire_lapsed()
-        queued = await memberships.queue_expiry_reminders()
+        expired = await expiry.expire_lapsed()
+        queued = await expiry.queue_expiry_reminders()
         lending = await reminders.queue_loan_reminders()
         from lending.referrals import services as referrals
 

@@ -33,14 +33,14 @@ async def build(*, members_wanted: int, items_wanted: int, drop_guard_index: boo
     from lending.catalog import services as catalog
     from lending.catalog.services import ItemDetails
     from lending.members import services as members
-    from lending.memberships import services as memberships
-    from lending.memberships.services import TierInput
+    from lending.memberships import counter_payments, tiers
+    from lending.memberships.tiers import TierInput
 
     schema.configure(os.environ["DATABASE_URL"])
     await db.start()
     try:
         await db.migrate()
-        tier = await memberships.save_tier(
+        tier = await tiers.save_tier(
             values=TierInput(name="Race free", min_pence=0, max_pence=0, allow_free=True, loan_limit=100, loan_days=7)
         )
         volunteer = await members.create_account(
@@ -55,7 +55,7 @@ async def build(*, members_wanted: int, items_wanted: int, drop_guard_index: boo
             member = await members.create_account(
                 name=f"Racer {n:02d}", email=f"racer{n:02d}@example.org", role="member"
             )
-            await memberships.record_counter_payment(
+            await counter_payments.record_counter_payment(
                 member_id=member.id, tier=tier.id, amount=0, method="cash", actor_id=None
             )
             member_ids.append(member.id)

@@ -12,8 +12,8 @@ import pytest
 from lending import clock
 from lending.members import organisations
 from lending.members import services as members
-from lending.memberships import services as memberships
-from lending.memberships.services import TierInput
+from lending.memberships import tiers
+from lending.memberships.tiers import TierInput
 from lending.referrals import fhir
 from lending.referrals import services as referrals
 from lending.referrals.tables import Referral
@@ -31,7 +31,7 @@ async def token_for(account_id: int) -> dict[str, str]:
 @pytest.fixture
 async def setup(people):
     venues.forget_cache()
-    tier = await memberships.save_tier(
+    tier = await tiers.save_tier(
         values=TierInput(name="Concession", min_pence=0, max_pence=0, allow_free=True, public=False)
     )
     await referrals.save_settings(tier_id=tier.id, months_options="3,6,12", redeem_days="60", erase_after_days="365")

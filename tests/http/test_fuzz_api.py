@@ -30,8 +30,8 @@ from lending.catalog import services as catalog
 from lending.catalog.services import ItemDetails
 from lending.loans import checkout
 from lending.members import services as members
-from lending.memberships import services as memberships
-from lending.memberships.services import TierInput
+from lending.memberships import counter_payments, tiers
+from lending.memberships.tiers import TierInput
 from tests.conftest import bearer, http_client
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -43,10 +43,10 @@ BASE_URL = "http://testserver.local"
 async def seed(people: dict) -> dict[str, object]:
     """A little of what the API talks about: a tier, a paid-up member with a loan, an item on the
     shelf, a member registered at the counter. Returns values for path parameters."""
-    tier = await memberships.save_tier(
+    tier = await tiers.save_tier(
         values=TierInput(name="Free", min_pence=0, max_pence=5000, allow_free=True, loan_limit=3)
     )
-    await memberships.record_counter_payment(
+    await counter_payments.record_counter_payment(
         member_id=people["member"].id, tier=tier.id, amount=0, method="cash", actor_id=None
     )
     drill = await catalog.add_item(details=ItemDetails(name="Cordless drill", parts="Drill\nCharger"))

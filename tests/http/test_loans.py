@@ -15,9 +15,9 @@ from lending.catalog.services import ItemDetails
 from lending.loans import checkout, loan_policy, records
 from lending.loans.tables import Loan, Reservation
 from lending.members import services as members
-from lending.memberships import services as memberships
-from lending.memberships.services import TierInput
+from lending.memberships import counter_payments, tiers
 from lending.memberships.tables import Membership
+from lending.memberships.tiers import TierInput
 from lending.venues import services as venues
 from tests.conftest import bearer, csrf_token, post_form
 
@@ -25,10 +25,10 @@ from tests.conftest import bearer, csrf_token, post_form
 @pytest.fixture
 async def kit(people):
     venues.forget_cache()
-    tier = await memberships.save_tier(
+    tier = await tiers.save_tier(
         values=TierInput(name="Free", min_pence=0, max_pence=5000, allow_free=True, loan_limit=3)
     )
-    await memberships.record_counter_payment(
+    await counter_payments.record_counter_payment(
         member_id=people["member"].id, tier=tier.id, amount=0, method="cash", actor_id=None
     )
     drill = await catalog.add_item(details=ItemDetails(name="Cordless drill", parts="Drill\nCharger"))
@@ -308,7 +308,7 @@ async def test_api_holds_and_reservations(client, people, kit):
     desk = await bearer(people["volunteer"].id)
     member = await bearer(people["member"].id)
     other = await members.create_account(name="Other", email="other@example.org", role="member")
-    await memberships.record_counter_payment(
+    await counter_payments.record_counter_payment(
         member_id=other.id, tier=kit["tier"].id, amount=0, method="cash", actor_id=None
     )
     await client.post("/api/v1/loans", json={"item_code": kit["tent"].code, "member_id": other.id}, headers=desk)

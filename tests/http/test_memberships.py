@@ -9,9 +9,10 @@ import time
 import stripe
 
 from lending.members.tables import Account
-from lending.memberships import services as memberships
-from lending.memberships.services import TierInput
+from lending.memberships import agreements, counter_payments, joining, records, tiers
+from lending.memberships.gateway import NO_GATEWAY
 from lending.memberships.tables import Membership, Payment, StripeEvent
+from lending.memberships.tiers import TierInput
 from tests.conftest import PASSWORD, make_settings, post_form
 from tests.http.test_api import bearer
 
@@ -19,7 +20,7 @@ WEBHOOK_SECRET = "whsec_in_process"
 
 
 async def make_tiers():
-    free = await memberships.save_tier(
+    free = await tiers.save_tier(
         values=TierInput(
             name="Pay what you can",
             description="No means test.",
@@ -30,7 +31,7 @@ async def make_tiers():
             gift_aid=True,
         )
     )
-    monthly = await memberships.save_tier(
+    monthly = await tiers.save_tier(
         values=TierInput(name="Monthly", min_pence=100, max_pence=2000, interval="month", position=1)
     )
     return free, monthly
@@ -54,7 +55,7 @@ async def test_the_join_page_lists_tiers_then_the_chosen_one(client, database):
 
 async def test_joining_free_through_the_form_signs_in_and_shows_the_membership(client, database):
     free, _ = await make_tiers()
-    agreement = await memberships.publish_agreement(body="Bring it back clean.")
+    agreement = await agreements.publish_agreement(body="Bring it back clean.")
     response = await post_form(
         client,
         "/join",
@@ -75,7 +76,7 @@ async def test_joining_free_through_the_form_signs_in_and_shows_the_membership(c
 
 async def test_a_bad_join_shows_every_problem_and_writes_nothing(client, database):
     free, _ = await make_tiers()
-    await memberships.publish_agreement(body="Rules")
+    await agreements.publish_agreement(body="Rules")
     response = await post_form(
         client,
         "/join",
@@ -89,9 +90,9 @@ async def test_a_bad_join_shows_every_problem_and_writes_nothing(client, databas
 
 async def test_the_tier_api_and_counter_payments(client, people):
     free, monthly = await make_tiers()
-    tiers = (await client.get("/api/v1/membership-tiers")).json()["tiers"]
-    assert [t["name"] for t in tiers] == ["Pay what you can", "Monthly"]
-    assert tiers[0]["suggested_pence"] == [0, 500] and tiers[1]["interval"] == "month"
+    offered = (await client.get("/api/v1/membership-tiers")).json()["tiers"]
+    assert [t["name"] for t in offered] == ["Pay what you can", "Monthly"]
+    assert offered[0]["suggested_pence"] == [0, 500] and offered[1]["interval"] == "month"
     headers = await bearer(people, "volunteer")
     response = await client.post(
         "/api/v1/memberships",
@@ -184,14 +185,14 @@ async def test_at_the_desk_a_volunteer_takes_cash_and_the_member_sees_the_receip
     async with as_role("member") as member:
         assert (await member.get(f"/account/receipts/{code}")).status_code == 200
         assert "£7.50" in (await member.get("/account")).text
-    other = await memberships.join(
+    other = await joining.join(
         name="Other",
         email="other@example.org",
         password=PASSWORD,
         tier=free.id,
         amount=0,
         agreement_version=None,
-        gateway=memberships.NO_GATEWAY,
+        gateway=NO_GATEWAY,
         base_url="http://x",
     )
     assert other.account is not None
@@ -199,7 +200,7 @@ async def test_at_the_desk_a_volunteer_takes_cash_and_the_member_sees_the_receip
 
 async def test_another_member_cannot_read_a_receipt(as_role, people, app):
     free, _ = await make_tiers()
-    _, payment = await memberships.record_counter_payment(
+    _, payment = await counter_payments.record_counter_payment(
         member_id=people["member"].id, tier=free.id, amount=500, method="cash", actor_id=None
     )
     from lending.members import services as members
@@ -213,7 +214,7 @@ async def test_another_member_cannot_read_a_receipt(as_role, people, app):
 
 async def test_coordinators_manage_tiers_the_agreement_and_payments(as_role, people):
     free, _ = await make_tiers()
-    await memberships.record_counter_payment(
+    await counter_payments.record_counter_payment(
         member_id=people["member"].id, tier=free.id, amount=500, method="cash", actor_id=people["volunteer"].id
     )
     async with as_role("coordinator") as coordinator:
@@ -256,9 +257,9 @@ async def test_coordinators_manage_tiers_the_agreement_and_payments(as_role, peo
         assert payments.status_code == 200 and "£5.00" in payments.text
         exported = await coordinator.get("/manage/payments/export.csv")
         assert exported.headers["content-type"].startswith("text/csv") and "Test member" in exported.text
-    family = [t for t in await memberships.list_tiers() if t.name == "Family"][0]
+    family = [t for t in await tiers.list_tiers() if t.name == "Family"][0]
     assert family.suggested == [2000, 3000] and family.loan_limit == 6
-    assert (await memberships.current_agreement()).body == "Be kind."
+    assert (await agreements.current_agreement()).body == "Be kind."
     async with as_role("volunteer") as volunteer:
         assert (await volunteer.get("/manage/payments")).status_code == 403
         assert (await volunteer.get("/manage/payments/export.csv")).status_code == 403
@@ -317,7 +318,7 @@ async def test_admin_edits_of_tiers_follow_the_tier_rules_and_money_is_read_only
     from tests.conftest import sign_in
 
     free, _ = await make_tiers()
-    _, payment = await memberships.record_counter_payment(
+    _, payment = await counter_payments.record_counter_payment(
         member_id=people["member"].id, tier=free.id, amount=500, method="cash", actor_id=None
     )
     await sign_in(client, "coordinator@example.org")
@@ -329,9 +330,9 @@ async def test_admin_edits_of_tiers_follow_the_tier_rules_and_money_is_read_only
         f"/admin/api/tables/membership_tier/{free.id}/", json={"max_pence": 9000}, headers=headers
     )
     assert good.status_code == 200, good.text
-    assert (await memberships.get_tier(tier_id=free.id)).max_pence == 9000
+    assert (await tiers.get_tier(tier_id=free.id)).max_pence == 9000
     for path in (f"/admin/api/tables/payment/{payment.id}/", "/admin/api/tables/membership/1/"):
         changed = await client.patch(path, json={"amount_pence": 1}, headers=headers)
         assert changed.status_code == 405, (path, changed.text)
         assert (await client.delete(path, headers=headers)).status_code == 405
-    assert (await memberships.get_payment(payment_id=payment.id)).amount_pence == 500
+    assert (await records.get_payment(payment_id=payment.id)).amount_pence == 500

@@ -40,8 +40,9 @@ from lending.mail import rules as mail_rules
 from lending.members import organisations
 from lending.members import services as members
 from lending.members.tables import Account
-from lending.memberships import services as memberships
-from lending.memberships.services import TierInput
+from lending.memberships import counter_payments, tiers
+from lending.memberships import records as membership_records
+from lending.memberships.tiers import TierInput
 from lending.referrals import rules as referral_rules
 from lending.referrals import services as referrals
 from lending.referrals.tables import Referral
@@ -399,10 +400,10 @@ async def seed_library(people) -> dict:
     answers before any lookup). The loan, hold, booking and receipt are the member's."""
     venues.forget_cache()
     member, link_worker = people["member"], people["link_worker"]
-    tier = await memberships.save_tier(
+    tier = await tiers.save_tier(
         values=TierInput(name="Pay what you can", min_pence=0, max_pence=5000, allow_free=True, loan_limit=5)
     )
-    _membership, payment = await memberships.record_counter_payment(
+    _membership, payment = await counter_payments.record_counter_payment(
         member_id=member.id, tier=tier.id, amount=500, method="cash", actor_id=None
     )
     await referrals.save_settings(tier_id=tier.id, months_options="3,6,12", redeem_days="60", erase_after_days="365")
@@ -794,7 +795,7 @@ async def test_a_member_sees_only_their_own_loans_and_account(app, people):
     assert loan.returned_at is None and loan.renewals == 0
     assert [h.id for h in await records.member_holds(member_id=owner.id)] == [seed["hold_id"]]
     assert [b.id for b in await records.member_reservations(member_id=owner.id)] == [seed["reservation_id"]]
-    assert await memberships.current_membership(member_id=other.id) is None
+    assert await membership_records.current_membership(member_id=other.id) is None
 
 
 async def test_guards_answer_before_any_lookup(client, people):

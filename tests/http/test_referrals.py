@@ -10,8 +10,8 @@ import pytest
 from lending import clock
 from lending.members import organisations
 from lending.members import services as members
-from lending.memberships import services as memberships
-from lending.memberships.services import TierInput
+from lending.memberships import records, tiers
+from lending.memberships.tiers import TierInput
 from lending.referrals import services as referrals
 from lending.referrals.tables import Referral
 from lending.venues import services as venues
@@ -21,7 +21,7 @@ from tests.conftest import PASSWORD, bearer, csrf_token, post_form, sign_in
 @pytest.fixture
 async def setup(people):
     venues.forget_cache()
-    tier = await memberships.save_tier(
+    tier = await tiers.save_tier(
         values=TierInput(name="Concession", min_pence=0, max_pence=0, allow_free=True, public=False)
     )
     await referrals.save_settings(tier_id=tier.id, months_options="3,6,12", redeem_days="60", erase_after_days="365")
@@ -153,7 +153,7 @@ async def test_a_volunteer_redeems_at_the_desk_and_sees_no_referral(as_role, peo
             assert secret not in page.text  # who referred them, and why, stays with the referrer
         assert (await desk.get("/referrals/")).status_code == 403
         assert (await desk.get(f"/referrals/{referral.code}")).status_code == 403
-    membership = await memberships.current_membership(member_id=people["member"].id)
+    membership = await records.current_membership(member_id=people["member"].id)
     assert membership.status == "active" and membership.tier_name == "Concession"
 
 

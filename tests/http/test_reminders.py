@@ -16,9 +16,9 @@ from aiosmtpd.controller import Controller
 from lending import clock
 from lending.mail.tables import Email
 from lending.members import services as members
-from lending.memberships import services as memberships
-from lending.memberships.services import TierInput
+from lending.memberships import counter_payments, tiers
 from lending.memberships.tables import Membership
+from lending.memberships.tiers import TierInput
 from tests.conftest import SECRET
 from tests.servers import free_port, lending_command, server_env
 
@@ -59,12 +59,12 @@ async def run_reminders(env: dict, *extra: str, copies: int = 1) -> list[subproc
 
 
 async def ending_soon(language: str = "cy"):
-    tier = await memberships.save_tier(
+    tier = await tiers.save_tier(
         values=TierInput(name="Pay what you can", min_pence=100, max_pence=5000, allow_free=True)
     )
     member = await members.create_account(name="Gwen", email="gwen@example.org", role="member", language=language)
     year_ago = clock.now() - timedelta(days=360)
-    await memberships.record_counter_payment(
+    await counter_payments.record_counter_payment(
         member_id=member.id, tier=tier.id, amount=500, method="cash", actor_id=None, now=year_ago
     )
     return member
@@ -121,11 +121,11 @@ async def test_loan_reminders_and_hold_notices_go_once_even_from_two_runs_at_onc
     from lending.loans.tables import Loan
 
     inbox, url = smtp
-    tier = await memberships.save_tier(values=TierInput(name="Free", min_pence=0, max_pence=5000, allow_free=True))
+    tier = await tiers.save_tier(values=TierInput(name="Free", min_pence=0, max_pence=5000, allow_free=True))
     gwen = await members.create_account(name="Gwen", email="gwen@example.org", role="member", language="cy")
     tom = await members.create_account(name="Tom", email="tom@example.org", role="member", language="en")
     for person in (gwen, tom):
-        await memberships.record_counter_payment(
+        await counter_payments.record_counter_payment(
             member_id=person.id, tier=tier.id, amount=0, method="cash", actor_id=None
         )
     tent = await catalog.add_item(details=ItemDetails(name="Tent"))
@@ -156,9 +156,11 @@ async def test_an_overdue_reminder_goes_once_per_due_date(database, smtp):
     from lending.loans.tables import Loan
 
     inbox, url = smtp
-    tier = await memberships.save_tier(values=TierInput(name="Free", min_pence=0, max_pence=5000, allow_free=True))
+    tier = await tiers.save_tier(values=TierInput(name="Free", min_pence=0, max_pence=5000, allow_free=True))
     tom = await members.create_account(name="Tom", email="tom@example.org", role="member")
-    await memberships.record_counter_payment(member_id=tom.id, tier=tier.id, amount=0, method="cash", actor_id=None)
+    await counter_payments.record_counter_payment(
+        member_id=tom.id, tier=tier.id, amount=0, method="cash", actor_id=None
+    )
     drill = await catalog.add_item(details=ItemDetails(name="Drill"))
     [late] = await checkout.check_out(member_id=tom.id, item_codes=[drill.code], actor_id=None)
     await Loan.update({Loan.due_at: clock.now() - timedelta(days=2)}).where(Loan.id == late.id).run()

@@ -24,8 +24,8 @@ from lending.loans.tables import Loan
 from lending.mail.tables import Email
 from lending.members import services as members
 from lending.members.tables import Account
-from lending.memberships import services as memberships
-from lending.memberships.services import TierInput
+from lending.memberships import agreements, counter_payments, records, tiers
+from lending.memberships.tiers import TierInput
 from tests.conftest import PASSWORD, SECRET, http_client, make_settings, post_form, sign_in
 from tests.http.test_reminders import ending_soon, run_reminders, smtp  # noqa: F401 (smtp is a fixture)
 from tests.servers import server_env
@@ -66,7 +66,7 @@ async def language_of(email: str) -> str:
 
 
 async def free_tier():
-    return await memberships.save_tier(
+    return await tiers.save_tier(
         values=TierInput(name="Pay what you can", min_pence=100, max_pence=5000, allow_free=True)
     )
 
@@ -175,7 +175,7 @@ async def test_a_welsh_members_receipts_and_reminders_are_welsh_whoever_triggers
     await members.set_language(account_id=member.id, language="cy")
     tier = await free_tier()
     # A volunteer reading English takes the payment and lends: the messages are the member's.
-    await memberships.record_counter_payment(
+    await counter_payments.record_counter_payment(
         member_id=member.id, tier=tier.id, amount=550, method="cash", actor_id=people["volunteer"].id
     )
     tent = await catalog.add_item(details=ItemDetails(name="Tent"))
@@ -202,7 +202,7 @@ async def test_reminders_sent_from_the_command_line_are_in_the_members_language(
     env = server_env(DATABASE_URL=database, SECRET_KEY=SECRET, SMTP_URL=url)
     [result] = await run_reminders(env)
     assert result.returncode == 0, result.stderr
-    ends_at = (await memberships.current_membership(member_id=member.id)).ends_at
+    ends_at = (await records.current_membership(member_id=member.id)).ends_at
     by_subject = {str(make_header(decode_header(m["Subject"]))): m for m in inbox.messages}
     expiry = welsh("Your membership ends on %(date)s", date=i18n.format_date(ends_at, "cy"))
     assert expiry in by_subject, list(by_subject)
@@ -215,7 +215,7 @@ async def test_reminders_sent_from_the_command_line_are_in_the_members_language(
 async def test_the_calendar_feed_is_in_the_members_language_whatever_asks_for_it(client, people):
     member = people["member"]
     await members.set_language(account_id=member.id, language="cy")
-    await memberships.record_counter_payment(
+    await counter_payments.record_counter_payment(
         member_id=member.id, tier=(await free_tier()).id, amount=0, method="cash", actor_id=None
     )
     tent = await catalog.add_item(details=ItemDetails(name="Tent"))
@@ -250,7 +250,7 @@ async def paying_app(database, fake_stripe):
 
 async def test_welsh_readers_are_told_stripes_page_is_english_and_stripe_is_asked_for_english(paying_app, fake_stripe):
     tier = await free_tier()
-    await memberships.publish_agreement(body="Bring it back clean.")
+    await agreements.publish_agreement(body="Bring it back clean.")
     english_note = "Stripe's payment page is in English only"
     async with http_client(paying_app) as english:
         page = await english.get("/join", params={"tier": tier.id})

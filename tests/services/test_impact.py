@@ -13,8 +13,8 @@ from lending.catalog.tables import Category, Item, ItemGroup
 from lending.loans.tables import Loan
 from lending.members import organisations
 from lending.members import services as members
-from lending.memberships import services as memberships
-from lending.memberships.services import TierInput
+from lending.memberships import tiers
+from lending.memberships.tiers import TierInput
 from lending.referrals import reports, rules
 from lending.referrals import services as referrals
 from lending.referrals.tables import Referral
@@ -82,7 +82,7 @@ def test_csv_cells_cannot_become_formulas():
 
 async def setup_world() -> dict:
     venues.forget_cache()
-    tier = await memberships.save_tier(
+    tier = await tiers.save_tier(
         values=TierInput(name="Referral", min_pence=0, max_pence=0, allow_free=True, public=False)
     )
     await referrals.save_settings(tier_id=tier.id, months_options="3, 6, 12", redeem_days="60", erase_after_days="365")

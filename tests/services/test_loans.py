@@ -30,9 +30,9 @@ from lending.loans import (
 from lending.loans.tables import Fee, Hold, Loan
 from lending.mail.tables import Email
 from lending.members import services as members
-from lending.memberships import services as memberships
-from lending.memberships.services import TierInput
+from lending.memberships import counter_payments, tiers
 from lending.memberships.tables import Membership
+from lending.memberships.tiers import TierInput
 from lending.venues import services as venues
 
 
@@ -40,14 +40,16 @@ async def member_with_membership(name: str, *, tier_id: int, email: str | None =
     member = await members.create_account(
         name=name, email=email or f"{name.lower()}@example.org", role="member", language=language
     )
-    await memberships.record_counter_payment(member_id=member.id, tier=tier_id, amount=0, method="cash", actor_id=None)
+    await counter_payments.record_counter_payment(
+        member_id=member.id, tier=tier_id, amount=0, method="cash", actor_id=None
+    )
     return member
 
 
 @pytest.fixture
 async def library(database):
     venues.forget_cache()
-    tier = await memberships.save_tier(
+    tier = await tiers.save_tier(
         values=TierInput(name="Free", min_pence=0, max_pence=5000, allow_free=True, loan_limit=2, loan_days=7)
     )
     volunteer = await members.create_account(
@@ -103,7 +105,7 @@ async def test_an_item_already_out_is_409_and_nothing_of_the_basket_is_lent(libr
 
 async def test_every_reason_a_member_cannot_borrow_is_given(library):
     expired = await members.create_account(name="Eve", email="eve@example.org", role="member")
-    await memberships.record_counter_payment(
+    await counter_payments.record_counter_payment(
         member_id=expired.id, tier=library["tier"].id, amount=0, method="cash", actor_id=None
     )
     await (

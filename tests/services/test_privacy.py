@@ -15,8 +15,8 @@ from lending.loans import checkin, checkout
 from lending.loans.tables import Loan
 from lending.members import services as members
 from lending.members.tables import Account
-from lending.memberships import services as memberships
-from lending.memberships.services import TierInput
+from lending.memberships import counter_payments, tiers
+from lending.memberships.tiers import TierInput
 from lending.venues import services as venues
 from lending.workflows import person_data
 
@@ -24,11 +24,13 @@ from lending.workflows import person_data
 @pytest.fixture
 async def borrower(database):
     venues.forget_cache()
-    tier = await memberships.save_tier(values=TierInput(name="Free", min_pence=0, max_pence=100, allow_free=True))
+    tier = await tiers.save_tier(values=TierInput(name="Free", min_pence=0, max_pence=100, allow_free=True))
     person = await members.create_account(
         name="Nia Jones", email="nia@example.org", role="member", phone="029 2000 0000"
     )
-    await memberships.record_counter_payment(member_id=person.id, tier=tier.id, amount=0, method="cash", actor_id=None)
+    await counter_payments.record_counter_payment(
+        member_id=person.id, tier=tier.id, amount=0, method="cash", actor_id=None
+    )
     item = await catalog.add_item(details=ItemDetails(name="Tent"))
     [loan] = await checkout.check_out(member_id=person.id, item_codes=[item.code], actor_id=None)
     return person, item, loan

@@ -12,8 +12,8 @@ from lending import clock, codes, errors
 from lending.audit.tables import AuditEvent
 from lending.members import organisations
 from lending.members import services as members
-from lending.memberships import services as memberships
-from lending.memberships.services import TierInput
+from lending.memberships import records, tiers
+from lending.memberships.tiers import TierInput
 from lending.referrals import rules
 from lending.referrals import services as referrals
 from lending.referrals.tables import Referral
@@ -25,7 +25,7 @@ PASSWORD = "correct horse battery"
 @pytest.fixture
 async def world(database):
     venues.forget_cache()
-    tier = await memberships.save_tier(
+    tier = await tiers.save_tier(
         values=TierInput(name="Referral", min_pence=0, max_pence=0, allow_free=True, public=False, loan_limit=2)
     )
     await referrals.save_settings(tier_id=tier.id, months_options="3, 6, 12", redeem_days="60", erase_after_days="365")
@@ -134,7 +134,7 @@ async def test_expired_withdrawn_and_unknown_codes_are_refused_clearly(world):
     with pytest.raises(errors.NotFound) as unknown:
         await referrals.redeem(code="ZZZZZZZZZZ", member_id=world["member"].id, address="5.6.7.8")
     assert unknown.value.code == "referral_not_found"
-    assert (await memberships.current_membership(member_id=world["member"].id)) is None
+    assert (await records.current_membership(member_id=world["member"].id)) is None
 
 
 async def test_guessing_codes_is_paused_after_ten_wrong_tries(world):

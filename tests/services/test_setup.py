@@ -20,9 +20,9 @@ from lending.mail import services as mail
 from lending.mail.tables import EmailTemplate
 from lending.members import organisations
 from lending.members import services as members
-from lending.memberships import services as memberships
-from lending.memberships.services import TierInput
+from lending.memberships import agreements, counter_payments, tiers
 from lending.memberships.tables import Agreement, Tier
+from lending.memberships.tiers import TierInput
 from lending.referrals import services as referrals
 from lending.venues import rules
 from lending.venues import services as venues
@@ -75,12 +75,12 @@ async def build_venue() -> None:
             "block_over_pence": 0,
         }
     )
-    free = await memberships.save_tier(
+    free = await tiers.save_tier(
         values=TierInput(
             name="Referral", allow_free=True, min_pence=0, max_pence=0, public=False, loan_limit=2, loan_days=14
         )
     )
-    await memberships.save_tier(
+    await tiers.save_tier(
         values=TierInput(
             name="Pay what you can",
             description="Choose.",
@@ -96,8 +96,8 @@ async def build_venue() -> None:
     drills = await catalog.create_category(name="Drills", parent_id=tools.id)
     await catalog.create_category(name="Garden")
     await catalog.set_category_loan_days(periods={drills.id: 3})
-    await memberships.publish_agreement(body="Bring things back clean.", body_cy="Dewch â phethau'n ôl yn lân.")
-    await memberships.publish_agreement(body="Bring things back clean and on time.")
+    await agreements.publish_agreement(body="Bring things back clean.", body_cy="Dewch â phethau'n ôl yn lân.")
+    await agreements.publish_agreement(body="Bring things back clean and on time.")
     await mail.save_template(
         kind="due_soon",
         language="cy",
@@ -318,9 +318,9 @@ async def test_venue_details_are_checked_and_the_currency_stays_once_money_is_ta
     assert set(caught.value.errors) == {"name", "timezone", "currency", "colour", "email", "website", "label_template"}
     saved = await venue_details.save_venue_details(details=rules.VenueDetails(name="  Aber  ", currency="eur"))
     assert saved.name == "Aber" and saved.currency == "eur"
-    tier = await memberships.save_tier(values=TierInput(name="Any", min_pence=0, max_pence=5000))
+    tier = await tiers.save_tier(values=TierInput(name="Any", min_pence=0, max_pence=5000))
     member = await members.create_account(name="Ann", email="ann@example.org", role="member")
-    await memberships.record_counter_payment(
+    await counter_payments.record_counter_payment(
         member_id=member.id, tier=tier.id, amount=300, method="cash", actor_id=None
     )
     with pytest.raises(errors.InvalidInput) as caught:

@@ -170,7 +170,7 @@ def test_money_reads_as_pounds():
 
 
 def test_a_tier_offers_nothing_where_it_allows_it_and_knows_stripes_minimum():
-    from lending.memberships.services import TierView
+    from lending.memberships.tiers import TierView
 
     tier = TierView(
         id=1,

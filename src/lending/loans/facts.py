@@ -15,7 +15,7 @@ from lending.i18n import lazy_gettext as _l
 from lending.loans import rules
 from lending.loans.rules import HoldStatus, ReservationStatus
 from lending.members.tables import Account
-from lending.memberships import services as memberships
+from lending.memberships import records as membership_records
 from lending.venues import rules as hours
 
 SCREENS = ("desk", "api", "account", "admin", "cli")
@@ -79,7 +79,7 @@ async def member(member_id: int, now: datetime, pol: rules.Policy) -> Member:
     if not rows:
         raise errors.NotFound(_l("There is no member with that card."), code="member_not_found")
     row = rows[0]
-    membership = await memberships.current_membership(member_id=member_id, now=now)
+    membership = await membership_records.current_membership(member_id=member_id, now=now)
     borrower = rules.Borrower(
         membership_status=membership.status if membership else None,
         loan_limit=membership.loan_limit if membership else 0,

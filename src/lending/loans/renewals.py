@@ -14,7 +14,7 @@ from lending.loans.loan_policy import policy
 from lending.loans.records import LoanView, get_loan
 from lending.loans.rules import HoldStatus, Reason, ReservationStatus
 from lending.loans.tables import Hold, Loan, Reservation
-from lending.memberships import services as memberships
+from lending.memberships import records
 from lending.venues import rules as hours
 from lending.venues import services as venues
 
@@ -43,7 +43,7 @@ async def renew(*, loan_id: int, actor_id: int | None, borrower_id: int | None =
         group = await group_row(item["item_group"])
         pol = await policy()
         cal = await venues.calendar(site_id=item["site"])
-        membership = await memberships.current_membership(member_id=row["member"], now=now)
+        membership = await records.current_membership(member_id=row["member"], now=now)
         waiting = (
             await Hold.exists()
             .where(

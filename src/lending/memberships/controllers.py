@@ -15,8 +15,19 @@ from lending.i18n import lazy_gettext as _l
 from lending.mail import services as mail
 from lending.members import services as members
 from lending.members.rules import Role, may_act_as
-from lending.memberships import rules
-from lending.memberships import services as memberships
+from lending.memberships import (
+    agreements,
+    counter_payments,
+    joining,
+    records,
+    recurring,
+    refunds,
+    reports,
+    rules,
+    stripe_events,
+    tiers,
+)
+from lending.memberships.amounts import GiftAid
 from lending.memberships.gateway import InvalidSignature, StripeGateway
 from lending.memberships.schemas import (
     AmountIn,
@@ -37,7 +48,7 @@ from lending.memberships.schemas import (
     payment_out,
     tier_out,
 )
-from lending.memberships.services import GiftAid, TierInput
+from lending.memberships.tiers import TierInput
 from lending.venues import services as venues
 from lending.web import auth, flash
 from lending.web.auth import current_user, requires, signed_in
@@ -89,16 +100,16 @@ def _chosen_amount(data: dict) -> str:
 async def _join_context(
     request: Request, *, tier_id: int | None, values: dict, problems: dict, error: str | None
 ) -> dict:
-    tiers = await memberships.list_tiers(public_only=True)
-    chosen = next((t for t in tiers if t.id == tier_id), None)
-    if chosen is None and len(tiers) == 1:
-        chosen = tiers[0]
+    offered = await tiers.list_tiers(public_only=True)
+    chosen = next((t for t in offered if t.id == tier_id), None)
+    if chosen is None and len(offered) == 1:
+        chosen = offered[0]
     user = current_user(request)
     return {
-        "tiers": tiers,
+        "tiers": offered,
         "tier": chosen,
-        "agreement": await memberships.current_agreement(),
-        "membership": await memberships.current_membership(member_id=user.id) if user else None,
+        "agreement": await agreements.current_agreement(),
+        "membership": await records.current_membership(member_id=user.id) if user else None,
         "online": _gateway(request).configured,
         "labels": _labels(),
         "values": values,
@@ -134,7 +145,7 @@ async def join_submit(request: Request) -> Response:
     )
     try:
         if user is None:
-            outcome = await memberships.join(
+            outcome = await joining.join(
                 name=data.get("name", ""),
                 email=data.get("email", ""),
                 password=data.get("password", ""),
@@ -145,7 +156,7 @@ async def join_submit(request: Request) -> Response:
         elif user.role != Role.member.value:
             raise errors.RuleViolation(_l("Memberships are for members' accounts."), code="not_a_member")
         else:
-            outcome = await memberships.start_membership(member_id=user.id, **common)
+            outcome = await joining.start_membership(member_id=user.id, **common)
     except (errors.InvalidInput, errors.Conflict, errors.RuleViolation) as exc:
         data.pop("password", None)
         return Template(
@@ -185,14 +196,14 @@ async def join_done(request: Request, session_id: FromQuery[str] = "") -> Templa
     """Back from Stripe. The address proves nothing (anyone can type it), so this page only
     shows what Stripe's webhook has confirmed, and waits for it."""
     user = current_user(request)
-    checkout = await memberships.checkout_for_member(member_id=user.id, session_id=session_id)
+    checkout = await joining.checkout_for_member(member_id=user.id, session_id=session_id)
     if checkout is None:
         return Template(
             template_name="memberships/done.html",
             context={"checkout": None, "membership": None, "session_id": "", "labels": _labels()},
             status_code=404,
         )
-    membership = await memberships.get_membership(membership_id=checkout["membership"])
+    membership = await records.get_membership(membership_id=checkout["membership"])
     return Template(
         template_name="memberships/done.html",
         context={"checkout": checkout, "membership": membership, "session_id": session_id, "labels": _labels()},
@@ -209,13 +220,13 @@ async def join_cancelled(request: Request) -> Template:
 
 async def account_context(member_id: int) -> dict:
     """The membership part of the member's account page."""
-    membership = await memberships.current_membership(member_id=member_id)
-    tier = await memberships.get_tier(tier_id=membership.tier_id) if membership else None
+    membership = await records.current_membership(member_id=member_id)
+    tier = await tiers.get_tier(tier_id=membership.tier_id) if membership else None
     return {
         "membership": membership,
         "tier": tier,
         "labels": _labels(),
-        "payments": await memberships.member_payments(member_id=member_id, limit=20),
+        "payments": await records.member_payments(member_id=member_id, limit=20),
     }
 
 
@@ -223,7 +234,7 @@ async def account_context(member_id: int) -> dict:
 async def cancel_page(request: Request) -> Response:
     user = current_user(request)
     try:
-        membership = await memberships.cancel_recurring(member_id=user.id, gateway=_gateway(request))
+        membership = await recurring.cancel_recurring(member_id=user.id, gateway=_gateway(request))
     except (errors.Conflict, errors.Unavailable, errors.RuleViolation) as exc:
         flash.add(request.scope, str(exc.detail), "error")
         return Redirect(path="/account#membership", status_code=303)
@@ -239,7 +250,7 @@ async def change_amount_page(request: Request) -> Response:
     user = current_user(request)
     data = await form_data(request)
     try:
-        await memberships.change_amount(
+        await recurring.change_amount(
             member_id=user.id,
             amount=data.get("amount", ""),
             pounds=True,
@@ -255,7 +266,7 @@ async def change_amount_page(request: Request) -> Response:
 
 async def _receipt(request: Request, code: str) -> Template:
     user = current_user(request)
-    payment = await memberships.receipt_for(
+    payment = await records.receipt_for(
         receipt_code=code, viewer_id=user.id, sees_everyones=may_act_as(user.role, Role.volunteer)
     )
     return Template(template_name="memberships/receipt.html", context={"payment": payment, "labels": _labels()})
@@ -271,16 +282,16 @@ async def my_receipt(request: Request, code: FromPath[str]) -> Template:
 
 async def _desk_context(member_id: int, values: dict, problems: dict, error: str | None) -> dict:
     member = await members.get_account(account_id=member_id)
-    tiers = await memberships.list_tiers()
-    agreement = await memberships.current_agreement()
-    accepted = await memberships.accepted_version(account_id=member_id)
+    offered = await tiers.list_tiers()
+    agreement = await agreements.current_agreement()
+    accepted = await agreements.accepted_version(account_id=member_id)
     return {
         "agreement": agreement if agreement and accepted != agreement.version else None,
         "member": member,
-        "membership": await memberships.current_membership(member_id=member_id),
-        "payments": await memberships.member_payments(member_id=member_id, limit=10),
-        "tiers": tiers,
-        "gift_aid_offered": any(t.gift_aid for t in tiers),
+        "membership": await records.current_membership(member_id=member_id),
+        "payments": await records.member_payments(member_id=member_id, limit=10),
+        "tiers": offered,
+        "gift_aid_offered": any(t.gift_aid for t in offered),
         "labels": _labels(),
         "values": values,
         "errors": problems,
@@ -300,7 +311,7 @@ async def desk_member(request: Request, member_id: FromPath[int]) -> Template:
 async def desk_payment(request: Request, member_id: FromPath[int]) -> Response:
     data = await form_data(request)
     try:
-        membership, payment = await memberships.record_counter_payment(
+        membership, payment = await counter_payments.record_counter_payment(
             member_id=member_id,
             tier=data.get("tier") or None,
             amount=data.get("amount", ""),
@@ -408,8 +419,8 @@ _NEW_TIER = {
 
 async def _manage_context(values: dict | None = None, problems: dict | None = None, error: str | None = None) -> dict:
     return {
-        "tiers": await memberships.list_tiers(include_inactive=True),
-        "agreement": await memberships.current_agreement(),
+        "tiers": await tiers.list_tiers(include_inactive=True),
+        "agreement": await agreements.current_agreement(),
         "labels": _labels(),
         "values": values or {},
         "errors": problems or {},
@@ -444,7 +455,7 @@ async def tier_new(request: Request) -> Template:
 
 @get("/tiers/{tier_id:int}", name="memberships:tier_edit", include_in_schema=False)
 async def tier_edit(request: Request, tier_id: FromPath[int]) -> Template:
-    return _tier_template(tier_id, _tier_values(await memberships.get_tier(tier_id=tier_id)), {}, None)
+    return _tier_template(tier_id, _tier_values(await tiers.get_tier(tier_id=tier_id)), {}, None)
 
 
 async def _save_tier(request: Request, tier_id: int | None) -> Response:
@@ -453,7 +464,7 @@ async def _save_tier(request: Request, tier_id: int | None) -> Response:
     try:
         if problems:
             raise errors.InvalidInput(_l("Check the membership's settings."), errors=problems)
-        tier = await memberships.save_tier(values=values, tier_id=tier_id, actor_id=current_user(request).id)
+        tier = await tiers.save_tier(values=values, tier_id=tier_id, actor_id=current_user(request).id)
     except (errors.InvalidInput, errors.Conflict) as exc:
         return _tier_template(tier_id, data, exc.errors, str(exc.detail), exc.status)
     flash.add(request.scope, _("The membership “%(name)s” is saved.", name=tier.name))
@@ -474,7 +485,7 @@ async def tier_update(request: Request, tier_id: FromPath[int]) -> Response:
 async def agreement_publish(request: Request) -> Response:
     data = await form_data(request)
     try:
-        agreement = await memberships.publish_agreement(
+        agreement = await agreements.publish_agreement(
             body=data.get("body", ""), body_cy=data.get("body_cy", ""), actor_id=current_user(request).id
         )
     except (errors.InvalidInput, errors.Conflict) as exc:
@@ -499,9 +510,9 @@ async def payments_page(request: Request) -> Template:
     return Template(
         template_name="memberships/payments.html",
         context={
-            "income": await memberships.income_by_month(),
-            "payments": await memberships.list_payments(limit=200),
-            "unmatched": await memberships.unmatched_events(),
+            "income": await reports.income_by_month(),
+            "payments": await records.list_payments(limit=200),
+            "unmatched": await stripe_events.unmatched_events(),
             "labels": _labels(),
         },
     )
@@ -510,7 +521,7 @@ async def payments_page(request: Request) -> Template:
 @get("/export.csv", name="memberships:payments_csv", include_in_schema=False)
 async def payments_csv(request: Request) -> Response:
     return Response(
-        content=await memberships.export_payments_csv(),
+        content=await reports.export_payments_csv(),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="payments.csv"'},
     )
@@ -526,7 +537,7 @@ def _payment_template(payment, values: dict, problems: dict, error: str | None, 
 
 @get("/{payment_id:int}", name="memberships:payment", include_in_schema=False)
 async def payment_page(request: Request, payment_id: FromPath[int]) -> Template:
-    payment = await memberships.get_payment(payment_id=payment_id)
+    payment = await records.get_payment(payment_id=payment_id)
     return _payment_template(payment, {"amount": f"{payment.refundable_pence / 100:.2f}"}, {}, None)
 
 
@@ -534,7 +545,7 @@ async def payment_page(request: Request, payment_id: FromPath[int]) -> Template:
 async def refund_page(request: Request, payment_id: FromPath[int]) -> Response:
     data = await form_data(request)
     try:
-        await memberships.refund_payment(
+        await refunds.refund_payment(
             payment_id=payment_id,
             amount=data.get("amount", ""),
             pounds=True,
@@ -545,7 +556,7 @@ async def refund_page(request: Request, payment_id: FromPath[int]) -> Response:
         )
     except (errors.InvalidInput, errors.Conflict, errors.Unavailable, errors.RuleViolation) as exc:
         return _payment_template(
-            await memberships.get_payment(payment_id=payment_id), data, exc.errors, str(exc.detail), exc.status
+            await records.get_payment(payment_id=payment_id), data, exc.errors, str(exc.detail), exc.status
         )
     flash.add(request.scope, _("The refund is recorded."))
     return Redirect(path=f"/manage/payments/{payment_id}", status_code=303)
@@ -569,7 +580,7 @@ async def stripe_webhook(request: Request) -> Response:
         event = _gateway(request).verify_event(payload, request.headers.get("stripe-signature"))
     except InvalidSignature as exc:
         raise errors.DomainError(_l("The Stripe signature does not match this request."), code="bad_signature") from exc
-    outcome = await memberships.handle_stripe_event(event=event)
+    outcome = await stripe_events.handle_stripe_event(event=event)
     return Response(content={"received": True, "outcome": outcome}, status_code=200, background=_send_mail(request))
 
 
@@ -578,9 +589,7 @@ async def stripe_webhook(request: Request) -> Response:
 
 @get("/membership-tiers", name="api:membership_tiers", tags=["memberships"], summary="The memberships offered")
 async def api_tiers(request: Request) -> TierList:
-    return TierList(
-        tiers=[tier_out(t, await venues.currency()) for t in await memberships.list_tiers(public_only=True)]
-    )
+    return TierList(tiers=[tier_out(t, await venues.currency()) for t in await tiers.list_tiers(public_only=True)])
 
 
 async def _member_id(data: CounterPaymentIn) -> int:
@@ -597,7 +606,7 @@ async def _member_id(data: CounterPaymentIn) -> int:
     summary="Record a payment at the counter (cash or card reader) and activate or renew the membership",
 )
 async def api_counter_payment(request: Request, data: JSONBody[CounterPaymentIn]) -> Response[CounterPaymentOut]:
-    membership, payment = await memberships.record_counter_payment(
+    membership, payment = await counter_payments.record_counter_payment(
         member_id=await _member_id(data),
         tier=data.tier,
         amount=data.amount_pence,
@@ -632,7 +641,7 @@ def _member_only(request: Request):
 )
 async def api_checkout(request: Request, data: JSONBody[CheckoutIn]) -> CheckoutOut:
     user = _member_only(request)
-    outcome = await memberships.start_membership(
+    outcome = await joining.start_membership(
         member_id=user.id,
         tier=data.tier,
         interval=data.interval,
@@ -660,10 +669,10 @@ async def api_checkout(request: Request, data: JSONBody[CheckoutIn]) -> Checkout
 )
 async def api_mine(request: Request) -> MyMembershipOut:
     user = current_user(request)
-    membership = await memberships.current_membership(member_id=user.id)
+    membership = await records.current_membership(member_id=user.id)
     return MyMembershipOut(
         membership=membership_out(membership) if membership else None,
-        payments=[payment_out(p) for p in await memberships.member_payments(member_id=user.id)],
+        payments=[payment_out(p) for p in await records.member_payments(member_id=user.id)],
     )
 
 
@@ -676,10 +685,10 @@ async def api_mine(request: Request) -> MyMembershipOut:
 )
 async def api_checkout_status(request: Request, session_id: FromPath[str]) -> dict:
     user = current_user(request)
-    checkout = await memberships.checkout_for_member(member_id=user.id, session_id=session_id)
+    checkout = await joining.checkout_for_member(member_id=user.id, session_id=session_id)
     if checkout is None:
         raise errors.NotFound(_l("There is no such checkout."), code="checkout_not_found")
-    membership = await memberships.get_membership(membership_id=checkout["membership"])
+    membership = await records.get_membership(membership_id=checkout["membership"])
     return {"checkout": checkout["status"], "membership": membership.status}
 
 
@@ -693,7 +702,7 @@ async def api_checkout_status(request: Request, session_id: FromPath[str]) -> di
 )
 async def api_cancel(request: Request) -> MembershipOut:
     user = _member_only(request)
-    return membership_out(await memberships.cancel_recurring(member_id=user.id, gateway=_gateway(request)))
+    return membership_out(await recurring.cancel_recurring(member_id=user.id, gateway=_gateway(request)))
 
 
 @put(
@@ -706,7 +715,7 @@ async def api_cancel(request: Request) -> MembershipOut:
 async def api_amount(request: Request, data: JSONBody[AmountIn]) -> MembershipOut:
     user = _member_only(request)
     return membership_out(
-        await memberships.change_amount(
+        await recurring.change_amount(
             member_id=user.id, amount=data.amount_pence, forward=data.forward_pence, gateway=_gateway(request)
         )
     )
@@ -720,9 +729,7 @@ async def api_amount(request: Request, data: JSONBody[AmountIn]) -> MembershipOu
     summary="Payments, newest first",
 )
 async def api_payments(request: Request, limit: FromQuery[int] = 200) -> PaymentList:
-    return PaymentList(
-        payments=[payment_out(p) for p in await memberships.list_payments(limit=max(1, min(limit, 1000)))]
-    )
+    return PaymentList(payments=[payment_out(p) for p in await records.list_payments(limit=max(1, min(limit, 1000)))])
 
 
 @post(
@@ -734,7 +741,7 @@ async def api_payments(request: Request, limit: FromQuery[int] = 200) -> Payment
     summary="Refund all or part of a payment",
 )
 async def api_refund(request: Request, payment_id: FromPath[int], data: JSONBody[RefundIn]) -> PaymentOut:
-    refunded = await memberships.refund_payment(
+    refunded = await refunds.refund_payment(
         payment_id=payment_id,
         amount=data.amount_pence,
         reason=data.reason,
@@ -754,7 +761,7 @@ async def api_refund(request: Request, payment_id: FromPath[int], data: JSONBody
 )
 async def api_income(request: Request) -> IncomeOut:
     return IncomeOut(
-        currency=await venues.currency(), rows=[income_row_out(r) for r in await memberships.income_by_month()]
+        currency=await venues.currency(), rows=[income_row_out(r) for r in await reports.income_by_month()]
     )
 
 

@@ -7,7 +7,9 @@ from datetime import datetime
 
 import msgspec
 
-from lending.memberships.services import IncomeRow, MembershipView, PaymentView, TierView
+from lending.memberships.records import MembershipView, PaymentView
+from lending.memberships.reports import IncomeRow
+from lending.memberships.tiers import TierView
 
 Pence = int | float | str
 

@@ -21,7 +21,7 @@ from lending.i18n import lazy_gettext as _l
 from lending.members import organisations
 from lending.members import services as members
 from lending.members.rules import Role, may_act_as
-from lending.memberships import services as memberships
+from lending.memberships import tiers
 from lending.referrals import fhir, reports, rules
 from lending.referrals import services as referrals
 from lending.venues import rules as venue_rules
@@ -259,14 +259,14 @@ async def _organisations_context(values: dict, problems: dict, error: str | None
     link_workers = await members.list_accounts(role=Role.link_worker.value)
     counts = {o.id: sum(1 for a in link_workers if a.organisation_id == o.id) for o in known}
     config = await referrals.settings()
-    tiers = await memberships.list_tiers(include_inactive=True)
+    free_tiers = [(tier.id, tier.name) for tier in await tiers.list_tiers(include_inactive=True) if tier.allow_free]
     return {
         "organisations": known,
         "counts": counts,
         "kind_options": list(organisations.KIND_LABELS.items()),
         "values": values,
         "config": config,
-        "tier_options": [("", _("Choose a membership"))] + [(tier.id, tier.name) for tier in tiers if tier.allow_free],
+        "tier_options": [("", _("Choose a membership")), *free_tiers],
         "errors": problems,
         "error": error,
     }

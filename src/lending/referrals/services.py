@@ -14,7 +14,7 @@ from lending.loans.tables import Loan
 from lending.members import services as members
 from lending.members.rules import Role, may_act_as
 from lending.members.tables import Account, LoginAttempt, Organisation
-from lending.memberships import services as memberships
+from lending.memberships import free_months
 from lending.memberships.tables import Tier
 from lending.referrals import rules
 from lending.referrals.tables import Referral, ReferralSettings
@@ -348,7 +348,7 @@ async def redeem(*, code: str, member_id: int, address: str, actor_id: int | Non
             raise (errors.Conflict if error_code == "referral_used" else errors.RuleViolation)(message, code=error_code)
         if config.tier_id is None:
             raise errors.Conflict(_l("The venue has not set up referral memberships yet."), code="referrals_not_set_up")
-        membership = await memberships.grant_free_months(
+        membership = await free_months.grant_free_months(
             member_id=member_id, tier_id=config.tier_id, months=row["months"], actor_id=actor_id or member_id, now=now
         )
         await (
@@ -424,7 +424,7 @@ async def extend(*, viewer, code: str, months: int | None = None, redeem_by: dat
         elif status == rules.Status.redeemed and months is not None:
             if problem := rules.months_problem(months, config.months_options):
                 raise errors.InvalidInput(problem, code="invalid_months", field="months")
-            membership = await memberships.grant_free_months(
+            membership = await free_months.grant_free_months(
                 member_id=row["member"], tier_id=config.tier_id, months=months, actor_id=viewer.id, now=now
             )
             await (

@@ -16,9 +16,11 @@ from lending.loans.tables import Loan
 from lending.members import organisations
 from lending.members import services as members
 from lending.members.tables import Account
-from lending.memberships import services as memberships
-from lending.memberships.services import GiftAid, TierInput
+from lending.memberships import agreements, counter_payments, joining, tiers
+from lending.memberships.amounts import GiftAid
+from lending.memberships.gateway import NO_GATEWAY
 from lending.memberships.tables import Membership
+from lending.memberships.tiers import TierInput
 from lending.referrals import rules
 from lending.referrals import services as referrals
 from lending.referrals.tables import Referral
@@ -309,13 +311,13 @@ AGREEMENT_CY = (
 async def _load_memberships(progress: Callable[[str], None]) -> None:
     """Tiers, the agreement, and members on each: one paid in cash with pay-it-forward and Gift
     Aid, one free, one waiting to pay at the counter."""
-    existing = {tier.name: tier for tier in await memberships.list_tiers(include_inactive=True)}
+    existing = {tier.name: tier for tier in await tiers.list_tiers(include_inactive=True)}
     for values in TIERS:
         if values.name not in existing:
-            existing[values.name] = await memberships.save_tier(values=values)
+            existing[values.name] = await tiers.save_tier(values=values)
             progress(f"Added the membership {values.name}.")
-    if await memberships.current_agreement() is None:
-        await memberships.publish_agreement(body=AGREEMENT, body_cy=AGREEMENT_CY)
+    if await agreements.current_agreement() is None:
+        await agreements.publish_agreement(body=AGREEMENT, body_cy=AGREEMENT_CY)
         progress("Published the borrowing agreement.")
     volunteer = await Account.select(Account.id).where(Account.email == "volunteer@demo.example").first().run()
     plans = [
@@ -330,18 +332,18 @@ async def _load_memberships(progress: Callable[[str], None]) -> None:
         tier = existing[tier_name]
         if amount is None:
             # Chose to pay monthly online, but this demo has no Stripe: it waits for the counter.
-            agreement = await memberships.current_agreement()
-            await memberships.start_membership(
+            agreement = await agreements.current_agreement()
+            await joining.start_membership(
                 member_id=member["id"],
                 tier=tier.id,
                 amount=300,
                 agreement_version=agreement.version if agreement else None,
-                gateway=memberships.NO_GATEWAY,
+                gateway=NO_GATEWAY,
                 base_url="",
                 public_only=False,
             )
         else:
-            await memberships.record_counter_payment(
+            await counter_payments.record_counter_payment(
                 member_id=member["id"],
                 tier=tier.id,
                 amount=amount,
@@ -429,7 +431,7 @@ async def _load_referrals(progress: Callable[[str], None]) -> None:
 
     settings = await referrals.settings()
     if settings.tier_id is None:
-        tier = next(t for t in await memberships.list_tiers(include_inactive=True) if t.name == "Concession")
+        tier = next(t for t in await tiers.list_tiers(include_inactive=True) if t.name == "Concession")
         await referrals.save_settings(
             tier_id=tier.id, months_options="3, 6, 12", redeem_days="60", erase_after_days="365"
         )

@@ -4,7 +4,7 @@ read here and handed down."""
 
 from __future__ import annotations
 
-from lending.memberships import services as memberships
+from lending.memberships import reports
 from lending.venues import rules
 from lending.venues import services as venues
 
@@ -12,5 +12,5 @@ from lending.venues import services as venues
 async def save_venue_details(*, details: rules.VenueDetails, actor_id: int | None = None) -> venues.VenueSettings:
     """``venues.save_details`` with the currencies payments were taken in."""
     return await venues.save_details(
-        details=details, currencies_taken=await memberships.currencies_taken(), actor_id=actor_id
+        details=details, currencies_taken=await reports.currencies_taken(), actor_id=actor_id
     )
