@@ -70,13 +70,7 @@ class Configuration:
     categories: dict[int, catalog.CategoryNode]
 
     def category_days(self, category_id: int | None) -> tuple[int | None, ...]:
-        """Loan periods of the category and its ancestors, nearest first."""
-        chain, seen = [], set()
-        while category_id is not None and category_id in self.categories and category_id not in seen:
-            seen.add(category_id)
-            chain.append(self.categories[category_id].loan_days)
-            category_id = self.categories[category_id].parent_id
-        return tuple(chain)
+        return facts.category_chain(self.categories, category_id)
 
 
 async def configuration() -> Configuration:

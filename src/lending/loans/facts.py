@@ -36,15 +36,19 @@ def code_from_scan(text: str) -> str:
     return codes.normalise(cleaned)
 
 
-async def category_days(category_id: int | None) -> tuple[int | None, ...]:
-    """Loan periods of the category and its ancestors, nearest first (from the kept tree)."""
-    nodes = {node.id: node for node in await catalog.category_tree()}
+def category_chain(nodes: dict[int, catalog.CategoryNode], category_id: int | None) -> tuple[int | None, ...]:
+    """Loan periods of the category and its ancestors, nearest first."""
     chain, seen = [], set()
     while category_id is not None and category_id in nodes and category_id not in seen:
         seen.add(category_id)
         chain.append(nodes[category_id].loan_days)
         category_id = nodes[category_id].parent_id
     return tuple(chain)
+
+
+async def category_days(category_id: int | None) -> tuple[int | None, ...]:
+    """``category_chain`` from the kept category tree."""
+    return category_chain({node.id: node for node in await catalog.category_tree()}, category_id)
 
 
 # --- the borrower, in one statement ----------------------------------------------------------
