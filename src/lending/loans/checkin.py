@@ -45,8 +45,8 @@ def _parts_missing(parts: object, known: list[str]) -> list[str]:
 
 
 # The copy, its thing, its open loan and who borrowed it, its last loan, and the first member
-# waiting for the thing: one statement (locking the copy on PostgreSQL). ``{where}`` picks the
-# copy by the loan asked for or by its code.
+# waiting for the thing, in one statement; the WHERE picks the copy by the loan asked for or by
+# its code.
 _RETURN_SQL = (
     "SELECT i.id, i.code, i.status, i.item_group, i.site, g.name, g.parts, "
     "o.id AS loan_id, o.lent_at, o.due_at, o.member, o.renewals, o.recorded_at, a.name AS member_name, "
@@ -60,15 +60,20 @@ _RETURN_SQL = (
     f"AND h.status = '{HoldStatus.waiting}' ORDER BY h.placed_at, h.id LIMIT 1) "
     "LEFT JOIN account wa ON wa.id = w.member "
 )
-_BY_LOAN = db.Statement(_RETURN_SQL + "WHERE i.id = (SELECT item FROM loan WHERE id = {loan})")
-_BY_CODE = db.Statement(_RETURN_SQL + "WHERE i.code = {code}")
-_LOCKED = " FOR UPDATE OF i"
+_BY_LOAN = "WHERE i.id = (SELECT item FROM loan WHERE id = {loan})"
+_BY_CODE = "WHERE i.code = {code}"
+_LOAD = {where: db.Statement(_RETURN_SQL + where) for where in (_BY_LOAN, _BY_CODE)}
+# PostgreSQL: the copy is locked by a statement of its own, and read by the next one, which
+# sees what a check-in that held the lock meanwhile committed (a locking read would re-check
+# only the copy's row, not the loan joined to it, and close the same loan twice).
+_LOCK = {where: db.Statement("SELECT i.id FROM item i " + where + " FOR UPDATE") for where in (_BY_LOAN, _BY_CODE)}
 
 
 async def _load(*, loan_id: int | None, code: str) -> dict | None:
-    statement, values = (_BY_LOAN, {"loan": loan_id}) if loan_id is not None else (_BY_CODE, {"code": code})
-    sql, args = statement.bind(**values)
-    rows = await Item.raw(sql + (_LOCKED if db.is_postgres() else ""), *args).run()
+    where, values = (_BY_LOAN, {"loan": loan_id}) if loan_id is not None else (_BY_CODE, {"code": code})
+    if db.is_postgres():
+        await _LOCK[where].rows(Item, **values)
+    rows = await _LOAD[where].rows(Item, **values)
     return rows[0] if rows else None
 
 
@@ -96,7 +101,7 @@ async def check_in(
 ) -> Return:
     """Close the item's open loan. Returning what is already back changes nothing and says so;
     "needs repair" puts the copy into maintenance, otherwise it goes to the next hold or back
-    on the shelf. Load (one statement), decide, write (four to seven)."""
+    on the shelf. Load (one statement, after the lock on PostgreSQL), decide, write."""
     condition, notes = _checked_input(condition, notes)
     pol, venue = await policy(), await venues.snapshot()
     async with db.transaction(write=True):
