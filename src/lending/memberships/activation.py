@@ -117,6 +117,33 @@ async def activate(
     interval = interval or tier.interval
     current_end = row["ends_at"] if row["status"] == Status.active.value else None
     ends_at = rules.renewed_until(current_end=current_end, now=now, interval=interval)
+    await write_activation(
+        row=row,
+        tier=tier,
+        amount_pence=amount_pence,
+        forward_pence=forward_pence,
+        interval=interval,
+        method=method,
+        ends_at=ends_at,
+        now=now,
+        actor_id=actor_id,
+    )
+    return ends_at
+
+
+async def write_activation(
+    *,
+    row: dict,
+    tier: TierView,
+    amount_pence: int,
+    forward_pence: int,
+    interval: str,
+    method: str,
+    ends_at: datetime,
+    now: datetime,
+    actor_id: int | None,
+) -> None:
+    """The membership active until ``ends_at`` on these terms, and the audit log says so."""
     await (
         Membership.update(
             {
@@ -142,7 +169,6 @@ async def activate(
         detail=f"method={method}",
         at=now,
     )
-    return ends_at
 
 
 async def activate_free(*, row: dict, tier: TierView, now: datetime, actor_id: int | None) -> None:

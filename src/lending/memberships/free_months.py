@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
+import calendar
 from datetime import datetime
 
 from lending import clock, errors
-from lending.audit import services as audit
 from lending.i18n import lazy_gettext as _l
-from lending.memberships.activation import open_or_new
+from lending.memberships.activation import open_or_new, write_activation
 from lending.memberships.records import MembershipView, get_membership
 from lending.memberships.rules import Interval, Method, Status
-from lending.memberships.tables import Membership
 from lending.memberships.tiers import get_tier
 
 
 def _months_later(moment: datetime, months: int) -> datetime:
     """The same day ``months`` later (or the month's last day), at the same time."""
-    import calendar
-
     month = moment.month - 1 + months
     year, month = moment.year + month // 12, month % 12 + 1
     return moment.replace(year=year, month=month, day=min(moment.day, calendar.monthrange(year, month)[1]))
@@ -39,25 +36,15 @@ async def grant_free_months(
         )
     current_end = row["ends_at"] if row["status"] == Status.active.value and row["ends_at"] else None
     ends_at = _months_later(current_end if current_end and current_end > now else now, months)
-    await (
-        Membership.update(
-            {
-                Membership.status: Status.active.value,
-                Membership.tier: tier.id,
-                Membership.amount_pence: 0,
-                Membership.forward_pence: 0,
-                Membership.interval: Interval.one_off.value,
-                Membership.method: Method.free.value,
-                Membership.starts_at: row["starts_at"] or now,
-                Membership.ends_at: ends_at,
-                Membership.cancel_at_period_end: False,
-                Membership.updated_at: now,
-            }
-        )
-        .where(Membership.id == row["id"])
-        .run()
-    )
-    await audit.record(
-        action="membership.activate", actor_id=actor_id, subject=f"membership:{row['id']}", detail="method=free", at=now
+    await write_activation(
+        row=row,
+        tier=tier,
+        amount_pence=0,
+        forward_pence=0,
+        interval=Interval.one_off.value,
+        method=Method.free.value,
+        ends_at=ends_at,
+        now=now,
+        actor_id=actor_id,
     )
     return await get_membership(membership_id=row["id"], now=now)
